@@ -1,0 +1,39 @@
+"""The grid's own exceptions: every failure a user can cause or meet is one of these."""
+
+EXIT_CONFIG = 2  # usage and configuration errors
+
+
+class GridError(Exception):
+    """Base of every error the grid raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(GridError):
+    """A bad parameter, flag or broker URL: names the thing, its value, its source, what is allowed."""
+
+    exit_code = EXIT_CONFIG
+
+
+class QueueError(GridError):
+    """A queue operation failed (the message says which queue and why)."""
+
+
+class QueueNotFound(QueueError):
+    """The named queue does not exist."""
+
+    exit_code = EXIT_CONFIG
+
+
+class QueueAccessDenied(QueueError):
+    """The credentials may not use the queue."""
+
+    exit_code = EXIT_CONFIG
+
+
+class MessageError(GridError):
+    """A message that cannot be decoded; `code` is the wire error code (400, 413, ...)."""
+
+    def __init__(self, message: str, code: int = 400):
+        super().__init__(message)
+        self.code = code
