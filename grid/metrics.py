@@ -1,0 +1,160 @@
+"""Metrics: every name the grid emits is defined here once, for statsd and for CloudWatch.
+
+statsd names are the original's: the role's `stats_prefix` (e.g. `awsgridwithsqs_worker_`) glued to a short name
+(`tps`), so the CloudWatch agent publishes `awsgridwithsqs_worker_tps` as the original's dashboard expects.
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import statsd
+
+from grid.errors import ConfigError
+
+COUNTER, TIMER, GAUGE = "counter", "timer", "gauge"
+DEFAULT_STATSD_PORT = 8125  # the CloudWatch agent's statsd listener
+MAX_UDP_BYTES = 512  # per datagram: safe on any path MTU
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A statsd metric of one role: `name` without the prefix; timers are in milliseconds."""
+
+    role: str
+    name: str
+    kind: str
+    help: str
+
+
+STATSD_METRICS: tuple[Metric, ...] = (
+    Metric("producer", "throughput", COUNTER, "tasks accepted by the tasks queue"),
+    Metric("producer", "exec_time", TIMER, "time to generate the task numbers of a batch"),
+    Metric("producer", "send_msg_time", TIMER, "time of one send_batch call"),
+    Metric("worker", "read_time", TIMER, "time of one receive call (long poll included)"),
+    Metric("worker", "tasks_handled", COUNTER, "tasks received"),
+    Metric("worker", "execution_time", TIMER, "time to compute the tasks of a batch"),
+    Metric("worker", "send_time", TIMER, "time to send the results of a batch"),
+    Metric("worker", "delete_time", TIMER, "time to delete the task messages of a batch"),
+    Metric("worker", "tps", COUNTER, "tasks answered: result accepted and task message deleted"),
+    Metric("worker", "task_errors", COUNTER, "tasks answered with an error result (400, 413, 422)"),
+    Metric("worker", "worker_faults", COUNTER, "tasks that failed inside the worker (500), left for retry"),
+    Metric("worker", "released", COUNTER, "unstarted task messages released on stop"),
+    Metric("supervisor", "backlog_per_instance", GAUGE, "tasks waiting or in work per in-service worker"),
+    Metric("supervisor", "desired_instances_count", GAUGE, "the fleet's desired size"),
+    Metric("supervisor", "all_instances_count", GAUGE, "workers running, in service or not"),
+    Metric("supervisor", "total_backlog_count", GAUGE, "tasks waiting or in work"),
+    Metric("supervisor", "errors", COUNTER, "failed supervisor steps (retried)"),
+    Metric("collector", "results_stored", COUNTER, "results written to the result store"),
+    Metric("collector", "duplicates", COUNTER, "results dropped because their task id was stored already"),
+    Metric("collector", "store_time", TIMER, "time to store and delete a batch of results"),
+    Metric("collector", "latency", TIMER, "completed_at - submitted_at of a stored result"),
+)
+
+# The supervisor's CloudWatch metrics, as the original published them (Unit Count, dimension AutoScalingGroupName).
+CLOUDWATCH_NAMESPACE = "AWSGridWithSQS/AppMetrics"
+CLOUDWATCH_DIMENSION = "AutoScalingGroupName"
+BACKLOG_PER_INSTANCE = "backlog_per_instance"
+DESIRED_INSTANCES_COUNT = "desired_instances_count"
+ALL_INSTANCES_COUNT = "all_instances_count"
+TOTAL_BACKLOG_COUNT = "total_backlog_count"
+CLOUDWATCH_METRICS = (BACKLOG_PER_INSTANCE, DESIRED_INSTANCES_COUNT, ALL_INSTANCES_COUNT, TOTAL_BACKLOG_COUNT)
+
+_KINDS = {(m.role, m.name): m.kind for m in STATSD_METRICS}
+
+
+def metrics(role: str) -> tuple[Metric, ...]:
+    """The statsd metrics `role` emits."""
+    return tuple(m for m in STATSD_METRICS if m.role == role)
+
+
+def statsd_names(role: str, prefix: str) -> tuple[str, ...]:
+    """The full statsd names of `role` under `prefix`, as they arrive at the agent."""
+    return tuple(prefix + m.name for m in metrics(role))
+
+
+def export() -> dict:
+    """The metric names in a JSON-able form, for Terraform's dashboard and tests that check it."""
+    return {
+        "statsd": [{"role": m.role, "name": m.name, "kind": m.kind, "help": m.help} for m in STATSD_METRICS],
+        "cloudwatch": {
+            "namespace": CLOUDWATCH_NAMESPACE,
+            "dimension": CLOUDWATCH_DIMENSION,
+            "metrics": list(CLOUDWATCH_METRICS),
+        },
+    }
+
+
+class Metrics:
+    """statsd metrics of one role, buffered until `flush()`; a no-op when `host` is empty.
+
+    Not thread-safe: a daemon records from its own thread. A name the registry above does not define for the role,
+    or a call of the wrong kind (timing on a counter), is a programming error and raises ValueError.
+    """
+
+    def __init__(self, role: str, prefix: str = "", host: str = "", port: int = DEFAULT_STATSD_PORT):
+        self.role = role
+        self.prefix = prefix
+        self._client = _client(host, port) if host else None
+        self._pipe = self._client.pipeline() if self._client else None
+
+    @classmethod
+    def from_config(cls, cfg) -> Metrics:
+        return cls(cfg.role, cfg.stats_prefix, cfg.statsd_host, cfg.statsd_port)
+
+    @property
+    def enabled(self) -> bool:
+        return self._pipe is not None
+
+    def incr(self, name: str, count: int = 1) -> None:
+        self._check(name, COUNTER)
+        if self._pipe is not None:
+            self._pipe.incr(self.prefix + name, count)
+
+    def timing(self, name: str, ms: float) -> None:
+        self._check(name, TIMER)
+        if self._pipe is not None:
+            self._pipe.timing(self.prefix + name, ms)
+
+    def gauge(self, name: str, value: float) -> None:
+        self._check(name, GAUGE)
+        if self._pipe is not None:
+            self._pipe.gauge(self.prefix + name, value)
+
+    @contextlib.contextmanager
+    def timer(self, name: str) -> Iterator[None]:
+        """Record the time the block takes (also when it raises)."""
+        self._check(name, TIMER)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timing(name, (time.perf_counter() - start) * 1000.0)
+
+    def flush(self) -> None:
+        """Send what is buffered (a few UDP datagrams); UDP send errors are dropped, as statsd does."""
+        if self._pipe is not None:
+            self._pipe.send()
+
+    def close(self) -> None:
+        self.flush()
+        if self._client is not None:
+            self._client.close()
+            self._client = self._pipe = None
+
+    def _check(self, name: str, kind: str) -> None:
+        if _KINDS.get((self.role, name)) != kind:
+            raise ValueError(f"{self.role} has no {kind} metric {name!r}: define it in grid.metrics.STATSD_METRICS")
+
+
+def _client(host: str, port: int) -> statsd.StatsClient:
+    try:
+        return statsd.StatsClient(host, port, maxudpsize=MAX_UDP_BYTES)
+    except (OSError, UnicodeError) as e:
+        raise ConfigError(
+            f"statsd_host={host!r} statsd_port={port}: cannot resolve the statsd address ({e}); "
+            "give a reachable host name or IP, or an empty statsd_host to turn metrics off"
+        ) from e

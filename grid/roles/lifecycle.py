@@ -1,0 +1,213 @@
+"""The one daemon lifecycle every role shares: set-up, a step, tear-down, a stop flag, backoff on a monotonic clock.
+
+A role subclasses `Daemon` and writes `setup`, `run_once` and `teardown`; `main` turns flags, environment and SSM
+into a `Config`, sets up logging and metrics, opens the broker and runs the daemon. Signal handlers only set the
+stop flag: the first SIGTERM/SIGINT lets the role finish the task in hand; a second one leaves at once.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from grid.errors import GridError, QueueError
+from grid.metrics import Metrics
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SLEEP_SLICE = 0.1  # seconds: how soon an interruptible sleep notices a stop request
+IDLE_MIN, IDLE_MAX = 0.05, 2.0  # seconds: backoff between idle steps, doubling
+ERROR_MIN, ERROR_MAX = 1.0, 30.0  # seconds: backoff after a transient queue error, doubling
+
+log = logging.getLogger("grid.lifecycle")
+
+
+class ForcedExit(SystemExit):
+    """Raised by the second stop signal: leave now, exit code 128 + signal number."""
+
+
+class Backoff:
+    """Delays that double from `initial` to `maximum` until `reset()`."""
+
+    def __init__(self, initial: float, maximum: float):
+        self.initial, self.maximum = initial, maximum
+        self._next = initial
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+class Daemon:
+    """A long-running role: `run()` calls `setup()`, then `run_once()` until stopped, then `teardown()`."""
+
+    role: str = ""
+    idle_backoff = (IDLE_MIN, IDLE_MAX)
+
+    def __init__(self, cfg, broker, metrics: Metrics):
+        self.cfg, self.broker, self.metrics = cfg, broker, metrics
+        self.log = logging.getLogger(f"grid.{self.role}")
+        self.forced = False
+        self._stop_requested = False
+
+    # -- what a role writes -------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Open queues and resources; runs once before the first step."""
+
+    def run_once(self) -> bool:
+        """One step; True when it did work, False when idle (the loop then backs off)."""
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        """Release what is in hand; runs once, also after an error. Metrics are flushed after it."""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Flags of the role beyond the registry's parameters."""
+
+    @classmethod
+    def from_args(cls, cfg, broker, metrics: Metrics, args: argparse.Namespace) -> Daemon:
+        return cls(cfg, broker, metrics)
+
+    # -- the lifecycle ------------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop after the task in hand; safe from any thread and from a signal handler."""
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested
+
+    def sleep_until(self, deadline: float) -> None:
+        """Sleep until time.monotonic() reaches `deadline`, or a stop is requested."""
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, SLEEP_SLICE))
+
+    def run(self, max_seconds: float | None = None) -> int:
+        """Run until stopped (or for `max_seconds`); returns the exit code: 0, or 128 + signal after a forced exit."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        restore = self._install_signal_handlers()
+        try:
+            self.setup()
+            self._loop(deadline)
+            return 0
+        except ForcedExit as e:
+            self.forced = True
+            self.log.warning("second stop signal: leaving now")
+            return int(e.code)
+        finally:
+            try:
+                self.teardown()
+            finally:
+                self.metrics.flush()
+                restore()
+
+    def _loop(self, deadline: float | None) -> None:
+        idle, errors = Backoff(*self.idle_backoff), Backoff(ERROR_MIN, ERROR_MAX)
+        while not self.stopping:
+            if deadline is not None and time.monotonic() >= deadline:
+                self.log.info("ran for the time allowed: stopping")
+                break
+            delay = self._step(idle, errors)
+            self.metrics.flush()
+            if delay:
+                wake = time.monotonic() + delay
+                self.sleep_until(wake if deadline is None else min(wake, deadline))
+
+    def _step(self, idle: Backoff, errors: Backoff) -> float:
+        """Run one step; the delay before the next (0 after work)."""
+        try:
+            busy = self.run_once()
+        except QueueError as e:
+            if e.exit_code != 1:  # a missing queue or denied access does not heal by waiting
+                raise
+            delay = errors.next()
+            self.log.error("%s; retrying in %.1f s", e, delay)
+            return delay
+        errors.reset()
+        if busy:
+            idle.reset()
+            return 0.0
+        return idle.next()
+
+    def _install_signal_handlers(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _on_signal(self, signum: int, frame) -> None:
+        if self._stop_requested:
+            raise ForcedExit(128 + signum)
+        self._stop_requested = True
+
+
+def build_parser(daemon_cls: type[Daemon], prog: str | None = None) -> argparse.ArgumentParser:
+    """The daemon's flags: every registry parameter of its role, the role's own flags, --max-seconds."""
+    from grid import config
+
+    parser = argparse.ArgumentParser(prog=prog or f"grid {daemon_cls.role}", description=daemon_cls.__doc__)
+    config.add_arguments(parser, daemon_cls.role)
+    daemon_cls.add_arguments(parser)
+    parser.add_argument(
+        "--max-seconds", type=float, default=None, metavar="S", help="stop after S seconds (tests and demos)"
+    )
+    return parser
+
+
+def main(daemon_cls: type[Daemon], argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Parse flags, load the configuration, set up logging and metrics, open the broker and run the daemon.
+
+    A GridError (bad parameter, missing queue, unreachable endpoint, ...) is one line on stderr and its exit code.
+    """
+    args = build_parser(daemon_cls, prog).parse_args(argv)
+    try:
+        return _run(daemon_cls, args)
+    except GridError as e:
+        if _logs_to_file():
+            log.error("%s", e)
+        print(f"grid {daemon_cls.role}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Exception:
+        log.exception("grid %s crashed", daemon_cls.role)
+        raise
+
+
+def _run(daemon_cls: type[Daemon], args: argparse.Namespace) -> int:
+    from grid import config
+    from grid.logs import setup_from_config
+    from grid.queues import open_broker
+
+    cfg = config.load(daemon_cls.role, flags=args)
+    setup_from_config(cfg)
+    metrics = Metrics.from_config(cfg)
+    try:
+        with open_broker(cfg.broker_url) as broker:
+            daemon = daemon_cls.from_args(cfg, broker, metrics, args)
+            log.info("grid %s starting (pid %d, broker %s)", daemon_cls.role, os.getpid(), cfg.broker_url)
+            try:
+                rc = daemon.run(args.max_seconds)
+            except ForcedExit as e:  # a second signal during teardown
+                daemon.forced, rc = True, int(e.code)
+            log.info("grid %s stopped (exit code %d)", daemon_cls.role, rc)
+    finally:
+        metrics.close()
+    if daemon.forced:  # don't wait for kernel threads still computing
+        logging.shutdown()
+        os._exit(rc)
+    return rc
+
+
+def _logs_to_file() -> bool:
+    return any(isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers)
