@@ -1,0 +1,227 @@
+"""The worker fleet: the scaling policy, and the fleets it sizes (EC2 Auto Scaling, local processes)."""
+from __future__ import annotations
+
+import abc
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from grid.errors import ConfigError, GridError
+
+log = logging.getLogger(__name__)
+
+SCALE_MODES = ("target", "direct")  # target: the ASG's target tracking sizes; direct: set_desired_capacity
+DEFAULT_STOP_TIMEOUT = 30.0  # seconds a SIGTERMed worker may take to drain before SIGKILL
+
+
+class FleetError(GridError):
+    """A fleet operation failed, e.g. a transient Auto Scaling error (the supervisor retries it)."""
+
+
+@dataclass(frozen=True)
+class FleetSize:
+    """What a fleet holds now: `desired` as last set, `running` all members, `in_service` those doing work."""
+
+    desired: int
+    running: int
+    in_service: int
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def desired_workers(backlog: int, in_flight: int, size: int, target: int, min_size: int, max_size: int) -> int:
+    """The fleet size for this backlog: enough workers for `target` tasks each, in-flight tasks included.
+
+    Counting in-flight tasks keeps at least one worker while any task is in work, so a drained
+    queue never scales in a fleet still computing. Scale-out is immediate; scale-in removes at most
+    half the fleet per step so a short lull does not tear it down. The result lies in [min_size, max_size].
+    """
+    _check_policy_args(backlog, in_flight, size, target, min_size, max_size)
+    wanted = _ceil_div(backlog + in_flight, target)
+    if wanted < size:
+        wanted = max(wanted, size - _ceil_div(size, 2))
+    return min(max(wanted, min_size), max_size)
+
+
+def backlog_per_instance(backlog: int, in_flight: int, in_service: int) -> float:
+    """The AWS pattern's metric: tasks waiting or in work per in-service instance (all of them when none is)."""
+    return (backlog + in_flight) / max(in_service, 1)
+
+
+def _check_policy_args(backlog, in_flight, size, target, min_size, max_size) -> None:
+    for name, value in (("backlog", backlog), ("in_flight", in_flight), ("size", size), ("min_workers", min_size)):
+        if value < 0:
+            raise ValueError(f"{name}={value}: must be >= 0")
+    if target < 1:
+        raise ValueError(f"backlog_per_instance target={target}: must be >= 1")
+    if max_size < min_size:
+        raise ValueError(f"max_workers={max_size} is below min_workers={min_size}: max_workers must be >= min_workers")
+
+
+class Fleet(abc.ABC):
+    """A set of workers the supervisor sizes."""
+
+    name: str
+
+    @abc.abstractmethod
+    def size(self) -> FleetSize: ...
+
+    @abc.abstractmethod
+    def set_desired(self, count: int) -> None: ...
+
+    def close(self) -> None:
+        """Release what the fleet holds (a local fleet stops its workers)."""
+
+
+class AsgFleet(Fleet):
+    """An EC2 Auto Scaling group of workers.
+
+    In `target` mode the group's target tracking policy does the sizing from the published
+    `backlog_per_instance`; the supervisor only starts the first instance, since target tracking
+    cannot scale out from zero (capacity x ratio stays 0). In `direct` mode the supervisor sets the
+    desired capacity itself, which reacts within one metric interval.
+    """
+
+    def __init__(self, group_name: str, *, client=None, mode: str = "target"):
+        if mode not in SCALE_MODES:
+            raise ConfigError(f"scale_mode={mode!r}: must be one of {', '.join(SCALE_MODES)}")
+        if client is None:
+            import boto3
+            from botocore.config import Config as BotoConfig
+
+            client = boto3.client("autoscaling", config=BotoConfig(retries={"mode": "standard"}))
+        self.name = group_name
+        self.mode = mode
+        self._client = client
+        self._bounds = (0, 0)
+
+    def size(self) -> FleetSize:
+        group = self._describe()
+        self._bounds = (group["MinSize"], group["MaxSize"])
+        instances = group.get("Instances", [])
+        in_service = sum(1 for i in instances if i.get("LifecycleState") == "InService")
+        return FleetSize(desired=group["DesiredCapacity"], running=len(instances), in_service=in_service)
+
+    def set_desired(self, count: int) -> None:
+        current = self.size().desired
+        low, high = self._bounds
+        count = min(max(count, low), high)
+        if count == current or (self.mode == "target" and current > 0):
+            return
+        self._call("set_desired_capacity", AutoScalingGroupName=self.name, DesiredCapacity=count, HonorCooldown=False)
+        log.info("worker group %s: desired capacity %d -> %d", self.name, current, count)
+
+    def _describe(self) -> dict:
+        groups = self._call("describe_auto_scaling_groups", AutoScalingGroupNames=[self.name])["AutoScalingGroups"]
+        if not groups:
+            raise ConfigError(f"worker_asg_name={self.name!r}: no such Auto Scaling group in this account and region")
+        return groups[0]
+
+    def _call(self, operation: str, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, text = error.get("Code", "?"), error.get("Message", str(exc))
+            if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId"):
+                raise ConfigError(f"Auto Scaling {operation} on {self.name!r} denied: {code}: {text}") from exc
+            raise FleetError(f"Auto Scaling {operation} on {self.name!r} failed: {code}: {text}") from exc
+        except BotoCoreError as exc:
+            raise FleetError(f"Auto Scaling {operation} on {self.name!r} failed: {exc}") from exc
+
+
+def worker_command(broker_url: str, extra_args: Sequence[str] = ()) -> list[str]:
+    """The command line of one local worker process on `broker_url`."""
+    return [sys.executable, "-m", "grid.cli", "worker", "--broker-url", broker_url, *extra_args]
+
+
+class ProcessFleet(Fleet):
+    """Local worker processes, started by the supervisor and stopped with SIGTERM so they drain."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        output=None,
+        name: str = "local",
+    ):
+        self.name = name
+        self._command = list(command)
+        self._env = dict(env) if env is not None else None
+        self._stop_timeout = stop_timeout
+        self._output = output
+        self._desired = 0
+        self._running: list[subprocess.Popen] = []
+        self._stopping: dict[subprocess.Popen, float] = {}  # process -> monotonic deadline
+        self.started = 0
+        self.exits: list[int] = []  # return codes of reaped workers, in order
+
+    def size(self) -> FleetSize:
+        self._reap()
+        return FleetSize(desired=self._desired, running=len(self._running) + len(self._stopping),
+                         in_service=len(self._running))
+
+    def set_desired(self, count: int) -> None:
+        if count < 0:
+            raise ValueError(f"desired workers={count}: must be >= 0")
+        self._reap()
+        self._desired = count
+        while len(self._running) < count:
+            self._start()
+        while len(self._running) > count:
+            self._stop(self._running.pop())
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._running]
+
+    def close(self, timeout: float | None = None) -> None:
+        self.set_desired(0)
+        deadline = time.monotonic() + (self._stop_timeout if timeout is None else timeout)
+        for proc in list(self._stopping):
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker pid %d did not drain in time: killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+        self._reap()
+
+    def _start(self) -> None:
+        proc = subprocess.Popen(self._command, env=self._env, stdout=self._output, stderr=self._output,
+                                stdin=subprocess.DEVNULL)
+        self._running.append(proc)
+        self.started += 1
+        log.info("started worker pid %d", proc.pid)
+
+    def _stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            log.info("stopping worker pid %d (SIGTERM: it drains)", proc.pid)
+        self._stopping[proc] = time.monotonic() + self._stop_timeout
+
+    def _reap(self) -> None:
+        for proc in [p for p in self._running if p.poll() is not None]:
+            self._running.remove(proc)
+            self.exits.append(proc.returncode)
+            log.warning("worker pid %d exited unexpectedly with %d", proc.pid, proc.returncode)
+        now = time.monotonic()
+        for proc, deadline in list(self._stopping.items()):
+            if proc.poll() is None and now >= deadline:
+                log.warning("worker pid %d did not drain in time: killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+            if proc.poll() is not None:
+                del self._stopping[proc]
+                self.exits.append(proc.returncode)
+

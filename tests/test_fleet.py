@@ -1,0 +1,212 @@
+"""The scaling policy on its own, and the two fleets: EC2 Auto Scaling (moto) and local processes."""
+import math
+import os
+import signal
+import sys
+import time
+from fractions import Fraction
+
+import boto3
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from grid.errors import ConfigError
+from grid.fleet import AsgFleet, FleetSize, ProcessFleet, backlog_per_instance, desired_workers
+
+counts = st.integers(min_value=0, max_value=100_000)
+sizes = st.integers(min_value=0, max_value=200)
+targets = st.integers(min_value=1, max_value=1_000)
+
+
+@st.composite
+def bounds(draw):
+    low = draw(st.integers(min_value=0, max_value=50))
+    return low, draw(st.integers(min_value=low, max_value=200))
+
+
+def needed(backlog, in_flight, target):
+    return math.ceil(Fraction(backlog + in_flight, target))
+
+
+@given(counts, counts, sizes, targets, bounds())
+def test_desired_stays_within_min_and_max(backlog, in_flight, size, target, minmax):
+    assert minmax[0] <= desired_workers(backlog, in_flight, size, target, *minmax) <= minmax[1]
+
+
+@given(counts, counts, sizes, targets, bounds())
+def test_scale_out_is_immediate_and_exact(backlog, in_flight, size, target, minmax):
+    want = needed(backlog, in_flight, target)
+    if want >= size:
+        assert desired_workers(backlog, in_flight, size, target, *minmax) == min(max(want, minmax[0]), minmax[1])
+
+
+@given(st.integers(min_value=1, max_value=100_000), targets, st.integers(min_value=1, max_value=200))
+def test_scale_out_from_zero(backlog, target, max_size):
+    assert desired_workers(backlog, 0, 0, target, 0, max_size) == min(needed(backlog, 0, target), max_size)
+    assert desired_workers(backlog, 0, 0, target, 0, max_size) >= 1
+
+
+@given(st.integers(min_value=1, max_value=100_000), sizes, targets, st.integers(min_value=1, max_value=200))
+def test_work_in_flight_keeps_a_worker_when_the_queue_is_empty(in_flight, size, target, max_size):
+    assert desired_workers(0, in_flight, size, target, 0, max_size) >= 1
+
+
+@given(counts, counts, st.integers(min_value=1, max_value=200), targets)
+def test_scale_in_removes_at_most_half_the_fleet_per_step(backlog, in_flight, size, target):
+    assert desired_workers(backlog, in_flight, size, target, 0, 1_000) >= size // 2
+
+
+@given(st.integers(min_value=0, max_value=10_000), targets)
+def test_an_idle_fleet_scales_to_zero_in_logarithmic_steps(size, target):
+    steps = 0
+    while size:
+        size = desired_workers(0, 0, size, target, 0, 10_000)
+        steps += 1
+    assert steps <= max(1, math.ceil(math.log2(10_001)))
+
+
+@given(counts, counts, targets, bounds())
+def test_repeated_steps_settle_on_the_needed_size(backlog, in_flight, target, minmax):
+    size = minmax[1]
+    for _ in range(20):
+        size = desired_workers(backlog, in_flight, size, target, *minmax)
+    assert size == min(max(needed(backlog, in_flight, target), minmax[0]), minmax[1])
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        ((-1, 0, 0, 10, 0, 5), "backlog=-1"),
+        ((0, -2, 0, 10, 0, 5), "in_flight=-2"),
+        ((0, 0, 0, 0, 0, 5), "target=0"),
+        ((0, 0, 0, 10, 6, 5), "max_workers=5 is below min_workers=6"),
+    ],
+)
+def test_bad_policy_arguments_are_named(args, named):
+    with pytest.raises(ValueError, match=named):
+        desired_workers(*args)
+
+
+@given(counts, counts, st.integers(min_value=0, max_value=200))
+def test_backlog_per_instance_counts_in_flight_and_never_divides_by_zero(backlog, in_flight, in_service):
+    assert backlog_per_instance(backlog, in_flight, in_service) == (backlog + in_flight) / max(in_service, 1)
+
+
+# ---- AsgFleet against moto's Auto Scaling
+
+
+@pytest.fixture
+def asg(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        boto3.client("ec2").create_launch_template(
+            LaunchTemplateName="grid-worker", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"})
+        client = boto3.client("autoscaling")
+        client.create_auto_scaling_group(
+            AutoScalingGroupName="grid-workers", MinSize=0, MaxSize=4, DesiredCapacity=0,
+            LaunchTemplate={"LaunchTemplateName": "grid-worker"}, AvailabilityZones=["us-east-1a"])
+        yield client
+
+
+def test_asg_fleet_direct_mode_sets_desired_capacity_within_the_group_bounds(asg):
+    fleet = AsgFleet("grid-workers", client=asg, mode="direct")
+    assert fleet.size() == FleetSize(0, 0, 0)
+    fleet.set_desired(3)
+    assert fleet.size() == FleetSize(3, 3, 3)
+    fleet.set_desired(9)
+    assert fleet.size().desired == 4
+    fleet.set_desired(0)
+    assert fleet.size().desired == 0
+
+
+def test_asg_fleet_target_mode_sizes_only_a_group_at_zero(asg):
+    fleet = AsgFleet("grid-workers", client=asg, mode="target")
+    fleet.set_desired(3)
+    assert fleet.size().desired == 3
+    fleet.set_desired(4)
+    fleet.set_desired(0)
+    assert fleet.size().desired == 3
+
+
+def test_asg_fleet_names_a_missing_group(asg):
+    with pytest.raises(ConfigError, match="worker_asg_name='nope'"):
+        AsgFleet("nope", client=asg).size()
+
+
+def test_asg_fleet_rejects_an_unknown_mode(asg):
+    with pytest.raises(ConfigError, match="scale_mode='fast'"):
+        AsgFleet("grid-workers", client=asg, mode="fast")
+
+
+# ---- ProcessFleet with stand-in worker processes
+
+DRAINS = """
+import os, signal, sys, time, pathlib
+def drain(*_):
+    pathlib.Path(sys.argv[1], f"drained-{os.getpid()}").touch()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, drain)
+pathlib.Path(sys.argv[1], f"ready-{os.getpid()}").touch()
+while True:
+    time.sleep(0.05)
+"""
+IGNORES_SIGTERM = """
+import os, signal, sys, time, pathlib
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+pathlib.Path(sys.argv[1], f"ready-{os.getpid()}").touch()
+while True:
+    time.sleep(0.05)
+"""
+
+
+def wait_ready(directory, pids):
+    while not all((directory / f"ready-{pid}").exists() for pid in pids):
+        time.sleep(0.01)
+
+
+def files(directory, prefix):
+    return sorted(int(p.name.split("-")[1]) for p in directory.glob(f"{prefix}-*"))
+
+
+def test_process_fleet_starts_and_stops_workers_that_drain_on_sigterm(tmp_path):
+    fleet = ProcessFleet([sys.executable, "-c", DRAINS, str(tmp_path)])
+    fleet.set_desired(3)
+    assert fleet.size() == FleetSize(3, 3, 3)
+    first = fleet.pids
+    wait_ready(tmp_path, first)
+    fleet.set_desired(1)
+    assert fleet.size().in_service == 1 and fleet.pids == first[:1]
+    fleet.close()
+    assert fleet.size() == FleetSize(0, 0, 0)
+    assert files(tmp_path, "drained") == sorted(first)
+    assert fleet.exits == [0, 0, 0]
+
+
+def test_process_fleet_kills_a_worker_that_does_not_drain(tmp_path):
+    fleet = ProcessFleet([sys.executable, "-c", IGNORES_SIGTERM, str(tmp_path)], stop_timeout=0.5)
+    fleet.set_desired(1)
+    wait_ready(tmp_path, fleet.pids)
+    fleet.close()
+    assert fleet.exits == [-signal.SIGKILL]
+
+
+def test_process_fleet_replaces_a_worker_that_died(tmp_path):
+    fleet = ProcessFleet([sys.executable, "-c", DRAINS, str(tmp_path)])
+    fleet.set_desired(2)
+    os.kill(fleet.pids[0], signal.SIGKILL)
+    while fleet.size().in_service == 2:
+        time.sleep(0.01)
+    assert fleet.size().in_service == 1
+    fleet.set_desired(2)
+    assert fleet.size().in_service == 2 and fleet.started == 3
+    fleet.close()
+    assert fleet.exits[0] == -signal.SIGKILL
+
+
+def test_process_fleet_refuses_a_negative_size():
+    with pytest.raises(ValueError, match="desired workers=-1"):
+        ProcessFleet([sys.executable, "-c", "pass"]).set_desired(-1)
