@@ -16,6 +16,7 @@ import time
 
 from grid.errors import GridError, QueueError
 from grid.metrics import Metrics
+from grid.queues.base import DEFAULT_MAX_RECEIVE_COUNT, Queue
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SLEEP_SLICE = 0.1  # seconds: how soon an interruptible sleep notices a stop request
@@ -74,6 +75,12 @@ class Daemon:
     @classmethod
     def from_args(cls, cfg, broker, metrics: Metrics, args: argparse.Namespace) -> Daemon:
         return cls(cfg, broker, metrics)
+
+    def open_queue(self, name: str) -> Queue:
+        """The queue `name`: the embedded backend makes it (and its DLQ) on first use; SQS queues come from Terraform."""
+        create = self.broker.url.startswith("sqlite:")
+        max_receive = getattr(self.cfg, "max_receive_count", DEFAULT_MAX_RECEIVE_COUNT)
+        return self.broker.queue(name, create=create, max_receive_count=max_receive)
 
     # -- the lifecycle ------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
