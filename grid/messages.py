@@ -1,0 +1,434 @@
+"""The wire format: tasks, results and errors as versioned JSON.
+
+A task is the original's `{"input": "<decimal>", "type": "Decimal"}` plus optional `id`, `job`, `submitted_at`
+and `v`; a bundle `{"v": 1, "type": "Decimal", "tasks": [{"id": ..., "input": ...}, ...]}` carries many tasks in
+one message, with `job` and `submitted_at` hoisted to the top when all items share them. Results mirror this with
+`output`/`error` and a `results` list. Integers travel as decimal strings. Decoding raises nothing but MessageError.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from grid.errors import MessageError
+from grid.queues.base import MAX_MESSAGE_BYTES
+
+FORMAT_VERSION = 1
+REQUEST_MESSAGE_ID = "requestMessageId"  # message attribute on results: the task message's SQS message id
+TYPE_DECIMAL = "Decimal"
+ACCEPTED_TYPES = (None, "decimal", "dec", "Decimal")  # what the original worker accepted in `type`
+MAX_INPUT_DIGITS = 1000  # far beyond anything factorizable; keeps a hostile input from costing more than parsing
+MAX_ID_CHARS = 128  # task ids, job names and worker names
+ATTRIBUTE_ALLOWANCE = 1024  # bytes kept free under the SQS limit for message attributes
+MAX_BODY_BYTES = MAX_MESSAGE_BYTES - ATTRIBUTE_ALLOWANCE  # what the encoders may produce
+_ECHO_CHARS = 64  # a rejected input is echoed back in the error result only up to this length
+_INPUT_LIMIT = 10**MAX_INPUT_DIGITS
+_MAX_SECONDS = 1e12  # epoch seconds: about the year 33658, far past any clock
+_DIGITS = re.compile(r"[0-9]+")
+_NEGATIVE = re.compile(r"-[0-9]+")
+
+
+class Code(enum.IntEnum):
+    BAD_INPUT = 400
+    TOO_LARGE = 413
+    OVER_BUDGET = 422
+    WORKER_FAULT = 500
+
+
+@dataclass(frozen=True)
+class Task:
+    """One number to factorize."""
+
+    n: int
+    id: str  # task id; for the original format without an id, decode uses `default_id`
+    job: str | None = None
+    submitted_at: float | None = None  # epoch seconds
+
+    def __post_init__(self):
+        if type(self.n) is not int or not 1 <= self.n < _INPUT_LIMIT:
+            raise ValueError(f"Task.n must be an int in 1..10**{MAX_INPUT_DIGITS}-1, got {_short(self.n)}")
+        try:
+            _parse_name("id", self.id, required=True)
+            _parse_name("job", self.job)
+            _parse_time("submitted_at", self.submitted_at)
+        except MessageError as e:
+            raise ValueError(f"Task: {e}") from None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An item of a task message that is not a valid task: the worker answers it with an error result."""
+
+    id: str
+    code: int
+    message: str
+    job: str | None = None
+    submitted_at: float | None = None
+    n: str | None = None  # the input as sent, when it is short enough to echo back
+
+    def to_result(self, worker: str | None = None, started_at: float | None = None,
+                  completed_at: float | None = None) -> Result:
+        return Result(self.id, self.job, self.n, None, self.code, self.message, worker,
+                      self.submitted_at, started_at, completed_at)
+
+
+@dataclass(frozen=True)
+class Result:
+    task_id: str
+    job: str | None
+    n: str | None  # the input as a decimal string (None if it was unreadable)
+    factors: tuple[int, ...] | None  # None when error_code is set
+    error_code: int | None = None
+    error_message: str | None = None
+    worker: str | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+
+    def __post_init__(self):
+        if (self.factors is None) == (self.error_code is None):
+            raise ValueError("a Result has either factors or an error_code, not both or neither")
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code is None
+
+
+# ---- encoding
+
+
+def encode_tasks(tasks: Sequence[Task]) -> str:
+    """1 task: the original shape plus extras; more: the bundle form."""
+    if not tasks:
+        raise ValueError("encode_tasks needs at least one task")
+    if len(tasks) == 1:
+        t = tasks[0]
+        doc = {"input": str(t.n), "type": TYPE_DECIMAL, "v": FORMAT_VERSION, "id": t.id}
+        _put_optional(doc, job=t.job, submitted_at=t.submitted_at)
+    else:
+        items = [{"id": t.id, "input": str(t.n), "job": t.job, "submitted_at": t.submitted_at} for t in tasks]
+        doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, **_hoist(items, ("job", "submitted_at")), "tasks": items}
+    return _dump(doc, len(tasks), "tasks")
+
+
+def encode_results(results: Sequence[Result]) -> str:
+    """1 result: `{"output": {"factors": [...]}, "type": "Decimal", ...}` or `{"error": {...}, ...}`; more: bundle."""
+    if not results:
+        raise ValueError("encode_results needs at least one result")
+    if len(results) == 1:
+        doc = {**_result_item(results[0]), "v": FORMAT_VERSION}
+    else:
+        items = [_result_item(r) for r in results]
+        for item in items:
+            item.pop("type", None)
+        doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, **_hoist(items, ("job", "worker")), "results": items}
+    return _dump(doc, len(results), "results")
+
+
+def pack_tasks(tasks: Sequence[Task], per_message: int) -> list[str]:
+    """Bodies of at most `per_message` tasks each, split further where one would exceed the size limit."""
+    return _pack(tasks, per_message, encode_tasks)
+
+
+def pack_results(results: Sequence[Result], per_message: int = 10_000) -> list[str]:
+    """Bodies for `results`, as few as the size limit allows (at most `per_message` results each)."""
+    return _pack(results, per_message, encode_results)
+
+
+def _result_item(r: Result) -> dict:
+    if r.error_code is None:
+        item = {"output": {"factors": [str(f) for f in r.factors]}, "type": TYPE_DECIMAL}
+    else:
+        item = {"error": {"message": r.error_message or "", "code": int(r.error_code)}}
+    item["id"] = r.task_id
+    _put_optional(item, input=r.n, job=r.job, worker=r.worker, submitted_at=r.submitted_at, started_at=r.started_at,
+                  completed_at=r.completed_at)
+    return item
+
+
+def _put_optional(doc: dict, **fields) -> None:
+    doc.update((k, v) for k, v in fields.items() if v is not None)
+
+
+def _hoist(items: list[dict], keys: Sequence[str]) -> dict:
+    """Move `keys` that every item shares to the bundle's top level; drop absent (None) ones."""
+    top = {}
+    for key in keys:
+        values = {item.get(key) for item in items}
+        if len(values) == 1:
+            value = values.pop()
+            if value is not None:
+                top[key] = value
+            for item in items:
+                item.pop(key, None)
+        else:
+            for item in items:
+                if item.get(key) is None:
+                    item.pop(key, None)
+    return top
+
+
+def _dump(doc: dict, count: int, what: str) -> str:
+    body = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+    if len(body) > MAX_BODY_BYTES:  # ensure_ascii: characters are bytes
+        raise MessageError(f"{count} {what} encode to {len(body)} bytes, over the {MAX_BODY_BYTES}-byte message "
+                           f"limit; put fewer {what} in one message", Code.TOO_LARGE)
+    return body
+
+
+def _pack(items: Sequence, per_message: int, encode: Callable[[Sequence], str]) -> list[str]:
+    if per_message < 1:
+        raise ValueError(f"per_message must be >= 1, got {per_message}")
+    bodies: list[str] = []
+    for start in range(0, len(items), per_message):
+        _pack_chunk(items[start:start + per_message], encode, bodies)
+    return bodies
+
+
+def _pack_chunk(chunk: Sequence, encode: Callable[[Sequence], str], bodies: list[str]) -> None:
+    try:
+        bodies.append(encode(chunk))
+    except MessageError:
+        if len(chunk) == 1:
+            raise
+        half = len(chunk) // 2
+        _pack_chunk(chunk[:half], encode, bodies)
+        _pack_chunk(chunk[half:], encode, bodies)
+
+
+# ---- decoding
+
+
+class _Oversized:
+    """A JSON integer literal too long to convert; kept as its digit count so the item gets a 413."""
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<integer of {self.digits} digits>"
+
+
+def _json_int(text: str) -> int | _Oversized:
+    if len(text.lstrip("-")) > MAX_INPUT_DIGITS:
+        return _Oversized(len(text.lstrip("-")))
+    return int(text)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _load(body: str | bytes) -> dict:
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        size = len(body)
+        _check_size(size)
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise MessageError(f"message body is not UTF-8 text ({e.reason} at byte {e.start})", Code.BAD_INPUT)
+    elif isinstance(body, str):
+        text = body
+        _check_size(len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass")))
+    else:
+        raise MessageError(f"message body must be text, got {type(body).__name__}", Code.BAD_INPUT)
+    try:
+        doc = json.loads(text, parse_int=_json_int, parse_constant=_no_constant)
+    except RecursionError:
+        raise MessageError("message body is not valid JSON: nested too deeply", Code.BAD_INPUT) from None
+    except ValueError as e:
+        raise MessageError(f"message body is not valid JSON: {e}", Code.BAD_INPUT) from None
+    if not isinstance(doc, dict):
+        raise MessageError(f"message body must be a JSON object, got {_kind(doc)}", Code.BAD_INPUT)
+    version = doc.get("v", 1)
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+        raise MessageError(f"format version v={_short(version)} is not supported: this grid reads "
+                           f"versions 1..{FORMAT_VERSION}", Code.BAD_INPUT)
+    return doc
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_MESSAGE_BYTES:
+        raise MessageError(f"message body is {size} bytes, over the {MAX_MESSAGE_BYTES}-byte limit", Code.TOO_LARGE)
+
+
+def _bundle(doc: dict, key: str, single_keys: tuple[str, ...]) -> list | None:
+    """The bundle's item list, or None when `doc` is a single item."""
+    if key not in doc:
+        return None
+    for single_key in single_keys:
+        if single_key in doc:
+            raise MessageError(f"message has both {key!r} (a bundle) and {single_key!r} (a single item)",
+                               Code.BAD_INPUT)
+    items = doc[key]
+    if not isinstance(items, list) or not items:
+        raise MessageError(f"{key!r} must be a non-empty JSON array, got {_kind(items)}", Code.BAD_INPUT)
+    return items
+
+
+def decode_tasks(body: str | bytes, *, default_id: str) -> list[Task | Rejected]:
+    """The tasks of one message, in order. A bad item becomes a Rejected with its own code; MessageError only
+    when the whole message is unusable (not JSON, not an object, over the size limit, unknown version)."""
+    doc = _load(body)
+    items = _bundle(doc, "tasks", ("input",))
+    if items is None:
+        return [_decode_task(doc, {}, default_id)]
+    shared = {k: doc[k] for k in ("job", "submitted_at", "type") if k in doc}
+    return [_decode_task(item, shared, f"{default_id}:{i}") for i, item in enumerate(items)]
+
+
+def _decode_task(item: object, shared: dict, fallback_id: str) -> Task | Rejected:
+    if not isinstance(item, dict):
+        return Rejected(fallback_id, Code.BAD_INPUT, f"task {fallback_id}: must be a JSON object, got {_kind(item)}")
+    fields = {**shared, **item}
+    problems: list[MessageError] = []
+    task_id = _attempt(problems, _parse_name, "id", fields.get("id")) or fallback_id
+    job = _attempt(problems, _parse_name, "job", fields.get("job"))
+    submitted_at = _attempt(problems, _parse_time, "submitted_at", fields.get("submitted_at"))
+    _attempt(problems, _parse_type, fields.get("type"))
+    n = _attempt(problems, _parse_input, fields)
+    if problems:
+        first = problems[0]
+        return Rejected(task_id, first.code, f"task {task_id}: {first}", job, submitted_at, _echo(fields.get("input")))
+    return Task(n, task_id, job, submitted_at)
+
+
+def _attempt(problems: list[MessageError], parse: Callable, *args):
+    try:
+        return parse(*args)
+    except MessageError as e:
+        problems.append(e)
+        return None
+
+
+def _parse_name(key: str, value: object, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
+        raise MessageError(f"{key!r} must be a string of 1..{MAX_ID_CHARS} characters, got {_short(value)}",
+                           Code.BAD_INPUT)
+    return value
+
+
+def _parse_time(key: str, value: object) -> float | None:
+    if value is None:
+        return None
+    seconds = float(value) if type(value) is float or (type(value) is int and 0 <= value < _MAX_SECONDS) else -1.0
+    if not 0 <= seconds < _MAX_SECONDS:  # also false for NaN
+        raise MessageError(f"{key!r} must be epoch seconds (a number in 0..{_MAX_SECONDS:.0e}), got {_short(value)}",
+                           Code.BAD_INPUT)
+    return seconds
+
+
+def _parse_type(value: object) -> None:
+    if value not in ACCEPTED_TYPES or type(value) not in (str, type(None)):
+        raise MessageError(f"'type' must be \"Decimal\" (or absent), got {_short(value)}", Code.BAD_INPUT)
+
+
+def _parse_input(fields: dict) -> int:
+    if "input" not in fields:
+        raise MessageError("has no 'input': expected a decimal string such as \"15\"", Code.BAD_INPUT)
+    return _parse_number("input", fields["input"])
+
+
+def _parse_number(key: str, value: object) -> int:
+    """A positive integer sent as a decimal string (or, as the original producer did, a JSON integer)."""
+    if isinstance(value, _Oversized) or (isinstance(value, str) and len(value) > MAX_INPUT_DIGITS):
+        size = value.digits if isinstance(value, _Oversized) else len(value)
+        raise MessageError(f"{key!r} is {size} characters long: at most {MAX_INPUT_DIGITS} digits are allowed",
+                           Code.TOO_LARGE)
+    if type(value) is int:
+        return _positive(key, value, str(value))
+    if isinstance(value, str):
+        if _DIGITS.fullmatch(value):
+            return _positive(key, int(value), value)
+        if _NEGATIVE.fullmatch(value):
+            _positive(key, -1, value)
+        raise MessageError(f"{key!r} is not a decimal integer: {_short(value)} (only the digits 0-9: no sign, "
+                           "space, point, exponent or prefix)", Code.BAD_INPUT)
+    if type(value) is float:
+        raise MessageError(f"{key!r} is a JSON number with a fraction or exponent ({value!r}): send integers as "
+                           "decimal strings such as \"15\"", Code.BAD_INPUT)
+    raise MessageError(f"{key!r} must be a decimal string such as \"15\", got {_short(value)}", Code.BAD_INPUT)
+
+
+def _positive(key: str, n: int, text: str) -> int:
+    if n < 1:
+        raise MessageError(f"{key!r} must be a positive integer, got {_short(text)}", Code.BAD_INPUT)
+    return n
+
+
+def _echo(value: object) -> str | None:
+    if type(value) is int:
+        value = str(value)
+    return value if isinstance(value, str) and len(value) <= _ECHO_CHARS else None
+
+
+def decode_results(body: str | bytes, *, default_id: str | None = None) -> list[Result]:
+    """The results of one message. A result without an `id` (the original's shape) takes `default_id`, e.g. the
+    message's `requestMessageId` attribute. Any bad item makes the whole message a MessageError."""
+    doc = _load(body)
+    items = _bundle(doc, "results", ("output", "error"))
+    if items is None:
+        return [_decode_result(doc, {}, default_id)]
+    shared = {k: doc[k] for k in ("job", "worker", "type") if k in doc}
+    return [_decode_result(item, shared, default_id and f"{default_id}:{i}") for i, item in enumerate(items)]
+
+
+def _decode_result(item: object, shared: dict, fallback_id: str | None) -> Result:
+    if not isinstance(item, dict):
+        raise MessageError(f"a result must be a JSON object, got {_kind(item)}", Code.BAD_INPUT)
+    fields = {**shared, **item}
+    task_id = _parse_name("id", fields.get("id"), required=fallback_id is None) or fallback_id
+    _parse_type(fields.get("type"))
+    n = _parse_echo(fields.get("input"))
+    factors, code, message = _parse_outcome(fields)
+    times = (_parse_time(k, fields.get(k)) for k in ("submitted_at", "started_at", "completed_at"))
+    return Result(task_id, _parse_name("job", fields.get("job")), n, factors, code, message,
+                  _parse_name("worker", fields.get("worker")), *times)
+
+
+def _parse_outcome(fields: dict) -> tuple[tuple[int, ...] | None, int | None, str | None]:
+    output, error = fields.get("output"), fields.get("error")
+    if (output is None) == (error is None):
+        raise MessageError("a result needs exactly one of 'output' and 'error'", Code.BAD_INPUT)
+    if output is not None:
+        factors = output.get("factors") if isinstance(output, dict) else None
+        if not isinstance(factors, list):
+            raise MessageError(f"'output' must be {{\"factors\": [...]}}, got {_short(output)}", Code.BAD_INPUT)
+        return tuple(_parse_number("factor", f) for f in factors), None, None
+    code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message", "") if isinstance(error, dict) else None
+    if type(code) is not int or not isinstance(message, str):
+        raise MessageError(f"'error' must be {{\"message\": str, \"code\": int}}, got {_short(error)}",
+                           Code.BAD_INPUT)
+    return None, code, message
+
+
+def _parse_echo(value: object) -> str | None:
+    """A result's `input`: the task's input as sent (an error result may echo a bad one)."""
+    if value is None or (isinstance(value, str) and len(value) <= MAX_INPUT_DIGITS):
+        return value
+    if type(value) is int:
+        return str(value)
+    raise MessageError(f"'input' of a result must be a string of at most {MAX_INPUT_DIGITS} characters, got "
+                       f"{_kind(value)} {_short(value)}", Code.BAD_INPUT)
+
+
+def _kind(value: object) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+             int: "an integer", float: "a number", _Oversized: "an integer"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, (str, bool, type(None))):
+        text = json.dumps(value)
+    elif type(value) in (int, float, _Oversized):
+        text = repr(value)
+    else:  # never repr a container: it may be nested deeper than repr can recurse
+        return _kind(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,261 @@
+"""The wire format: round trips, the original's shapes, and a clear error for every kind of bad input."""
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from grid.errors import MessageError
+from grid.messages import (
+    MAX_BODY_BYTES,
+    MAX_INPUT_DIGITS,
+    MAX_MESSAGE_BYTES,
+    Code,
+    Rejected,
+    Result,
+    Task,
+    decode_results,
+    decode_tasks,
+    encode_results,
+    encode_tasks,
+    pack_results,
+    pack_tasks,
+)
+
+names = st.text(min_size=1, max_size=128)
+times = st.none() | st.floats(0, 1e11, allow_nan=False)
+numbers = st.integers(1, 10**MAX_INPUT_DIGITS - 1)
+tasks = st.builds(Task, n=numbers, id=names, job=st.none() | names, submitted_at=times)
+
+
+def results():
+    common = dict(task_id=names, job=st.none() | names, worker=st.none() | names,
+                  submitted_at=times, started_at=times, completed_at=times)
+    ok = st.builds(Result, n=st.none() | numbers.map(str), factors=st.lists(numbers, max_size=6).map(tuple),
+                   **common)
+    error = st.builds(Result, n=st.none() | st.text(max_size=64), factors=st.none(),
+                      error_code=st.sampled_from(list(Code)), error_message=st.text(max_size=200), **common)
+    return ok | error
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(tasks, min_size=1, max_size=20))
+def test_tasks_round_trip(batch):
+    assert decode_tasks(encode_tasks(batch), default_id="unused") == batch
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(results(), min_size=1, max_size=20))
+def test_results_round_trip(batch):
+    assert decode_results(encode_results(batch)) == batch
+
+
+@settings(max_examples=100, deadline=None)
+@given(numbers)
+def test_integers_travel_as_decimal_strings(n):
+    body = json.loads(encode_tasks([Task(n, "t")]))
+    assert body["input"] == str(n)
+    result = json.loads(encode_results([Result("t", None, str(n), (n,))]))
+    assert result["output"]["factors"] == [str(n)]
+
+
+def test_the_original_task_is_accepted_as_it_was_sent():
+    # the original producer sent the number as a JSON integer; its README shows a decimal string
+    for body in ('{"input": 796951910868696778761193, "type": "Decimal"}',
+                 '{"input": "796951910868696778761193", "type": "decimal"}'):
+        assert decode_tasks(body, default_id="sqs-id") == [Task(796951910868696778761193, "sqs-id")]
+
+
+def test_a_single_task_keeps_the_original_shape_plus_extras():
+    body = json.loads(encode_tasks([Task(15, "t1", "job-a", 1700000000.5)]))
+    assert body == {"input": "15", "type": "Decimal", "v": 1, "id": "t1", "job": "job-a",
+                    "submitted_at": 1700000000.5}
+
+
+def test_a_result_has_the_original_shape():
+    ok = json.loads(encode_results([Result("t1", None, "15", (3, 5), worker="w1")]))
+    assert ok["output"] == {"factors": ["3", "5"]} and ok["type"] == "Decimal" and ok["worker"] == "w1"
+    error = json.loads(encode_results([Result("t2", None, "x", None, Code.BAD_INPUT, "not a number")]))
+    assert error["error"] == {"message": "not a number", "code": 400} and "output" not in error
+
+
+def test_the_original_result_shape_decodes_with_the_request_message_id():
+    body = '{"output": {"factors": [3, 5]}, "type": "Decimal", "executionTimeSeconds": 0.1}'
+    assert decode_results(body, default_id="req-1") == [Result("req-1", None, None, (3, 5))]
+    error = '{"error": {"message": "Invalid JSON in message body", "code": 400}}'
+    [result] = decode_results(error, default_id="req-2")
+    assert (result.error_code, result.error_message, result.ok) == (400, "Invalid JSON in message body", False)
+
+
+def test_a_bundle_hoists_what_its_tasks_share():
+    batch = [Task(n, f"t{n}", "job-a", 5.0) for n in (4, 6, 9)]
+    body = json.loads(encode_tasks(batch))
+    assert body["job"] == "job-a" and body["submitted_at"] == 5.0
+    assert body["tasks"] == [{"id": "t4", "input": "4"}, {"id": "t6", "input": "6"}, {"id": "t9", "input": "9"}]
+
+
+def test_bundle_items_without_ids_are_numbered_after_the_message():
+    decoded = decode_tasks('{"tasks": [{"input": "4"}, {"input": "6"}]}', default_id="m")
+    assert [t.id for t in decoded] == ["m:0", "m:1"]
+
+
+@pytest.mark.parametrize("value, code, words", [
+    ('"0x1F"', 400, "not a decimal integer"),
+    ('"1e5"', 400, "not a decimal integer"),
+    ('" 15 "', 400, "not a decimal integer"),
+    ('"15.0"', 400, "not a decimal integer"),
+    ('"1_000"', 400, "not a decimal integer"),
+    ('"\u0661\u0665"', 400, "not a decimal integer"),  # Arabic-Indic digits, which int() would accept
+    ('""', 400, "not a decimal integer"),
+    ('"-15"', 400, "positive"),
+    ('-15', 400, "positive"),
+    ('"0"', 400, "positive"),
+    ('0', 400, "positive"),
+    ('15.0', 400, "fraction or exponent"),
+    ('1e5', 400, "fraction or exponent"),
+    ('true', 400, "got true"),
+    ('null', 400, "got null"),
+    ('{"n": [1, 2]}', 400, "got an object"),
+    ('[15]', 400, "got an array"),
+    ('"' + "7" * 100_000 + '"', 413, "at most 1000 digits"),
+    ("7" * 100_000, 413, "at most 1000 digits"),
+])
+def test_a_bad_input_is_rejected_with_its_own_code_and_message(value, code, words):
+    [rejected] = decode_tasks('{"input": %s, "id": "t1", "job": "j"}' % value, default_id="m")
+    assert isinstance(rejected, Rejected)
+    assert (rejected.id, rejected.job, rejected.code) == ("t1", "j", code)
+    assert words in rejected.message and "'input'" in rejected.message and "t1" in rejected.message
+
+
+@pytest.mark.parametrize("fields, words", [
+    ('"id": 5', "'id' must be a string"),
+    ('"id": ""', "'id' must be a string"),
+    ('"job": ["x"]', "'job' must be a string"),
+    ('"submitted_at": "yesterday"', "'submitted_at' must be epoch seconds"),
+    ('"submitted_at": -1', "'submitted_at' must be epoch seconds"),
+    ('"submitted_at": 1e999', "'submitted_at' must be epoch seconds"),
+    ('"type": "Hex"', "'type' must be \"Decimal\""),
+])
+def test_a_bad_field_is_rejected_and_named(fields, words):
+    [rejected] = decode_tasks('{"input": "15", %s}' % fields, default_id="m")
+    assert isinstance(rejected, Rejected) and rejected.code == 400 and words in rejected.message
+
+
+def test_a_bad_item_of_a_bundle_does_not_spoil_the_good_ones():
+    body = '{"job": "j", "tasks": [{"id": "a", "input": "4"}, {"id": "b", "input": "-4"}, 7, {"id": "c"}]}'
+    good, negative, not_object, missing = decode_tasks(body, default_id="m")
+    assert good == Task(4, "a", "j")
+    assert (negative.id, negative.code, negative.job, negative.n) == ("b", 400, "j", "-4")
+    assert not_object.id == "m:2" and "must be a JSON object" in not_object.message
+    assert missing.id == "c" and "has no 'input'" in missing.message
+
+
+def test_a_rejected_item_becomes_an_error_result():
+    [rejected] = decode_tasks('{"input": "abc", "id": "t9", "submitted_at": 3}', default_id="m")
+    result = rejected.to_result(worker="w", started_at=4.0, completed_at=4.5)
+    assert (result.task_id, result.n, result.error_code, result.submitted_at) == ("t9", "abc", 400, 3.0)
+    assert decode_results(encode_results([result])) == [result]
+
+
+@pytest.mark.parametrize("body, code, words", [
+    ("", 400, "not valid JSON"),
+    ("{'input': '15'}", 400, "not valid JSON"),
+    ('{"input": "15"', 400, "not valid JSON"),
+    ('{"input": "15", "submitted_at": NaN}', 400, "NaN"),
+    ("[" * 100_000 + "]" * 100_000, 400, "not valid JSON"),
+    ('["15"]', 400, "must be a JSON object, got an array"),
+    ('"15"', 400, "must be a JSON object, got a string"),
+    ("null", 400, "got null"),
+    ('{"v": 2, "input": "15"}', 400, "version"),
+    ('{"v": "1", "input": "15"}', 400, "version"),
+    ('{"tasks": []}', 400, "non-empty JSON array"),
+    ('{"tasks": {"input": "15"}}', 400, "non-empty JSON array"),
+    ('{"tasks": [{"input": "15"}], "input": "15"}', 400, "both"),
+    ('{"input": "%s"}' % ("1" * MAX_MESSAGE_BYTES), 413, "over the 262144-byte limit"),
+])
+def test_an_unusable_message_is_a_message_error(body, code, words):
+    with pytest.raises(MessageError) as caught:
+        decode_tasks(body, default_id="m")
+    assert caught.value.code == code and words in str(caught.value)
+
+
+def test_bytes_that_are_not_utf8_are_a_message_error():
+    with pytest.raises(MessageError, match="not UTF-8"):
+        decode_tasks(b'{"input": "\xff15"}', default_id="m")
+    assert decode_tasks(b'{"input": "15"}', default_id="m") == [Task(15, "m")]
+
+
+@pytest.mark.parametrize("body, words", [
+    ('{"output": {"factors": [3]}, "error": {"message": "x", "code": 500}, "id": "a"}', "exactly one"),
+    ('{"id": "a"}', "exactly one"),
+    ('{"output": {"factors": "3,5"}, "id": "a"}', "'output' must be"),
+    ('{"output": {"factors": ["3", "-5"]}, "id": "a"}', "'factor' must be a positive"),
+    ('{"error": {"message": "x", "code": "500"}, "id": "a"}', "'error' must be"),
+    ('{"output": {"factors": [3]}}', "'id' must be a string"),
+    ('{"results": [{"output": {"factors": [3]}, "id": "a"}, 5]}', "must be a JSON object"),
+])
+def test_a_bad_result_is_a_message_error(body, words):
+    with pytest.raises(MessageError, match=words.replace("(", r"\(")):
+        decode_results(body)
+
+
+def test_encoding_more_than_fits_is_a_413_and_packing_splits():
+    batch = [Task(10**999 + i, f"task-{i}") for i in range(300)]
+    with pytest.raises(MessageError) as caught:
+        encode_tasks(batch)
+    assert caught.value.code == Code.TOO_LARGE
+    bodies = pack_tasks(batch, per_message=200)
+    assert all(len(b) <= MAX_BODY_BYTES for b in bodies) and len(bodies) >= 2
+    assert [t for b in bodies for t in decode_tasks(b, default_id="m")] == batch
+
+
+def test_packing_respects_the_count_per_message():
+    batch = [Task(n, str(n)) for n in range(1, 26)]
+    bodies = pack_tasks(batch, per_message=10)
+    assert [len(decode_tasks(b, default_id="m")) for b in bodies] == [10, 10, 5]
+    outcomes = [Result(t.id, None, str(t.n), (t.n,)) for t in batch]
+    assert [r for b in pack_results(outcomes) for r in decode_results(b)] == outcomes
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Task(0, "t"), lambda: Task(True, "t"), lambda: Task(10**MAX_INPUT_DIGITS, "t"), lambda: Task(5, ""),
+    lambda: Task(5, "t", submitted_at=float("nan")), lambda: Result("t", None, "4", (2, 2), error_code=500),
+    lambda: Result("t", None, "4", None),
+])
+def test_values_the_decoder_would_refuse_cannot_be_built(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+    | st.sampled_from(["15", "0", "-3", "0x1F", "Decimal", "1e5"]),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(["input", "type", "id", "job", "submitted_at", "v", "tasks", "results",
+                                       "output", "error", "factors", "code", "message", "worker"])
+                      | st.text(max_size=5), inner, max_size=6),
+    max_leaves=25,
+)
+
+
+def _decoders_hold(body):
+    for decode in (lambda b: decode_tasks(b, default_id="m"), decode_results):
+        try:
+            items = decode(body)
+        except MessageError as e:
+            assert e.code in (400, 413) and str(e)
+        else:
+            assert items and all(isinstance(i, (Task, Rejected, Result)) for i in items)
+            assert all(i.code in (400, 413) and i.message for i in items if isinstance(i, Rejected))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_values)
+def test_random_json_gets_a_clear_answer(value):
+    _decoders_hold(json.dumps(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200))
+def test_random_bytes_and_text_get_a_clear_answer(body):
+    _decoders_hold(body)
