@@ -1,0 +1,254 @@
+"""The worker: receives task messages, factorizes on kernel threads, sends results, deletes what was answered.
+
+Rules: a task message is deleted only after all its results were accepted by the results queue. Bad input (400,
+413) and work over the budget (422) are answered with an error result and deleted: they would never succeed. A
+worker fault (500) is neither answered nor deleted, so the message is retried and reaches the DLQ after
+max_receive_count receives. Messages still in work are kept invisible by heartbeats; on stop, the batch's unstarted
+messages are released (visibility 0).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from grid import primes
+from grid.errors import MessageError, QueueError
+from grid.messages import REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, decode_tasks, pack_results
+from grid.queues.base import MAX_BATCH, Message, SendEntry
+from grid.roles import lifecycle
+
+HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is configured
+
+
+@dataclass
+class InHand:
+    """One received task message and what became of it."""
+
+    message: Message
+    tasks: list[Task] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
+    started: bool = False  # a task of it began: it is finished, not released, on stop
+    skipped: bool = False  # stop came before any task began: released
+    fault: bool = False  # a task failed inside the worker: not deleted, so it is retried
+
+
+class Worker(lifecycle.Daemon):
+    """Factorize tasks from the tasks queue and send the results to the results queue."""
+
+    role = "worker"
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.tasks = self.open_queue(cfg.tasks_queue_name)
+        self.results = self.open_queue(cfg.results_queue_name)
+        self.concurrency = cfg.concurrency or _cpu_count()
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="grid-kernel")
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.heartbeat_interval = _heartbeat_interval(cfg)
+        if cfg.queue_repolling_sleep_time > 0 or cfg.queue_polling_wait_time > 0:
+            self.idle_backoff = (cfg.queue_repolling_sleep_time, cfg.queue_repolling_sleep_time)
+        self._lock = threading.Lock()
+        self._batch: list[InHand] = []
+        self.log.info("worker %s: %d kernel threads, heartbeat every %.1f s", self.worker_id, self.concurrency,
+                      self.heartbeat_interval)
+
+    def run_once(self) -> bool:
+        messages = self._receive()
+        if not messages:
+            return False
+        if self.stopping:
+            self._release([m.receipt for m in messages])
+            return True
+        self._batch = [self._open(m) for m in messages]
+        try:
+            self._compute(self._batch)
+            self._answer(self._batch)
+        except Exception:
+            self._batch = []
+            raise
+        self._batch = []
+        return True
+
+    def teardown(self) -> None:
+        if self._batch:  # left mid-batch by a second signal: give the messages back at once
+            self._release([h.message.receipt for h in self._batch])
+        if hasattr(self, "pool"):
+            self.pool.shutdown(wait=not self.forced, cancel_futures=True)
+
+    # -- receive and decode ------------------------------------------------------------------------------------
+    def _receive(self) -> list[Message]:
+        cfg = self.cfg
+        with self.metrics.timer("read_time"):
+            return self.tasks.receive(
+                cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout
+            )
+
+    def _open(self, message: Message) -> InHand:
+        hand = InHand(message)
+        try:
+            items = decode_tasks(message.body, default_id=message.message_id)
+        except MessageError as e:
+            items = [Rejected(id=message.message_id, code=e.code, message=str(e))]
+        for item in items:
+            if isinstance(item, Task):
+                hand.tasks.append(item)
+            else:
+                hand.results.append(self._rejected(item))
+        self.metrics.incr("tasks_handled", len(items))
+        return hand
+
+    def _rejected(self, item: Rejected) -> Result:
+        self.log.warning("task %s: rejected (%d): %s", item.id, item.code, item.message)
+        now = time.time()
+        return item.to_result(self.worker_id, started_at=now, completed_at=now)
+
+    # -- compute -----------------------------------------------------------------------------------------------
+    def _compute(self, batch: Sequence[InHand]) -> None:
+        owner: dict[Future, InHand] = {}
+        for hand in batch:
+            for task in hand.tasks:
+                owner[self.pool.submit(self._solve, hand, task)] = hand
+        with self.metrics.timer("execution_time"):
+            self._wait_with_heartbeats(owner)
+        for future, hand in owner.items():
+            if (result := future.result()) is not None:
+                hand.results.append(result)
+
+    def _wait_with_heartbeats(self, owner: dict[Future, InHand]) -> None:
+        pending = set(owner)
+        beat = time.monotonic() + self.heartbeat_interval
+        while pending:
+            _, pending = wait(pending, timeout=max(0.0, beat - time.monotonic()))
+            if pending and time.monotonic() >= beat:
+                self._heartbeat({id(owner[f]): owner[f] for f in pending}.values())
+                beat = time.monotonic() + self.heartbeat_interval
+
+    def _heartbeat(self, hands) -> None:
+        receipts = [h.message.receipt for h in hands]
+        try:
+            outcome = self.tasks.change_visibility(receipts, self.cfg.visibility_timeout)
+        except QueueError as e:
+            self.log.error("heartbeat for %d messages failed: %s", len(receipts), e)
+            return
+        for receipt, reason in outcome.failed.items():
+            self.log.warning("heartbeat failed for a message in work (it may be delivered again): %s", reason)
+
+    def _solve(self, hand: InHand, task: Task) -> Result | None:
+        """Runs on a kernel thread: the task's result, or None when skipped on stop or failed inside the worker."""
+        with self._lock:
+            if not hand.started and self.stopping:
+                hand.skipped = True
+                return None
+            hand.started = True
+        started = time.time()
+        try:
+            factors = primes.factorize(task.n, budget=self.cfg.work_budget)
+        except primes.BudgetExceeded:
+            return self._error(task, started, Code.OVER_BUDGET, f"over the work budget of {self.cfg.work_budget} s")
+        except (ValueError, TypeError) as e:
+            return self._error(task, started, Code.BAD_INPUT, str(e))
+        except Exception:
+            self.log.exception("task %s: worker fault; the message is left for retry", task.id)
+            hand.fault = True
+            return None
+        return Result(
+            task_id=task.id, job=task.job, n=str(task.n), factors=tuple(factors), worker=self.worker_id,
+            submitted_at=task.submitted_at, started_at=started, completed_at=time.time(),
+        )
+
+    def _error(self, task: Task, started: float, code: Code, message: str) -> Result:
+        self.log.warning("task %s: error %d: %s", task.id, code, message)
+        return Result(
+            task_id=task.id, job=task.job, n=str(task.n), factors=None, error_code=int(code), error_message=message,
+            worker=self.worker_id, submitted_at=task.submitted_at, started_at=started, completed_at=time.time(),
+        )
+
+    # -- answer ------------------------------------------------------------------------------------------------
+    def _answer(self, batch: Sequence[InHand]) -> None:
+        released = [h.message.receipt for h in batch if h.skipped]
+        if released:
+            self._release(released)
+        answered = [h for h in batch if not h.skipped]
+        with self.metrics.timer("send_time"):
+            unsent = self._send_results(answered)
+        done = [h for h in answered if not h.fault and id(h) not in unsent]
+        with self.metrics.timer("delete_time"):
+            deleted = self._delete(done)
+        self._count(batch, deleted)
+
+    def _send_results(self, hands: Sequence[InHand]) -> set[int]:
+        """Send the results of `hands`; the ids of hands with a result the results queue did not accept."""
+        entries, hand_of = [], {}
+        unsent: set[int] = set()
+        for hand in hands:
+            for body in self._bodies(hand, unsent):
+                entry = SendEntry(str(len(entries)), body, {REQUEST_MESSAGE_ID: hand.message.message_id})
+                entries.append(entry)
+                hand_of[entry.id] = hand
+        for start in range(0, len(entries), MAX_BATCH):
+            outcome = self.results.send_batch(entries[start : start + MAX_BATCH])
+            for entry_id, reason in outcome.failed.items():
+                hand = hand_of[entry_id]
+                self.log.error("result of message %s not sent (kept for retry): %s", hand.message.message_id, reason)
+                unsent.add(id(hand))
+        return unsent
+
+    def _bodies(self, hand: InHand, unsent: set[int]) -> list[str]:
+        try:
+            return pack_results(hand.results) if hand.results else []
+        except MessageError as e:  # one result over the size limit: nothing to send, so keep the message
+            self.log.error("results of message %s cannot be encoded: %s", hand.message.message_id, e)
+            unsent.add(id(hand))
+            return []
+
+    def _delete(self, hands: Sequence[InHand]) -> list[InHand]:
+        if not hands:
+            return []
+        outcome = self.tasks.delete_batch([h.message.receipt for h in hands])
+        for receipt, reason in outcome.failed.items():
+            self.log.warning("task message not deleted (its result may arrive twice): %s", reason)
+        return [h for h in hands if h.message.receipt not in outcome.failed]
+
+    def _release(self, receipts: list[str]) -> None:
+        try:
+            self.tasks.change_visibility(receipts, 0)
+        except QueueError as e:
+            self.log.error("could not release %d messages (they return after their visibility timeout): %s",
+                           len(receipts), e)
+            return
+        self.metrics.incr("released", len(receipts))
+        self.log.info("released %d unstarted messages", len(receipts))
+
+    def _count(self, batch: Sequence[InHand], deleted: Sequence[InHand]) -> None:
+        answered = sum(len(h.results) for h in deleted)
+        errors = sum(r.error_code is not None for h in deleted for r in h.results)
+        faults = sum(h.fault for h in batch)
+        self.metrics.incr("tps", answered)
+        if errors:
+            self.metrics.incr("task_errors", errors)
+        if faults:
+            self.metrics.incr("worker_faults", faults)
+        self.log.debug("batch: %d messages, %d tasks answered (%d errors), %d released, %d with faults",
+                       len(batch), answered, errors, sum(h.skipped for h in batch), faults)
+
+
+def _heartbeat_interval(cfg) -> float:
+    configured = getattr(cfg, "heartbeat_interval", 0) or 0
+    return configured if configured > 0 else max(cfg.visibility_timeout / HEARTBEAT_FRACTION, 0.2)
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return lifecycle.main(Worker, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
