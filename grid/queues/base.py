@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from grid.errors import ConfigError
 
 MAX_BATCH = 10  # entries per batch call, as SQS allows
 MAX_MESSAGE_BYTES = 262_144  # SQS body + attributes limit (256 KiB)
@@ -114,3 +117,81 @@ class Broker(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# Limits shared by every backend, so that the embedded queue refuses what SQS would refuse.
+MAX_VISIBILITY_TIMEOUT = 43_200  # seconds (12 h), the SQS ceiling
+MAX_DELAY_SECONDS = 900  # seconds (15 min), the SQS ceiling
+MAX_ATTRIBUTES = 10  # message attributes per message, as SQS allows
+MAX_QUEUE_NAME = 80  # characters, as SQS allows
+MAX_RECEIVE_COUNT_RANGE = range(1, 1001)  # SQS redrive policy maxReceiveCount
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_QUEUE_NAME)
+_ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)(?!.*\.$)(?!(?i:aws\.|amazon\.))[A-Za-z0-9_.-]{1,256}")
+# Characters SQS accepts in a body or attribute value (XML 1.0 characters).
+_BAD_CHARACTER = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def check_queue_name(name: str, *, create: bool = False) -> None:
+    """A queue name SQS accepts (and, when creating, room for the dead-letter suffix); else ConfigError."""
+    limit = MAX_QUEUE_NAME - len(DLQ_SUFFIX) if create else MAX_QUEUE_NAME
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name) or len(name) > limit:
+        raise ConfigError(
+            f"queue name {name!r} is not allowed: use 1..{limit} characters of A-Z a-z 0-9 - _"
+            + (f" (the dead-letter queue adds {DLQ_SUFFIX!r})" if create else "")
+        )
+
+
+def check_max_receive_count(count: int) -> None:
+    if not isinstance(count, int) or count not in MAX_RECEIVE_COUNT_RANGE:
+        raise ConfigError(f"max_receive_count={count!r} is not allowed: must be an integer 1..1000")
+
+
+def check_batch(keys: Sequence[str], what: str) -> None:
+    """A batch call takes 1..10 distinct keys (entry ids or receipts); else ValueError, as SQS rejects the call."""
+    if not 1 <= len(keys) <= MAX_BATCH:
+        raise ValueError(f"a batch takes 1..{MAX_BATCH} {what}, got {len(keys)}")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"the {what} of one batch must be distinct, got {list(keys)!r}")
+
+
+def check_receive(max_messages: int, wait_seconds: float, visibility_timeout: int | None) -> None:
+    if not 1 <= max_messages <= MAX_BATCH:
+        raise ValueError(f"max_messages={max_messages!r}: must be 1..{MAX_BATCH}")
+    if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
+        raise ValueError(f"wait_seconds={wait_seconds!r}: must be 0..{MAX_WAIT_SECONDS}")
+    if visibility_timeout is not None:
+        check_visibility_timeout(visibility_timeout)
+
+
+def check_visibility_timeout(timeout: int) -> None:
+    if not isinstance(timeout, int) or not 0 <= timeout <= MAX_VISIBILITY_TIMEOUT:
+        raise ValueError(f"visibility timeout {timeout!r}: must be an integer 0..{MAX_VISIBILITY_TIMEOUT} seconds")
+
+
+def entry_size(entry: SendEntry) -> int:
+    """Bytes SQS counts against the message size limit: body, attribute names, types and values."""
+    size = len(entry.body.encode("utf-8", "surrogatepass"))
+    for name, value in entry.attributes.items():
+        size += len(name.encode()) + len("String") + len(value.encode("utf-8", "surrogatepass"))
+    return size
+
+
+def entry_problem(entry: SendEntry) -> str | None:
+    """Why SQS would refuse this entry, or None: the per-entry failure reason of send_batch."""
+    if not isinstance(entry.body, str) or not entry.body:
+        return "the body must be a non-empty string"
+    if not 0 <= entry.delay_seconds <= MAX_DELAY_SECONDS:
+        return f"delay_seconds={entry.delay_seconds!r}: must be 0..{MAX_DELAY_SECONDS}"
+    if len(entry.attributes) > MAX_ATTRIBUTES:
+        return f"{len(entry.attributes)} attributes: at most {MAX_ATTRIBUTES} are allowed"
+    for name, value in entry.attributes.items():
+        if not isinstance(name, str) or not _ATTRIBUTE_NAME.fullmatch(name):
+            return f"attribute name {name!r}: use 1..256 of A-Z a-z 0-9 _ - . (no leading, trailing or double dot)"
+        if not isinstance(value, str) or not value or _BAD_CHARACTER.search(value):
+            return f"attribute {name!r}: the value must be a non-empty string of characters SQS accepts"
+    if _BAD_CHARACTER.search(entry.body):
+        return "the body holds a character SQS refuses (allowed: tab, newline, CR, U+0020..U+D7FF, U+E000..U+FFFD, ...)"
+    size = entry_size(entry)
+    if size > MAX_MESSAGE_BYTES:
+        return f"the message is {size} bytes (body and attributes): at most {MAX_MESSAGE_BYTES} are allowed"
+    return None
