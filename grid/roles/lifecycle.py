@@ -124,8 +124,11 @@ class Daemon:
             delay = self._step(idle, errors)
             self.metrics.flush()
             if delay:
-                wake = time.monotonic() + delay
-                self.sleep_until(wake if deadline is None else min(wake, deadline))
+                self._pause(delay, deadline)
+
+    def _pause(self, delay: float, deadline: float | None) -> None:
+        wake = time.monotonic() + delay
+        self.sleep_until(wake if deadline is None else min(wake, deadline))
 
     def _step(self, idle: Backoff, errors: Backoff) -> float:
         """Run one step; the delay before the next (0 after work)."""
