@@ -123,7 +123,7 @@ class Daemon:
                 break
             delay = self._step(idle, errors)
             self.metrics.flush()
-            if delay:
+            if delay and not self.stopping:
                 self._pause(delay, deadline)
 
     def _pause(self, delay: float, deadline: float | None) -> None:
