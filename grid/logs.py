@@ -13,7 +13,7 @@ MAX_LOG_BYTES = 10 * 1024 * 1024  # per file before rotation, as the original
 LOG_BACKUPS = 5  # rotated files kept
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(name)s[%(process)d] - %(message)s"
 STDERR = ("", "-")  # log_filename values that mean "log to stderr"
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET")
 
 
 def setup_logging(

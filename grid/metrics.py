@@ -95,15 +95,17 @@ class Metrics:
     or a call of the wrong kind (timing on a counter), is a programming error and raises ValueError.
     """
 
-    def __init__(self, role: str, prefix: str = "", host: str = "", port: int = DEFAULT_STATSD_PORT):
+    def __init__(self, role: str, prefix: str = "", host: str = "", port: int = DEFAULT_STATSD_PORT,
+                 rate: float = 1.0):
         self.role = role
         self.prefix = prefix
+        self.rate = rate  # statsd sample rate: a fraction of the calls is sent, tagged so the server scales up
         self._client = _client(host, port) if host else None
         self._pipe = self._client.pipeline() if self._client else None
 
     @classmethod
     def from_config(cls, cfg) -> Metrics:
-        return cls(cfg.role, cfg.stats_prefix, cfg.statsd_host, cfg.statsd_port)
+        return cls(cfg.role, cfg.stats_prefix, cfg.statsd_host, cfg.statsd_port, cfg.stats_rate)
 
     @property
     def enabled(self) -> bool:
@@ -112,17 +114,17 @@ class Metrics:
     def incr(self, name: str, count: int = 1) -> None:
         self._check(name, COUNTER)
         if self._pipe is not None:
-            self._pipe.incr(self.prefix + name, count)
+            self._pipe.incr(self.prefix + name, count, self.rate)
 
     def timing(self, name: str, ms: float) -> None:
         self._check(name, TIMER)
         if self._pipe is not None:
-            self._pipe.timing(self.prefix + name, ms)
+            self._pipe.timing(self.prefix + name, ms, self.rate)
 
     def gauge(self, name: str, value: float) -> None:
         self._check(name, GAUGE)
         if self._pipe is not None:
-            self._pipe.gauge(self.prefix + name, value)
+            self._pipe.gauge(self.prefix + name, value, self.rate)
 
     @contextlib.contextmanager
     def timer(self, name: str) -> Iterator[None]:

@@ -197,5 +197,5 @@ def test_a_log_directory_that_cannot_be_created_is_a_config_error(root_logger, t
 
 
 def test_a_bad_level_names_the_parameter_and_the_choices(root_logger):
-    with pytest.raises(ConfigError, match="log_level='LOUD' from flag --log-level: must be one of DEBUG"):
+    with pytest.raises(ConfigError, match="log_level='LOUD' from flag --log-level: must be one of CRITICAL, ERROR"):
         setup_logging("-", "LOUD", source="flag --log-level")

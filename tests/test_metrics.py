@@ -143,3 +143,14 @@ def test_an_undefined_name_or_the_wrong_kind_is_refused(call, name):
 def test_an_unresolvable_host_names_the_parameter():
     with pytest.raises(ConfigError, match="statsd_host='no-such-host.invalid'"):
         Metrics("worker", "w_", "no-such-host.invalid", 8125)
+
+
+def test_from_config_uses_the_roles_prefix_host_port_and_rate(listener):
+    from grid import config
+
+    port = listener.getsockname()[1]
+    cfg = config.load("producer", flags={"statsd_host": "127.0.0.1", "statsd_port": port}, environ={})
+    m = Metrics.from_config(cfg)
+    m.incr("throughput", 7)
+    m.flush()
+    assert received_lines(listener, 1) == ["awsgridwithsqs_producer_throughput:7|c"]
