@@ -1,0 +1,205 @@
+"""The supervisor: every metric_interval, read the backlog and the fleet, publish the scaling metrics, size the fleet.
+
+The backlog counts tasks waiting and tasks in work (the AWS "backlog per instance" pattern with in-flight work
+included), so scale-in never sees an empty queue while tasks are still computing. One pure policy
+(`grid.fleet.desired_workers`) sizes both fleets. A transient queue, Auto Scaling or CloudWatch error is logged,
+counted and retried with backoff; the supervisor keeps running.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+
+from grid import metrics as names
+from grid.errors import QueueError
+from grid.fleet import (AsgFleet, Fleet, FleetError, FleetSize, ProcessFleet, backlog_per_instance, desired_workers,
+                        worker_command)
+from grid.queues.url import parse_broker_url
+from grid.roles import lifecycle
+
+FLEETS = ("auto", "asg", "local")  # auto: an Auto Scaling group on SQS, local worker processes on the embedded queue
+STATUS_FILE = "supervisor-status.json"  # next to the embedded queue's database: what `grid status` shows
+
+log = logging.getLogger("grid.supervisor")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One supervisor step: what it saw and what it decided."""
+
+    at: float  # epoch seconds
+    backlog: int  # visible tasks
+    in_flight: int
+    fleet: FleetSize
+    desired: int
+    backlog_per_instance: float
+    fleet_name: str = ""
+
+    @property
+    def total_backlog(self) -> int:
+        return self.backlog + self.in_flight
+
+
+class CloudWatchPublisher:
+    """Puts the supervisor's metrics into CloudWatch, as the original did (Count, 1-second resolution)."""
+
+    def __init__(self, client, dimension_value: str):
+        self._client = client
+        self._dimensions = [{"Name": names.CLOUDWATCH_DIMENSION, "Value": dimension_value}]
+
+    def publish(self, obs: Observation) -> None:
+        values = {
+            names.BACKLOG_PER_INSTANCE: obs.backlog_per_instance,
+            names.DESIRED_INSTANCES_COUNT: obs.desired,
+            names.ALL_INSTANCES_COUNT: obs.fleet.running,
+            names.TOTAL_BACKLOG_COUNT: obs.total_backlog,
+        }
+        data = [{"MetricName": name, "Dimensions": self._dimensions, "Value": float(value), "Unit": "Count",
+                 "StorageResolution": 1} for name, value in values.items()]
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_metric_data(Namespace=names.CLOUDWATCH_NAMESPACE, MetricData=data)
+        except (ClientError, BotoCoreError) as e:
+            raise FleetError(f"CloudWatch put_metric_data to {names.CLOUDWATCH_NAMESPACE} failed: {e}") from e
+
+
+class Supervisor(lifecycle.Daemon):
+    """Watch the tasks queue and size the worker fleet."""
+
+    role = "supervisor"
+
+    def __init__(self, cfg, broker, metrics, *, fleet: Fleet | None = None, publisher=None,
+                 status_path: str | None = None):
+        super().__init__(cfg, broker, metrics)
+        self.fleet = fleet
+        self.publisher = publisher
+        self.status_path = status_path
+        self.last: Observation | None = None
+        self.history: list[Observation] = []
+        self._next_step = 0.0
+        self._errors = lifecycle.Backoff(lifecycle.ERROR_MIN, max(lifecycle.ERROR_MAX, cfg.metric_interval))
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--fleet", choices=FLEETS, default="auto",
+                            help="what to size: an Auto Scaling group (asg), local worker processes (local), or "
+                                 "asg on sqs:// and local on sqlite: (auto, the default)")
+        parser.add_argument("--worker-arg", action="append", default=[], metavar="ARG",
+                            help="an argument for each local worker process, e.g. --worker-arg=--concurrency=1 "
+                                 "(repeatable)")
+
+    @classmethod
+    def from_args(cls, cfg, broker, metrics, args: argparse.Namespace) -> Supervisor:
+        fleet, publisher = build_fleet(cfg, args.fleet, args.worker_arg)
+        return cls(cfg, broker, metrics, fleet=fleet, publisher=publisher, status_path=status_path(cfg.broker_url))
+
+    def setup(self) -> None:
+        self.tasks = self.open_queue(self.cfg.tasks_queue_name)
+        if self.fleet is None:
+            self.fleet, self.publisher = build_fleet(self.cfg)
+        self.log.info("supervising %s: fleet %s, %d..%d workers, target %d tasks per worker, every %s s",
+                      self.cfg.tasks_queue_name, self.fleet.name, self.cfg.min_workers, self.cfg.max_workers,
+                      self.cfg.backlog_per_instance, self.cfg.metric_interval)
+
+    def run_once(self) -> bool:
+        self.sleep_until(self._next_step)
+        if self.stopping:
+            return False
+        try:
+            self.step()
+            self._errors.reset()
+            delay = self.cfg.metric_interval
+        except (FleetError, QueueError) as e:
+            if e.exit_code != 1:
+                raise
+            delay = self._errors.next()
+            self.metrics.incr("errors")
+            self.log.error("%s; retrying in %.1f s", e, delay)
+        self._next_step = time.monotonic() + delay
+        return True
+
+    def step(self) -> Observation:
+        """Read the backlog and the fleet, publish, and set the fleet's desired size."""
+        counts = self.tasks.counts()
+        size = self.fleet.size()
+        cfg = self.cfg
+        desired = desired_workers(counts.visible, counts.in_flight, size.desired, cfg.backlog_per_instance,
+                                  cfg.min_workers, cfg.max_workers)
+        obs = Observation(time.time(), counts.visible, counts.in_flight, size, desired,
+                          backlog_per_instance(counts.visible, counts.in_flight, size.in_service), self.fleet.name)
+        self._publish(obs)
+        self.fleet.set_desired(desired)
+        self.last = obs
+        self.history.append(obs)
+        self.log.info("backlog %d + %d in flight, fleet %d/%d in service, desired %d (%.1f per instance)",
+                      obs.backlog, obs.in_flight, size.in_service, size.desired, desired, obs.backlog_per_instance)
+        return obs
+
+    def teardown(self) -> None:
+        if self.fleet is not None:
+            self.fleet.close()
+
+    def _publish(self, obs: Observation) -> None:
+        self.metrics.gauge(names.BACKLOG_PER_INSTANCE, obs.backlog_per_instance)
+        self.metrics.gauge(names.DESIRED_INSTANCES_COUNT, obs.desired)
+        self.metrics.gauge(names.ALL_INSTANCES_COUNT, obs.fleet.running)
+        self.metrics.gauge(names.TOTAL_BACKLOG_COUNT, obs.total_backlog)
+        if self.status_path:
+            write_status(self.status_path, obs)
+        if self.publisher is not None:
+            self.publisher.publish(obs)
+
+
+def build_fleet(cfg, kind: str = "auto", worker_args: list[str] | tuple = ()) -> tuple[Fleet, object]:
+    """The fleet the configuration names, and the CloudWatch publisher that goes with an Auto Scaling fleet."""
+    scheme, _, options = parse_broker_url(cfg.broker_url)
+    if kind == "local" or (kind == "auto" and scheme == "sqlite"):
+        return ProcessFleet(worker_command(cfg.broker_url, worker_args)), None
+    clients = _aws_clients(options)
+    fleet = AsgFleet(cfg.worker_asg_name, client=clients("autoscaling"), mode=cfg.scale_mode)
+    return fleet, CloudWatchPublisher(clients("cloudwatch"), cfg.supervisor_asg_name)
+
+
+def _aws_clients(options: dict):
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    kwargs = {"config": BotoConfig(retries={"mode": "standard"})}
+    if "endpoint_url" in options:
+        kwargs["endpoint_url"] = options["endpoint_url"]
+    if "region" in options:
+        kwargs["region_name"] = options["region"]
+    return lambda service: boto3.client(service, **kwargs)
+
+
+def status_path(broker_url: str) -> str | None:
+    """Where the supervisor of an embedded queue records its last step (None on SQS: `grid status` asks AWS)."""
+    scheme, path, _ = parse_broker_url(broker_url)
+    return os.path.join(os.path.dirname(os.path.abspath(path)), STATUS_FILE) if scheme == "sqlite" else None
+
+
+def write_status(path: str, obs: Observation) -> None:
+    record = asdict(obs)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as out:
+        json.dump(record, out)
+    os.replace(temporary, path)
+
+
+def read_status(path: str) -> Observation | None:
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        record["fleet"] = FleetSize(**record["fleet"])
+        return Observation(**record)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return lifecycle.main(Supervisor, argv)

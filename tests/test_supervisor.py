@@ -1,0 +1,157 @@
+"""The supervisor's step on the embedded queue (local processes) and on moto (Auto Scaling, CloudWatch)."""
+import datetime
+import logging
+import sys
+
+import boto3
+import pytest
+from botocore.config import Config as BotoConfig
+from moto import mock_aws
+
+from grid import config
+from grid.fleet import AsgFleet, FleetSize, ProcessFleet
+from grid.metrics import CLOUDWATCH_DIMENSION, CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE, Metrics
+from grid.queues import SendEntry, open_broker
+from grid.roles.supervisor import CloudWatchPublisher, Supervisor, read_status, status_path
+
+SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
+
+
+def supervisor_config(broker_url, **flags):
+    base = {"broker_url": broker_url, "backlog_per_instance": 10, "min_workers": 0, "max_workers": 4,
+            "metric_interval": 1, "statsd_host": "", "tasks_queue_name": "tasks"}
+    return config.load("supervisor", flags={**base, **flags}, environ={})
+
+
+def fill(queue, count):
+    for start in range(0, count, 10):
+        queue.send_batch([SendEntry(str(i), f"task {i}") for i in range(start, min(start + 10, count))])
+
+
+def make(cfg, broker, fleet, publisher=None, status=None):
+    supervisor = Supervisor(cfg, broker, Metrics("supervisor"), fleet=fleet, publisher=publisher, status_path=status)
+    supervisor.setup()
+    return supervisor
+
+
+@pytest.fixture
+def embedded(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        yield supervisor_config(sqlite_url), broker
+
+
+def test_local_fleet_scales_out_from_zero_holds_while_work_is_in_flight_then_goes_to_zero(embedded):
+    cfg, broker = embedded
+    fleet = ProcessFleet(SLEEPER, stop_timeout=5)
+    supervisor = make(cfg, broker, fleet)
+    try:
+        tasks = broker.queue("tasks")
+        fill(tasks, 25)
+        assert supervisor.step().desired == 3 and fleet.size() == FleetSize(3, 3, 3)
+        in_work = tasks.receive(10, visibility_timeout=60) + tasks.receive(10, visibility_timeout=60)
+        rest = tasks.receive(10, visibility_timeout=60)
+        tasks.delete_batch([m.receipt for m in rest])
+        obs = supervisor.step()
+        assert (obs.backlog, obs.in_flight, obs.desired) == (0, 20, 2)
+        tasks.delete_batch([m.receipt for m in in_work[:10]])
+        assert supervisor.step().desired == 1
+        tasks.delete_batch([m.receipt for m in in_work[10:]])
+        assert supervisor.step().desired == 0 and fleet.size().in_service == 0
+    finally:
+        supervisor.teardown()
+    assert fleet.size().running == 0
+
+
+def test_the_step_is_recorded_for_grid_status(embedded, tmp_path):
+    cfg, broker = embedded
+    path = status_path(cfg.broker_url)
+    supervisor = make(cfg, broker, ProcessFleet(SLEEPER, stop_timeout=5), status=path)
+    try:
+        fill(broker.queue("tasks"), 7)
+        obs = supervisor.step()
+    finally:
+        supervisor.teardown()
+    assert path == str(tmp_path / "supervisor-status.json")
+    assert read_status(path) == obs and obs.desired == 1 and obs.backlog_per_instance == 7.0
+
+
+def test_status_path_is_only_for_the_embedded_queue():
+    assert status_path("sqs://?region=us-east-1") is None
+    assert status_path("sqlite:///var/lib/grid/grid.db") == "/var/lib/grid/supervisor-status.json"
+
+
+@pytest.fixture
+def aws(aws_env):
+    with mock_aws():
+        boto3.client("ec2").create_launch_template(
+            LaunchTemplateName="grid-worker", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"})
+        boto3.client("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName="grid-workers", MinSize=0, MaxSize=4, DesiredCapacity=0,
+            LaunchTemplate={"LaunchTemplateName": "grid-worker"}, AvailabilityZones=["us-east-1a"])
+        with open_broker("sqs://?region=us-east-1") as broker:
+            broker.queue("tasks", create=True)
+            yield broker
+
+
+def published(name):
+    stats = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace=CLOUDWATCH_NAMESPACE, MetricName=name, Period=60, Statistics=["Maximum"],
+        Dimensions=[{"Name": CLOUDWATCH_DIMENSION, "Value": "grid-supervisors"}],
+        StartTime=datetime.datetime(2000, 1, 1), EndTime=datetime.datetime(2100, 1, 1))
+    return sorted(p["Maximum"] for p in stats["Datapoints"])
+
+
+def test_direct_mode_sizes_the_auto_scaling_group_and_publishes_the_originals_metrics(aws):
+    cfg = supervisor_config("sqs://?region=us-east-1", scale_mode="direct", worker_asg_name="grid-workers")
+    fleet = AsgFleet("grid-workers", client=boto3.client("autoscaling"), mode="direct")
+    publisher = CloudWatchPublisher(boto3.client("cloudwatch"), "grid-supervisors")
+    supervisor = make(cfg, aws, fleet, publisher)
+    fill(aws.queue("tasks"), 35)
+    assert supervisor.step().desired == 4
+    assert fleet.size() == FleetSize(4, 4, 4)
+    aws.queue("tasks").purge()
+    assert supervisor.step().desired == 2
+    assert {m["MetricName"] for m in boto3.client("cloudwatch").list_metrics(
+        Namespace=CLOUDWATCH_NAMESPACE)["Metrics"]} == set(CLOUDWATCH_METRICS)
+    assert published("total_backlog_count")[-1] == 35.0
+    assert published("backlog_per_instance")[-1] == 35.0  # no instance in service yet: the whole backlog
+    assert published("desired_instances_count") == [4.0]
+
+
+def test_target_mode_leaves_sizing_to_target_tracking_once_a_worker_runs(aws):
+    cfg = supervisor_config("sqs://?region=us-east-1", worker_asg_name="grid-workers")
+    fleet = AsgFleet("grid-workers", client=boto3.client("autoscaling"), mode="target")
+    supervisor = make(cfg, aws, fleet)
+    fill(aws.queue("tasks"), 15)
+    supervisor.step()
+    assert fleet.size().desired == 2
+    fill(aws.queue("tasks"), 30)
+    supervisor.step()
+    assert fleet.size().desired == 2
+
+
+def test_a_transient_aws_error_is_logged_and_retried_not_fatal(aws, caplog):
+    cfg = supervisor_config("sqs://?region=us-east-1", scale_mode="direct")
+    unreachable = boto3.client("autoscaling", endpoint_url="http://127.0.0.1:9",
+                               config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=1))
+    supervisor = make(cfg, aws, AsgFleet("grid-workers", client=unreachable, mode="direct"))
+    with caplog.at_level(logging.ERROR):
+        assert supervisor.run_once() is True
+        assert supervisor.run_once() is True
+    assert supervisor.last is None
+    assert [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()][-1].endswith("retrying in 2.0 s")
+    supervisor._next_step = 0.0
+    supervisor.fleet = AsgFleet("grid-workers", client=boto3.client("autoscaling"), mode="direct")
+    fill(aws.queue("tasks"), 5)
+    assert supervisor.run_once() is True and supervisor.last.desired == 1
+
+
+def test_a_missing_group_stops_the_supervisor_with_one_line_and_exit_2(aws, capsys):
+    from grid.roles.supervisor import main
+
+    code = main(["--broker-url", "sqs://?region=us-east-1", "--tasks-queue-name", "tasks", "--worker-asg-name", "nope",
+                 "--fleet", "asg", "--statsd-host", "", "--log-filename", "-", "--max-seconds", "5"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("grid supervisor: error: worker_asg_name='nope': no such Auto Scaling group in this account "
+                       "and region")
