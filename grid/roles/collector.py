@@ -1,0 +1,80 @@
+"""The collector: drains the results queue into the result store, deleting a result message only once it is stored.
+
+Duplicates (a task answered twice after a redelivery) are dropped by task id in the store. A result message that
+cannot be decoded is not deleted: it comes back until the queue's redrive policy moves it to the dead-letter
+queue, where `grid dlq peek` shows it.
+"""
+from __future__ import annotations
+
+from grid.errors import MessageError
+from grid.messages import REQUEST_MESSAGE_ID, Result, decode_results
+from grid.queues.base import Message
+from grid.roles import lifecycle
+from grid.store import ResultStore, latency
+
+
+class Collector(lifecycle.Daemon):
+    """Store every result of the results queue once."""
+
+    role = "collector"
+
+    def __init__(self, cfg, broker, metrics, *, store: ResultStore | None = None):
+        super().__init__(cfg, broker, metrics)
+        self.store = store
+        self.stored = 0
+        self.duplicates = 0
+
+    def setup(self) -> None:
+        self.results = self.open_queue(self.cfg.results_queue_name)
+        if self.store is None:
+            self.store = ResultStore(self.cfg.result_store,
+                                     source=f"result_store from {self.cfg.source('result_store')}")
+        self.log.info("collecting %s into %s", self.cfg.results_queue_name, self.store.path)
+
+    def run_once(self) -> bool:
+        messages = self.results.receive(self.cfg.batch_size, wait_seconds=self.cfg.queue_polling_wait_time,
+                                        visibility_timeout=self.cfg.visibility_timeout)
+        if not messages:
+            return False
+        results, receipts = [], []
+        for message in messages:
+            decoded = self._decode(message)
+            if decoded is not None:
+                results.extend(decoded)
+                receipts.append(message.receipt)
+        if receipts:
+            self._store(results, receipts)
+        return True
+
+    def teardown(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def _decode(self, message: Message) -> list[Result] | None:
+        try:
+            return decode_results(message.body, default_id=message.attributes.get(REQUEST_MESSAGE_ID,
+                                                                                    message.message_id))
+        except MessageError as e:
+            self.log.error("result message %s (receive %d) left for the dead-letter queue: %s",
+                           message.message_id, message.receive_count, e)
+            return None
+
+    def _store(self, results: list[Result], receipts: list[str]) -> None:
+        with self.metrics.timer("store_time"):
+            added = self.store.add(results)
+            deleted = self.results.delete_batch(receipts)
+        for receipt, reason in deleted.failed.items():
+            self.log.warning("stored result message not deleted (it will come back as a duplicate): %s", reason)
+        self.stored += added.stored
+        self.duplicates += added.duplicates
+        self.metrics.incr("results_stored", added.stored)
+        self.metrics.incr("duplicates", added.duplicates)
+        for r in results:
+            if (seconds := latency(r)) is not None:
+                self.metrics.timing("latency", seconds * 1000.0)
+        self.log.debug("stored %d results (%d duplicates) from %d messages", added.stored, added.duplicates,
+                       len(receipts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return lifecycle.main(Collector, argv)

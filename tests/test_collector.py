@@ -1,0 +1,111 @@
+"""The collector's step on the embedded queue and on moto: store once, delete only what is stored."""
+import sqlite3
+import time
+
+import pytest
+from moto import mock_aws
+
+from grid import config
+from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results
+from grid.metrics import Metrics
+from grid.queues import SendEntry, open_broker
+from grid.roles.collector import Collector
+from grid.store import ResultStore
+
+
+def answer(task_id, n=15, factors=(3, 5)):
+    return Result(task_id, "job-1", str(n), factors, worker="w", submitted_at=10.0, started_at=10.5,
+                  completed_at=11.0)
+
+
+def failure(task_id):
+    return Result(task_id, "job-1", "-3", None, int(Code.BAD_INPUT), "not positive", submitted_at=10.0,
+                  completed_at=10.2)
+
+
+def collector_config(broker_url):
+    return config.load("collector", environ={}, flags={
+        "broker_url": broker_url, "results_queue_name": "results", "queue_polling_wait_time": 0,
+        "visibility_timeout": 1, "statsd_host": "", "max_receive_count": 2})
+
+
+def drain(daemon):
+    while daemon.run_once():
+        pass
+
+
+@pytest.fixture(params=["sqlite", "moto"])
+def broker_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path}/grid.db"
+        return
+    request.getfixturevalue("aws_env")
+    with mock_aws():
+        yield "sqs://?region=us-east-1"
+
+
+@pytest.fixture
+def setup(broker_url, tmp_path):
+    with open_broker(broker_url) as broker, ResultStore(tmp_path / "results.db") as store:
+        results = broker.queue("results", create=True, max_receive_count=2)
+        daemon = Collector(collector_config(broker_url), broker, Metrics("collector"), store=store)
+        daemon.setup()
+        yield daemon, results, store
+
+
+def send(queue, *bodies, attributes=None):
+    outcome = queue.send_batch([SendEntry(str(i), b, attributes or {}) for i, b in enumerate(bodies)])
+    assert outcome.ok
+
+
+def test_results_are_stored_once_and_their_messages_deleted(setup):
+    daemon, results, store = setup
+    send(results, encode_results([answer("t1")]), encode_results([answer("t2"), failure("t3")]),
+         encode_results([answer("t1")]))
+    drain(daemon)
+    assert {r.task_id: r for r in store.results()} == {"t1": answer("t1"), "t2": answer("t2"), "t3": failure("t3")}
+    assert (daemon.stored, daemon.duplicates) == (3, 1)
+    assert results.counts().total == 0
+    assert store.latency_percentiles("job-1", (50,)) == {50: 1.0}
+
+
+def test_an_original_style_result_takes_its_task_message_id(setup):
+    daemon, results, store = setup
+    send(results, '{"output": {"factors": ["3", "5"]}, "type": "Decimal", "input": "15"}',
+         attributes={REQUEST_MESSAGE_ID: "msg-42"})
+    drain(daemon)
+    [stored] = store.results()
+    assert (stored.task_id, stored.n, stored.factors) == ("msg-42", "15", (3, 5))
+
+
+def test_an_undecodable_result_is_kept_until_the_dead_letter_queue_takes_it(setup, caplog):
+    daemon, results, store = setup
+    send(results, "not json", encode_results([answer("t1")]))
+    drain(daemon)
+    assert store.counts().total == 1
+    assert results.counts().in_flight == 1
+    while results.dead_letter.counts().total == 0:
+        time.sleep(0.2)
+        drain(daemon)
+    assert results.counts().total == 0
+    assert "left for the dead-letter queue" in caplog.text
+
+
+def test_a_result_that_cannot_be_stored_is_not_deleted(setup):
+    daemon, results, store = setup
+    send(results, encode_results([answer("t1")]))
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        daemon.run_once()
+    assert results.counts().in_flight == 1
+
+
+def test_the_collector_opens_the_configured_store(tmp_path):
+    url = f"sqlite://{tmp_path}/grid.db"
+    cfg = config.load("collector", environ={}, flags={"broker_url": url, "result_store": str(tmp_path / "r" / "s.db"),
+                                                       "statsd_host": ""})
+    with open_broker(url) as broker:
+        daemon = Collector(cfg, broker, Metrics("collector"))
+        daemon.setup()
+        daemon.teardown()
+    assert (tmp_path / "r" / "s.db").exists()
