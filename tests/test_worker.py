@@ -1,0 +1,261 @@
+"""The worker's step, on the embedded queue and on SQS through moto: answers, deletes, errors, stop, heartbeats."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+
+import pytest
+import sympy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from grid import config, primes
+from grid.messages import REQUEST_MESSAGE_ID, Task, decode_results, encode_tasks
+from grid.metrics import Metrics
+from grid.queues import open_broker
+from grid.queues.base import BatchResult, SendEntry
+from grid.roles.worker import Worker
+
+
+def worker_cfg(name: str, **overrides) -> config.Config:
+    flags = {"tasks_queue_name": f"{name}-tasks", "results_queue_name": f"{name}-results", "statsd_host": "",
+             "queue_polling_wait_time": 0, "concurrency": 2, "log_filename": "-", **overrides}
+    return config.load("worker", flags=flags, environ={})
+
+
+class Recorder(Metrics):
+    """Metrics that remember the counters (and still check the names)."""
+
+    def __init__(self):
+        super().__init__("worker")
+        self.counts: dict[str, int] = {}
+
+    def incr(self, name, count=1):
+        super().incr(name, count)
+        self.counts[name] = self.counts.get(name, 0) + count
+
+
+def started(broker, cfg, metrics=None) -> Worker:
+    """A set-up worker; its queues are made first, as Terraform makes them on AWS."""
+    for name in (cfg.tasks_queue_name, cfg.results_queue_name):
+        broker.queue(name, create=True, max_receive_count=cfg.max_receive_count)
+    w = Worker(cfg, broker, metrics or Recorder())
+    w.setup()
+    return w
+
+
+def run_until_idle(w: Worker) -> None:
+    while w.run_once():
+        pass
+
+
+def send(queue, bodies: list[str]) -> list[str]:
+    """Send the bodies; their message ids in order."""
+    ids = []
+    for start in range(0, len(bodies), 10):
+        entries = [SendEntry(str(i), body) for i, body in enumerate(bodies[start:start + 10])]
+        outcome = queue.send_batch(entries)
+        assert outcome.ok
+        ids += [outcome.message_ids[e.id] for e in entries]
+    return ids
+
+
+def drain(queue) -> list:
+    """Every message on `queue`, deleted."""
+    out = []
+    while messages := queue.receive(10):
+        out += messages
+        queue.delete_batch([m.receipt for m in messages])
+    return out
+
+
+def results_by_task(messages) -> dict:
+    found: dict = {}
+    for m in messages:
+        for r in decode_results(m.body):
+            found.setdefault(r.task_id, []).append(r)
+    return found
+
+
+def expected_factors(n: int) -> tuple[int, ...]:
+    return tuple(p for p, e in sorted(sympy.factorint(n).items()) for _ in range(e))
+
+
+def semiprime(rng: random.Random, bits: int) -> int:
+    return sympy.prevprime(rng.randrange(2 ** (bits - 1) + 2, 2**bits)) * sympy.nextprime(rng.randrange(2**bits))
+
+
+@pytest.fixture
+def sqlite_broker(tmp_path):
+    with open_broker(f"sqlite://{tmp_path}/grid.db") as b:
+        yield b
+
+
+def test_every_task_gets_one_correct_result_and_its_message_is_deleted(broker, queue_name):
+    cfg = worker_cfg(queue_name)
+    w = started(broker, cfg)
+    rng = random.Random(7)
+    tasks = [Task(n=semiprime(rng, rng.randint(8, 16)), id=f"t{i}", job="j1") for i in range(12)]
+    bodies = [encode_tasks([t]) for t in tasks[:6]] + [encode_tasks(tasks[6:9]), encode_tasks(tasks[9:])]
+    message_ids = send(w.tasks, bodies)
+    run_until_idle(w)
+    w.teardown()
+    result_messages = drain(w.results)
+    found = results_by_task(result_messages)
+    assert {t.id: [r.factors for r in found[t.id]] for t in tasks} == {t.id: [expected_factors(t.n)] for t in tasks}
+    assert sorted(m.attributes[REQUEST_MESSAGE_ID] for m in result_messages) == sorted(message_ids)
+    assert w.tasks.counts().total == 0
+    assert w.metrics.counts["tps"] == 12 and w.metrics.counts["tasks_handled"] == 12
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(st.one_of(st.integers(1, 2**64 - 1), st.sampled_from(["0", "-3", "0x1F", "1e5", " 15 ", "abc"])),
+                      min_size=1, max_size=25))
+def test_any_mix_of_numbers_and_junk_is_answered_once_each(sqlite_broker, items):
+    cfg = worker_cfg(f"h{uuid.uuid4().hex[:8]}")
+    w = started(sqlite_broker, cfg)
+    bodies = [f'{{"input": "{item}", "type": "Decimal"}}' for item in items]
+    message_ids = send(w.tasks, bodies)
+    run_until_idle(w)
+    w.teardown()
+    found = results_by_task(drain(w.results))
+    assert sorted(found) == sorted(message_ids)  # the original format has no id: the message id stands in
+    for message_id, item in zip(message_ids, items):
+        (result,) = found[message_id]
+        if isinstance(item, int):
+            assert result.factors == expected_factors(item)
+        else:
+            assert result.error_code == 400
+    assert w.tasks.counts().total == 0
+
+
+def test_bad_input_too_large_and_over_budget_are_answered_and_deleted(sqlite_broker):
+    cfg = worker_cfg("poison", work_budget=0.001)
+    w = started(sqlite_broker, cfg)
+    hard = sympy.nextprime(2**61) * sympy.nextprime(2**62)
+    bodies = ["{not json", '{"input": "-5", "type": "Decimal"}', '{"input": "%s", "type": "Decimal"}' % ("7" * 1001),
+              encode_tasks([Task(n=hard, id="hard")])]
+    ids = send(w.tasks, bodies)
+    run_until_idle(w)
+    found = results_by_task(drain(w.results))
+    assert [found[i][0].error_code for i in ids[:3]] + [found["hard"][0].error_code] == [400, 400, 413, 422]
+    assert "budget" in found["hard"][0].error_message
+    assert w.tasks.counts().total == 0 and w.tasks.dead_letter.counts().total == 0
+    assert w.metrics.counts["task_errors"] == 4
+
+
+def test_a_worker_fault_is_not_answered_nor_deleted_and_reaches_the_dlq(sqlite_broker, monkeypatch):
+    real = primes.factorize
+
+    def faulty(n, *, budget=None):
+        if n == 77:
+            raise RuntimeError("injected fault")
+        return real(n, budget=budget)
+
+    monkeypatch.setattr(primes, "factorize", faulty)
+    cfg = worker_cfg("fault", max_receive_count=2, visibility_timeout=1)
+    w = started(sqlite_broker, cfg)
+    send(w.tasks, [encode_tasks([Task(n=77, id="bad"), Task(n=15, id="good")])])
+    for _ in range(2):
+        assert w.run_once()
+        assert w.tasks.counts().in_flight == 1  # kept for retry
+        time.sleep(1.1)  # past the visibility timeout
+    assert not w.run_once()  # the third receive finds it exhausted
+    assert w.tasks.counts().total == 0 and w.tasks.dead_letter.counts().visible == 1
+    found = results_by_task(drain(w.results))
+    assert "bad" not in found and [r.factors for r in found["good"]] == [(3, 5), (3, 5)]
+    assert w.metrics.counts["worker_faults"] == 2
+
+
+class Refusing:
+    """A queue that refuses the first entry of every send_batch and passes the rest on."""
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    def send_batch(self, entries):
+        outcome = self.queue.send_batch(entries[1:]) if len(entries) > 1 else BatchResult()
+        return BatchResult(outcome.succeeded, {**outcome.failed, entries[0].id: "refused by the test"})
+
+
+def test_a_task_whose_result_was_refused_is_not_deleted(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("refuse"))
+    w.results = Refusing(w.results)
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in (6, 10, 14)])
+    assert w.run_once()
+    assert len(results_by_task(drain(w.results.queue))) == 2
+    assert w.tasks.counts().in_flight == 1 and w.tasks.counts().visible == 0
+    assert w.metrics.counts["tps"] == 2
+
+
+def test_stop_mid_batch_finishes_the_started_message_and_releases_the_rest(sqlite_broker, monkeypatch):
+    w = started(sqlite_broker, worker_cfg("stop", concurrency=1))
+    real = primes.factorize
+
+    def stop_on_first_call(n, *, budget=None):
+        w.request_stop()
+        return real(n, budget=budget)
+
+    monkeypatch.setattr(primes, "factorize", stop_on_first_call)
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in (6, 10, 14, 22, 26)])
+    assert w.run_once()
+    found = results_by_task(drain(w.results))
+    assert len(found) == 1
+    assert w.tasks.counts() == type(w.tasks.counts())(visible=4, in_flight=0, delayed=0)
+    assert w.metrics.counts["released"] == 4
+
+
+def test_messages_received_after_a_stop_request_are_released_at_once(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("late"))
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in (6, 10)])
+    w.request_stop()
+    w.run_once()
+    assert w.tasks.counts().visible == 2 and w.results.counts().total == 0
+
+
+class Watching:
+    """A tasks queue that records change_visibility calls."""
+
+    def __init__(self, queue):
+        self.queue, self.calls = queue, []
+        self.beaten = threading.Semaphore(0)
+
+    def __getattr__(self, name):
+        return getattr(self.queue, name)
+
+    def change_visibility(self, receipts, timeout):
+        self.calls.append((tuple(receipts), timeout))
+        self.beaten.release()
+        return self.queue.change_visibility(receipts, timeout)
+
+
+def test_heartbeats_extend_the_visibility_of_messages_in_work(sqlite_broker, monkeypatch):
+    w = started(sqlite_broker, worker_cfg("beat", visibility_timeout=2, heartbeat_interval=0.05, concurrency=1))
+    w.tasks = watching = Watching(w.tasks)
+    real = primes.factorize
+
+    def slow(n, *, budget=None):
+        for _ in range(3):  # in work until three heartbeats went out
+            assert watching.beaten.acquire(timeout=10)
+        return real(n, budget=budget)
+
+    monkeypatch.setattr(primes, "factorize", slow)
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in (6, 10)])
+    assert w.run_once()
+    first_beat_receipts, timeout = watching.calls[0]
+    assert timeout == 2 and len(first_beat_receipts) == 2  # both messages were in hand, one in work
+    assert all(len(receipts) >= 1 and t == 2 for receipts, t in watching.calls)
+    assert len(results_by_task(drain(w.results))) == 2 and w.tasks.counts().total == 0
+
+
+def test_a_bundle_of_many_tasks_is_answered_whole(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("bundle"))
+    rng = random.Random(3)
+    tasks = [Task(n=rng.randrange(2, 10**12), id=f"b{i}", job="big") for i in range(300)]
+    send(w.tasks, [encode_tasks(tasks)])
+    run_until_idle(w)
+    found = results_by_task(drain(w.results))
+    assert {t.id: found[t.id][0].factors for t in tasks} == {t.id: expected_factors(t.n) for t in tasks}
+    assert all(r.job == "big" and r.worker == w.worker_id for rs in found.values() for r in rs)
