@@ -150,7 +150,9 @@ def _result_item(r: Result) -> dict:
 
 
 def _put_optional(doc: dict, **fields) -> None:
-    doc.update((k, v) for k, v in fields.items() if v is not None)
+    for key, value in fields.items():
+        if value is not None:
+            doc[key] = value
 
 
 def _hoist(items: list[dict], keys: Sequence[str]) -> dict:
@@ -172,7 +174,7 @@ def _hoist(items: list[dict], keys: Sequence[str]) -> dict:
 
 
 def _dump(doc: dict, count: int, what: str) -> str:
-    body = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+    body = _ENCODER.encode(doc)
     if len(body) > MAX_BODY_BYTES:  # ensure_ascii: characters are bytes
         raise MessageError(f"{count} {what} encode to {len(body)} bytes, over the {MAX_BODY_BYTES}-byte message "
                            f"limit; put fewer {what} in one message", Code.TOO_LARGE)
@@ -222,6 +224,10 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # made once: json.dumps(**kw) builds one per call
+_DECODER = json.JSONDecoder(parse_int=_json_int, parse_constant=_no_constant)
+
+
 def _load(body: str | bytes) -> dict:
     if isinstance(body, (bytes, bytearray, memoryview)):
         size = len(body)
@@ -236,7 +242,7 @@ def _load(body: str | bytes) -> dict:
     else:
         raise MessageError(f"message body must be text, got {type(body).__name__}", Code.BAD_INPUT)
     try:
-        doc = json.loads(text, parse_int=_json_int, parse_constant=_no_constant)
+        doc = _DECODER.decode(text)
     except RecursionError:
         raise MessageError("message body is not valid JSON: nested too deeply", Code.BAD_INPUT) from None
     except ValueError as e:
@@ -281,6 +287,29 @@ def decode_tasks(body: str | bytes, *, default_id: str) -> list[Task | Rejected]
 
 
 def _decode_task(item: object, shared: dict, fallback_id: str) -> Task | Rejected:
+    if type(item) is dict:
+        fields = {**shared, **item} if shared else item
+        try:
+            task_id = _parse_name("id", fields.get("id")) or fallback_id
+            job = _parse_name("job", fields.get("job"))
+            submitted_at = _parse_time("submitted_at", fields.get("submitted_at"))
+            _parse_type(fields.get("type"))
+            return _task(_parse_input(fields), task_id, job, submitted_at)
+        except MessageError:
+            pass
+    return _reject(item, shared, fallback_id)
+
+
+def _task(n: int, task_id: str, job: str | None, submitted_at: float | None) -> Task:
+    """A Task from values the decoder has checked, without checking them again (the hot path of a worker)."""
+    task = object.__new__(Task)
+    for name, value in (("n", n), ("id", task_id), ("job", job), ("submitted_at", submitted_at)):
+        object.__setattr__(task, name, value)
+    return task
+
+
+def _reject(item: object, shared: dict, fallback_id: str) -> Rejected:
+    """The Rejected for a bad item: its first problem, and what could be read of its id, job and time."""
     if not isinstance(item, dict):
         return Rejected(fallback_id, Code.BAD_INPUT, f"task {fallback_id}: must be a JSON object, got {_kind(item)}")
     fields = {**shared, **item}
@@ -289,11 +318,9 @@ def _decode_task(item: object, shared: dict, fallback_id: str) -> Task | Rejecte
     job = _attempt(problems, _parse_name, "job", fields.get("job"))
     submitted_at = _attempt(problems, _parse_time, "submitted_at", fields.get("submitted_at"))
     _attempt(problems, _parse_type, fields.get("type"))
-    n = _attempt(problems, _parse_input, fields)
-    if problems:
-        first = problems[0]
-        return Rejected(task_id, first.code, f"task {task_id}: {first}", job, submitted_at, _echo(fields.get("input")))
-    return Task(n, task_id, job, submitted_at)
+    _attempt(problems, _parse_input, fields)
+    first = problems[0]
+    return Rejected(task_id, first.code, f"task {task_id}: {first}", job, submitted_at, _echo(fields.get("input")))
 
 
 def _attempt(problems: list[MessageError], parse: Callable, *args):
@@ -307,7 +334,7 @@ def _attempt(problems: list[MessageError], parse: Callable, *args):
 def _parse_name(key: str, value: object, required: bool = False) -> str | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_CHARS:
+    if type(value) is not str or not 1 <= len(value) <= MAX_ID_CHARS:
         raise MessageError(f"{key!r} must be a string of 1..{MAX_ID_CHARS} characters, got {_short(value)}",
                            Code.BAD_INPUT)
     return value
@@ -324,7 +351,9 @@ def _parse_time(key: str, value: object) -> float | None:
 
 
 def _parse_type(value: object) -> None:
-    if value not in ACCEPTED_TYPES or type(value) not in (str, type(None)):
+    if value is None or value == TYPE_DECIMAL:
+        return
+    if type(value) is not str or value not in ACCEPTED_TYPES:
         raise MessageError(f"'type' must be \"Decimal\" (or absent), got {_short(value)}", Code.BAD_INPUT)
 
 
@@ -336,6 +365,8 @@ def _parse_input(fields: dict) -> int:
 
 def _parse_number(key: str, value: object) -> int:
     """A positive integer sent as a decimal string (or, as the original producer did, a JSON integer)."""
+    if type(value) is str and len(value) <= MAX_INPUT_DIGITS and value.isdigit() and value.isascii():
+        return _positive(key, int(value), value)  # the common case, first
     if isinstance(value, _Oversized) or (isinstance(value, str) and len(value) > MAX_INPUT_DIGITS):
         size = value.digits if isinstance(value, _Oversized) else len(value)
         raise MessageError(f"{key!r} is {size} characters long: at most {MAX_INPUT_DIGITS} digits are allowed",
@@ -381,14 +412,14 @@ def decode_results(body: str | bytes, *, default_id: str | None = None) -> list[
 def _decode_result(item: object, shared: dict, fallback_id: str | None) -> Result:
     if not isinstance(item, dict):
         raise MessageError(f"a result must be a JSON object, got {_kind(item)}", Code.BAD_INPUT)
-    fields = {**shared, **item}
-    task_id = _parse_name("id", fields.get("id"), required=fallback_id is None) or fallback_id
-    _parse_type(fields.get("type"))
-    n = _parse_echo(fields.get("input"))
+    fields = {**shared, **item} if shared else item
+    get = fields.get
+    task_id = _parse_name("id", get("id"), required=fallback_id is None) or fallback_id
+    _parse_type(get("type"))
     factors, code, message = _parse_outcome(fields)
-    times = (_parse_time(k, fields.get(k)) for k in ("submitted_at", "started_at", "completed_at"))
-    return Result(task_id, _parse_name("job", fields.get("job")), n, factors, code, message,
-                  _parse_name("worker", fields.get("worker")), *times)
+    return Result(task_id, _parse_name("job", get("job")), _parse_echo(get("input")), factors, code, message,
+                  _parse_name("worker", get("worker")), _parse_time("submitted_at", get("submitted_at")),
+                  _parse_time("started_at", get("started_at")), _parse_time("completed_at", get("completed_at")))
 
 
 def _parse_outcome(fields: dict) -> tuple[tuple[int, ...] | None, int | None, str | None]:

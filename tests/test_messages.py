@@ -150,6 +150,13 @@ def test_a_bad_item_of_a_bundle_does_not_spoil_the_good_ones():
     assert missing.id == "c" and "has no 'input'" in missing.message
 
 
+def test_a_bad_shared_field_rejects_every_item_of_the_bundle():
+    decoded = decode_tasks('{"job": 5, "tasks": [{"id": "a", "input": "4"}, {"id": "b", "input": "6"}]}',
+                           default_id="m")
+    assert [(r.id, r.code) for r in decoded] == [("a", 400), ("b", 400)]
+    assert all("'job' must be a string" in r.message for r in decoded)
+
+
 def test_a_rejected_item_becomes_an_error_result():
     [rejected] = decode_tasks('{"input": "abc", "id": "t9", "submitted_at": 3}', default_id="m")
     result = rejected.to_result(worker="w", started_at=4.0, completed_at=4.5)
@@ -246,6 +253,8 @@ def _decoders_hold(body):
             assert e.code in (400, 413) and str(e)
         else:
             assert items and all(isinstance(i, (Task, Rejected, Result)) for i in items)
+            for task in (i for i in items if isinstance(i, Task)):  # built unchecked on the fast path
+                assert Task(task.n, task.id, task.job, task.submitted_at) == task
             assert all(i.code in (400, 413) and i.message for i in items if isinstance(i, Rejected))
 
 
