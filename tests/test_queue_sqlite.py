@@ -1,0 +1,137 @@
+"""The embedded queue beyond the shared suite: durability under SIGKILL, waking across processes, fork safety."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from grid.errors import ConfigError
+from grid.queues import SendEntry, open_broker
+from grid.queues.sqlite import SqliteBroker
+
+
+def _child(code: str, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args], stdout=subprocess.PIPE, text=True, **kwargs
+    )
+
+
+SENDER = """
+    import sys
+    from grid.queues import SendEntry, open_broker
+    queue = open_broker(sys.argv[1]).queue("tasks")
+    n = 0
+    while True:
+        result = queue.send_batch([SendEntry(str(i), f"task {n + i}") for i in range(10)])
+        n += 10
+        print(*result.message_ids.values(), flush=True)
+"""
+
+
+def test_every_acknowledged_send_survives_a_sigkill_of_the_sender(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        broker.queue("tasks", create=True)
+    sender = _child(SENDER, sqlite_url)
+    acknowledged = []
+    while len(acknowledged) < 2000:
+        acknowledged += sender.stdout.readline().split()
+    sender.send_signal(signal.SIGKILL)
+    acknowledged += sender.stdout.read().split()
+    sender.wait()
+    db = sqlite3.connect(sqlite_url.removeprefix("sqlite://"))
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    stored = {row[0] for row in db.execute("SELECT message_id FROM messages")}
+    assert set(acknowledged) <= stored
+
+
+HOLDER = """
+    import sys, time
+    from grid.queues import open_broker
+    got = open_broker(sys.argv[1]).queue("tasks").receive(10, visibility_timeout=1)
+    print(*(m.message_id for m in got), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_messages_held_by_a_killed_receiver_come_back(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        queue = broker.queue("tasks", create=True)
+        sent = queue.send_batch([SendEntry(str(i), "x") for i in range(5)]).message_ids.values()
+        holder = _child(HOLDER, sqlite_url)
+        held = holder.stdout.readline().split()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        back = queue.receive(10, wait_seconds=5)
+    assert sorted(held) == sorted(sent)
+    assert sorted(m.message_id for m in back) == sorted(sent)
+    assert all(m.receive_count == 2 for m in back)
+
+
+WAITER = """
+    import sys
+    import grid.queues.sqlite as sqlite
+    sqlite.POLL_FALLBACK = 600  # only a poke can wake it before the wait ends
+    got = sqlite.SqliteBroker(sys.argv[1]).queue("tasks").receive(1, wait_seconds=20)
+    print(*(m.body for m in got), flush=True)
+"""
+
+
+def test_a_send_from_another_process_wakes_a_waiting_receiver(tmp_path):
+    path = str(tmp_path / "grid.db")
+    with SqliteBroker(path) as broker:
+        queue = broker.queue("tasks", create=True)
+        waiter = _child(WAITER, path)
+        while not broker._read("SELECT count(*) FROM waiters").fetchone()[0]:
+            assert waiter.poll() is None
+        queue.send_batch([SendEntry("0", "wake up")])
+        out, _ = waiter.communicate(timeout=10)  # well before its 20 s wait could end
+    assert out.split() == ["wake", "up"]
+
+
+def test_waiters_of_dead_processes_are_forgotten(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        queue = broker.queue("tasks", create=True)
+        with broker.transaction() as db:
+            db.execute("INSERT INTO waiters VALUES (?, 'tasks')", (b"\0grid-queue-nobody",))
+        queue.send_batch([SendEntry("0", "x")])
+        assert broker._read("SELECT count(*) FROM waiters").fetchone()[0] == 0
+
+
+def test_a_broker_keeps_working_in_a_forked_child(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        queue = broker.queue("tasks", create=True)
+        queue.send_batch([SendEntry("0", "before fork")])
+        pid = os.fork()
+        if pid == 0:
+            got = queue.receive(1)
+            os._exit(0 if [m.body for m in got] == ["before fork"] and queue.delete_batch([got[0].receipt]).ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert queue.counts().total == 0
+
+
+def test_a_stale_receipt_cannot_change_a_message_received_again(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        queue = broker.queue("tasks", create=True)
+        queue.send_batch([SendEntry("0", "x")])
+        [first] = queue.receive(1, visibility_timeout=0)
+        [second] = queue.receive(1, visibility_timeout=60)
+        assert set(queue.change_visibility([first.receipt], 0).failed) == {first.receipt}
+        assert queue.counts().in_flight == 1
+        assert queue.change_visibility([second.receipt], 0).ok
+
+
+def test_a_database_in_a_missing_directory_is_a_config_error(tmp_path):
+    url = f"sqlite://{tmp_path}/no/such/dir/grid.db"
+    with pytest.raises(ConfigError, match="no/such/dir/grid.db"):
+        open_broker(url)
+
+
+def test_synchronous_full_is_applied(tmp_path):
+    with open_broker(f"sqlite://{tmp_path}/grid.db?synchronous=full") as broker:
+        assert broker._read("PRAGMA synchronous").fetchone()[0] == 2
