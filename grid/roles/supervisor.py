@@ -24,8 +24,6 @@ from grid.roles import lifecycle
 FLEETS = ("auto", "asg", "local")  # auto: an Auto Scaling group on SQS, local worker processes on the embedded queue
 STATUS_FILE = "supervisor-status.json"  # next to the embedded queue's database: what `grid status` shows
 
-log = logging.getLogger("grid.supervisor")
-
 
 @dataclass(frozen=True)
 class Observation:
@@ -136,8 +134,9 @@ class Supervisor(lifecycle.Daemon):
         self.fleet.set_desired(desired)
         self.last = obs
         self.history.append(obs)
-        self.log.info("backlog %d + %d in flight, fleet %d/%d in service, desired %d (%.1f per instance)",
-                      obs.backlog, obs.in_flight, size.in_service, size.desired, desired, obs.backlog_per_instance)
+        level = logging.INFO if desired != size.desired else logging.DEBUG
+        self.log.log(level, "backlog %d + %d in flight, fleet %d/%d in service, desired %d (%.1f per instance)",
+                     obs.backlog, obs.in_flight, size.in_service, size.desired, desired, obs.backlog_per_instance)
         return obs
 
     def teardown(self) -> None:
