@@ -124,8 +124,8 @@ def test_an_unknown_export_format_is_named(store):
 def test_a_store_that_cannot_be_created_names_the_path(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(ConfigError, match="result_store_path.*cannot open or create"):
-        ResultStore(blocker / "results.db", source="result_store_path")
+    with pytest.raises(ConfigError, match="result_store.*cannot open or create"):
+        ResultStore(blocker / "results.db", source="result_store")
 
 
 def test_results_survive_reopening(tmp_path):
