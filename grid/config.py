@@ -53,6 +53,7 @@ class Param:
     max: float | None = None
     choices: tuple | None = None
     pattern: str | None = None  # a str value must match it whole
+    rule: str | None = None  # what is allowed, in words, where the type and limits don't say it
     check: Callable[[object], None] | None = field(default=None, repr=False, compare=False)  # raises ValueError
 
     @property
@@ -68,6 +69,8 @@ class Param:
 
     def allowed(self) -> str:
         """What values are allowed, in words."""
+        if self.rule:
+            return self.rule
         if self.choices:
             return "one of " + ", ".join(map(str, self.choices))
         if self.pattern:
@@ -110,7 +113,7 @@ def _to_int(raw: object) -> int:
 def _to_float(raw: object) -> float:
     try:
         value = float(raw) if type(raw) in (int, float) or isinstance(raw, str) else math.nan
-    except ValueError:
+    except (ValueError, OverflowError):
         value = math.nan
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
@@ -157,9 +160,11 @@ _QUEUE_USERS = ("worker", "collector")
 _DECLARATIONS = [
     _declare(_ALL, "broker_url", str, DEFAULT_BROKER_URL,
              "where the queues live: sqlite:///path (embedded, one machine), sqs:// (AWS), "
-             "sqs://?endpoint_url=http://host:port (an SQS-compatible server)", check=_check_broker_url),
+             "sqs://?endpoint_url=http://host:port (an SQS-compatible server)", check=_check_broker_url,
+             rule="a broker URL: sqlite:///path/grid.db or sqs:// (?endpoint_url=http://host:port)"),
     _declare(_ALL, "log_filename", str, lambda role: f"/var/log/AWSGridWithSQS/{role}-main.log",
-             "log file (rotated at 10 MB); '-' logs to stderr, as does a default name when run from a terminal"),
+             "log file (rotated at 10 MB); '-' logs to stderr, as does a default name when run from a terminal",
+             rule="a file path, or '-' for stderr"),
     _declare(_ALL, "log_level", str, "INFO", "logging level", choices=LOG_LEVELS),
     _declare(_ALL, "stats_prefix", str, lambda role: f"awsgridwithsqs_{role}_", "prefix of the statsd metric names",
              pattern=STATS_PREFIX),
@@ -207,7 +212,7 @@ _DECLARATIONS = [
              "target: publish backlog_per_instance for the ASG's target tracking; direct: set the size itself",
              choices=SCALE_MODES),
     _declare(("collector",), "result_store", str, os.path.join(STATE_DIR, "results.db"),
-             "SQLite file the collector stores results in"),
+             "SQLite file the collector stores results in", rule="a file path"),
 ]
 REGISTRY: tuple[Param, ...] = tuple(
     sorted((p for group in _DECLARATIONS for p in group), key=lambda p: ROLES.index(p.role))
