@@ -1,6 +1,7 @@
 """The worker's step, on the embedded queue and on SQS through moto: answers, deletes, errors, stop, heartbeats."""
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -259,3 +260,18 @@ def test_a_bundle_of_many_tasks_is_answered_whole(sqlite_broker):
     found = results_by_task(drain(w.results))
     assert {t.id: found[t.id][0].factors for t in tasks} == {t.id: expected_factors(t.n) for t in tasks}
     assert all(r.job == "big" and r.worker == w.worker_id for rs in found.values() for r in rs)
+
+
+def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker_url, capsys):
+    from grid.roles import worker
+
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    try:
+        argv = ["--broker-url", moto_server_broker_url, "--tasks-queue-name", "no-such-tasks", "--log-filename", "-",
+                "--statsd-host", ""]
+        assert worker.main(argv) == 2
+    finally:
+        root.handlers[:] = handlers
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("grid worker: error:") and "no-such-tasks" in last and "does not exist" in last

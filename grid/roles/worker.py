@@ -42,6 +42,12 @@ class Worker(lifecycle.Daemon):
 
     role = "worker"
 
+    def __init__(self, cfg, broker, metrics):
+        super().__init__(cfg, broker, metrics)
+        self.pool: ThreadPoolExecutor | None = None
+        self._batch: list[InHand] = []
+        self._lock = threading.Lock()
+
     def setup(self) -> None:
         cfg = self.cfg
         self.tasks = self.open_queue(cfg.tasks_queue_name)
@@ -52,8 +58,6 @@ class Worker(lifecycle.Daemon):
         self.heartbeat_interval = _heartbeat_interval(cfg)
         if cfg.queue_repolling_sleep_time > 0 or cfg.queue_polling_wait_time > 0:
             self.idle_backoff = (cfg.queue_repolling_sleep_time, cfg.queue_repolling_sleep_time)
-        self._lock = threading.Lock()
-        self._batch: list[InHand] = []
         self.log.info("worker %s: %d kernel threads, heartbeat every %.1f s", self.worker_id, self.concurrency,
                       self.heartbeat_interval)
 
@@ -77,7 +81,7 @@ class Worker(lifecycle.Daemon):
     def teardown(self) -> None:
         if self._batch:  # left mid-batch by a second signal: give the messages back at once
             self._release([h.message.receipt for h in self._batch])
-        if hasattr(self, "pool"):
+        if self.pool is not None:
             self.pool.shutdown(wait=not self.forced, cancel_futures=True)
 
     # -- receive and decode ------------------------------------------------------------------------------------
@@ -125,7 +129,8 @@ class Worker(lifecycle.Daemon):
         while pending:
             _, pending = wait(pending, timeout=max(0.0, beat - time.monotonic()))
             if pending and time.monotonic() >= beat:
-                self._heartbeat({id(owner[f]): owner[f] for f in pending}.values())
+                in_work = {id(owner[f]): owner[f] for f in pending}  # each message once
+                self._heartbeat(in_work.values())
                 beat = time.monotonic() + self.heartbeat_interval
 
     def _heartbeat(self, hands) -> None:
@@ -238,8 +243,7 @@ class Worker(lifecycle.Daemon):
 
 
 def _heartbeat_interval(cfg) -> float:
-    configured = getattr(cfg, "heartbeat_interval", 0) or 0
-    return configured if configured > 0 else max(cfg.visibility_timeout / HEARTBEAT_FRACTION, 0.2)
+    return cfg.heartbeat_interval or cfg.visibility_timeout / HEARTBEAT_FRACTION
 
 
 def _cpu_count() -> int:
