@@ -100,6 +100,7 @@ class Metrics:
         self.role = role
         self.prefix = prefix
         self.rate = rate  # statsd sample rate: a fraction of the calls is sent, tagged so the server scales up
+        self.counts: dict[str, int] = {}  # counter totals since start, also without statsd: for summaries and tests
         self._client = _client(host, port) if host else None
         self._pipe = self._client.pipeline() if self._client else None
 
@@ -113,6 +114,7 @@ class Metrics:
 
     def incr(self, name: str, count: int = 1) -> None:
         self._check(name, COUNTER)
+        self.counts[name] = self.counts.get(name, 0) + count
         if self._pipe is not None:
             self._pipe.incr(self.prefix + name, count, self.rate)
 

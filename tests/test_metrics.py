@@ -154,3 +154,11 @@ def test_from_config_uses_the_roles_prefix_host_port_and_rate(listener):
     m.incr("throughput", 7)
     m.flush()
     assert received_lines(listener, 1) == ["awsgridwithsqs_producer_throughput:7|c"]
+
+
+def test_counter_totals_are_kept_also_without_statsd():
+    m = Metrics("worker", "w_", "")
+    m.incr("tps", 3)
+    m.incr("tps", 4)
+    m.incr("released")
+    assert m.counts == {"tps": 7, "released": 1}

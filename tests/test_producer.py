@@ -24,19 +24,9 @@ def producer_cfg(name: str, **overrides) -> config.Config:
     return config.load("producer", flags=flags, environ={})
 
 
-class Recorder(Metrics):
-    def __init__(self):
-        super().__init__("producer")
-        self.counts: dict[str, int] = {}
-
-    def incr(self, name, count=1):
-        super().incr(name, count)
-        self.counts[name] = self.counts.get(name, 0) + count
-
-
 def make(broker, cfg, cls=Producer, **options) -> Producer:
     broker.queue(cfg.tasks_queue_name, create=True)
-    return cls(cfg, broker, Recorder(), **options)
+    return cls(cfg, broker, Metrics("producer"), **options)
 
 
 def messages_on(queue) -> list[list]:

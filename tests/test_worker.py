@@ -26,23 +26,11 @@ def worker_cfg(name: str, **overrides) -> config.Config:
     return config.load("worker", flags=flags, environ={})
 
 
-class Recorder(Metrics):
-    """Metrics that remember the counters (and still check the names)."""
-
-    def __init__(self):
-        super().__init__("worker")
-        self.counts: dict[str, int] = {}
-
-    def incr(self, name, count=1):
-        super().incr(name, count)
-        self.counts[name] = self.counts.get(name, 0) + count
-
-
 def started(broker, cfg, metrics=None) -> Worker:
     """A set-up worker; its queues are made first, as Terraform makes them on AWS."""
     for name in (cfg.tasks_queue_name, cfg.results_queue_name):
         broker.queue(name, create=True, max_receive_count=cfg.max_receive_count)
-    w = Worker(cfg, broker, metrics or Recorder())
+    w = Worker(cfg, broker, metrics or Metrics("worker"))
     w.setup()
     return w
 

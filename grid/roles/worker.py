@@ -83,6 +83,10 @@ class Worker(lifecycle.Daemon):
             self._release([h.message.receipt for h in self._batch])
         if self.pool is not None:
             self.pool.shutdown(wait=not self.forced, cancel_futures=True)
+        counts = self.metrics.counts
+        self.log.info("worker stopping: %d tasks answered, %d errors, %d faults, %d messages released",
+                      counts.get("tps", 0), counts.get("task_errors", 0), counts.get("worker_faults", 0),
+                      counts.get("released", 0))
 
     # -- receive and decode ------------------------------------------------------------------------------------
     def _receive(self) -> list[Message]:
