@@ -1,0 +1,195 @@
+"""The whole grid as real processes: producer, supervisor (with its fleet of workers), collector.
+
+(a) the embedded queue with a ProcessFleet; (b) moto's HTTP server with an AsgFleet against moto's Auto Scaling,
+where the test plays EC2: it runs one real worker process per instance the group wants. Every task must get
+exactly one stored, correct result (checked with sympy), and the fleet must scale out, then back to zero.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import boto3
+import pytest
+import sympy
+
+from grid.fleet import ProcessFleet, worker_command
+from grid.metrics import CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE
+from grid.queues import open_broker
+from grid.roles.supervisor import read_status, status_path
+from grid.store import ResultStore
+
+PATIENCE = 240.0  # seconds before a stage that should finish is declared stuck
+SETTINGS = {
+    "GRID_STATSD_HOST": "",
+    "GRID_LOG_FILENAME": "-",
+    "GRID_LOG_LEVEL": "INFO",
+    "GRID_QUEUE_POLLING_WAIT_TIME": "1",
+    "GRID_CONCURRENCY": "1",
+    "GRID_METRIC_INTERVAL": "1",
+    "GRID_MIN_WORKERS": "0",
+    "GRID_MAX_WORKERS": "2",
+    "GRID_SCALE_MODE": "direct",
+}
+
+
+@dataclass
+class Grid:
+    """The role processes of one run and their logs."""
+
+    env: dict
+    logs: str
+    procs: dict = field(default_factory=dict)
+
+    def start(self, role: str, *args: str) -> subprocess.Popen:
+        log = open(os.path.join(self.logs, f"{role}.log"), "ab")
+        self.procs[role] = subprocess.Popen([sys.executable, "-m", "grid.cli", role, *args], env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        return self.procs[role]
+
+    def stop(self) -> dict[str, int]:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        return {role: proc.wait(60) for role, proc in self.procs.items()}
+
+    def kill(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def log(self, role: str) -> str:
+        with open(os.path.join(self.logs, f"{role}.log"), errors="replace") as f:
+            return f.read()
+
+
+def wait_for(what: str, condition, grid: Grid, poll=0.2):
+    deadline = time.monotonic() + PATIENCE
+    while not (value := condition()):
+        crashed = {r: p.returncode for r, p in grid.procs.items() if p.poll() not in (None, 0)}
+        if crashed or time.monotonic() > deadline:
+            logs = "\n".join(f"--- {r}\n{grid.log(r)[-3000:]}" for r in grid.procs)
+            pytest.fail(f"{what}: {'crashed ' + str(crashed) if crashed else 'stuck'}\n{logs}")
+        time.sleep(poll)
+    return value
+
+
+def stored_count(path: str) -> int:
+    if not os.path.exists(path):
+        return 0
+    with ResultStore(path) as store:
+        return store.counts().total
+
+
+def check_results(path: str, job: str, count: int) -> float:
+    """Every task of `job` has exactly one correct result; returns the run's tasks per second."""
+    with ResultStore(path) as store:
+        results = list(store.results(job))
+    assert store_counts_ok(path, job) == count
+    assert sorted(r.task_id for r in results) == sorted(f"{job}-{i}" for i in range(1, count + 1))
+    for r in results:
+        assert r.ok, r
+        assert math.prod(r.factors) == int(r.n) and all(sympy.isprime(f) for f in r.factors), r
+        assert list(r.factors) == sorted(r.factors) and len(r.factors) == 2
+    span = max(r.completed_at for r in results) - min(r.submitted_at for r in results)
+    return count / span
+
+
+def store_counts_ok(path: str, job: str) -> int:
+    with ResultStore(path) as store:
+        counts = store.counts(job)
+    assert counts.errors == 0, counts
+    return counts.ok
+
+
+@pytest.fixture
+def grid_run(tmp_path):
+    grid = Grid(env={**os.environ, **SETTINGS, "PYTHONUNBUFFERED": "1"}, logs=str(tmp_path))
+    yield grid
+    grid.kill()
+
+
+def test_embedded_grid_answers_every_task_once_and_scales_out_then_to_zero(grid_run, tmp_path, capsys):
+    url, store = f"sqlite://{tmp_path}/grid.db", str(tmp_path / "results.db")
+    grid_run.env.update(GRID_BROKER_URL=url, GRID_RESULT_STORE=store, GRID_BACKLOG_PER_INSTANCE="200")
+    grid_run.start("supervisor", "--fleet", "local")
+    grid_run.start("collector")
+    producer = grid_run.start("producer", "--count", "2000", "--seed", "7", "--job", "it-a")
+    seen = []
+
+    def observe():
+        obs = read_status(status_path(url))
+        if obs is not None and (not seen or obs != seen[-1]):
+            seen.append(obs)
+        return obs
+
+    wait_for("the producer sends 2000 tasks", lambda: observe() and producer.poll() == 0, grid_run)
+    wait_for("2000 results stored", lambda: observe() and stored_count(store) >= 2000, grid_run)
+    wait_for("the fleet back at zero", lambda: (o := observe()) and o.desired == 0 and o.fleet.running == 0,
+             grid_run)
+    codes = grid_run.stop()
+    tps = check_results(store, "it-a", 2000)
+    assert codes == {"supervisor": 0, "collector": 0, "producer": 0}
+    assert max(o.fleet.in_service for o in seen) == 2
+    assert seen[-1].total_backlog == 0
+    assert "started worker pid" in grid_run.log("supervisor") and "stopping worker pid" in grid_run.log("supervisor")
+    with capsys.disabled():
+        print(f"\nembedded grid: 2000 tasks, {tps:.0f} tasks/s from first submit to last result")
+
+
+@pytest.fixture
+def moto_grid(aws_env, moto_server_url, grid_run):
+    url = f"sqs://?endpoint_url={moto_server_url}&region=us-east-1"
+    clients = {s: boto3.client(s, endpoint_url=moto_server_url, region_name="us-east-1")
+               for s in ("ec2", "autoscaling", "cloudwatch")}
+    clients["ec2"].create_launch_template(
+        LaunchTemplateName="grid-worker", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "c5.large"})
+    clients["autoscaling"].create_auto_scaling_group(
+        AutoScalingGroupName="grid-workers", MinSize=0, MaxSize=2, DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateName": "grid-worker"}, AvailabilityZones=["us-east-1a"])
+    with open_broker(url) as broker:
+        for name in ("it-tasks", "it-results"):
+            broker.queue(name, create=True)
+    grid_run.env.update(GRID_BROKER_URL=url, GRID_TASKS_QUEUE_NAME="it-tasks",
+                        GRID_RESULTS_QUEUE_NAME="it-results", GRID_WORKER_ASG_NAME="grid-workers",
+                        GRID_SUPERVISOR_ASG_NAME="grid-supervisors", GRID_BACKLOG_PER_INSTANCE="20")
+    return grid_run, url, clients
+
+
+def test_moto_grid_sizes_the_auto_scaling_group_and_answers_every_task_once(moto_grid, tmp_path):
+    grid, url, clients = moto_grid
+    store = str(tmp_path / "results.db")
+    grid.env["GRID_RESULT_STORE"] = store
+    ec2 = ProcessFleet(worker_command(url), env=grid.env, name="instances")  # the test plays EC2
+    desired_seen = []
+
+    def follow_the_group():
+        group = clients["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=["grid-workers"])
+        desired = group["AutoScalingGroups"][0]["DesiredCapacity"]
+        if not desired_seen or desired_seen[-1] != desired:
+            desired_seen.append(desired)
+        ec2.set_desired(desired)
+        return desired
+
+    try:
+        grid.start("supervisor", "--fleet", "asg")
+        grid.start("collector")
+        producer = grid.start("producer", "--count", "200", "--seed", "11", "--job", "it-b")
+        wait_for("200 results stored", lambda: follow_the_group() is not None and stored_count(store) >= 200, grid)
+        wait_for("the group back at zero", lambda: follow_the_group() == 0 and ec2.size().running == 0, grid)
+    finally:
+        ec2.close()
+    codes = grid.stop()
+    check_results(store, "it-b", 200)
+    assert codes == {"supervisor": 0, "collector": 0, "producer": 0} and producer.returncode == 0
+    assert max(desired_seen) == 2 and desired_seen[-1] == 0
+    assert ec2.started >= 1
+    names = {m["MetricName"] for m in clients["cloudwatch"].list_metrics(Namespace=CLOUDWATCH_NAMESPACE)["Metrics"]}
+    assert names == set(CLOUDWATCH_METRICS)
