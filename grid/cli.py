@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     _status_parser(commands)
     _dlq_parser(commands)
     _config_parser(commands)
+    from grid import local
+
+    local.add_parser(commands)
     return parser
 
 
