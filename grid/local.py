@@ -1,0 +1,628 @@
+"""`grid local`: the whole grid on one machine, as real processes on the embedded queue in a run folder.
+
+A producer (or the numbers of a --workload file), a supervisor that scales local worker processes from zero to
+--max-workers and back, and the collector share `<run>/grid.db`; results go to `<run>/results.db`, logs to
+`<run>/logs/`. The run's plan is kept in `<run>/run.json`: running again with the same --dir resumes (what is in
+the queue is processed, what was produced is not produced again). This process samples the queue, the
+supervisor's status, the store and the roles' statsd metrics every --interval seconds, shows them, and writes
+`report.json` and `report.png` at the end, also after Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from grid import report
+from grid.errors import ConfigError, GridError
+
+DEFAULT_TASKS = 20_000
+DEFAULT_DIR = "grid-run"
+METRIC_INTERVAL = 1  # seconds between the supervisor's scaling steps: fast enough to watch
+BACKLOG_PER_WORKER = 20  # task messages per worker the supervisor aims at: the fleet stays full until the tail
+POLL_WAIT = 1  # seconds of a worker's long poll: an idle worker notices SIGTERM within this
+VISIBILITY_TIMEOUT = 30  # seconds: a message of a killed worker comes back this soon (heartbeats extend it)
+STOP_TIMEOUT = 60.0  # seconds a role may take to drain after SIGTERM before it is killed
+SCALE_IN_PATIENCE = 30.0  # seconds, beyond the policy's halving steps, to wait for the fleet to reach zero
+COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the results queue after a Ctrl-C
+WORK_PER_MESSAGE = 2e-3  # seconds of kernel work a task message should carry, so the queue costs little
+MAX_TASKS_PER_MESSAGE = 100
+ROLE_LOGS = ("producer", "supervisor", "collector", "workers")
+
+
+def add_parser(commands) -> None:
+    """The `grid local` subcommand, for grid.cli."""
+    p = commands.add_parser("local", help="run the whole grid on this machine, with a live view and a report",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", metavar="PATH", help=f"run folder (default: ./{DEFAULT_DIR}/<timestamp>); an existing "
+                   "one is resumed")
+    p.add_argument("--tasks", type=_positive_int, metavar="N", help=f"tasks to produce (default {DEFAULT_TASKS})")
+    p.add_argument("--workload", metavar="PATH", help="factorize the numbers of PATH (one per line) instead")
+    p.add_argument("--bits", metavar="MIN:MAX", help="sizes of the prime factors, bits (default: the producer's "
+                   "prime_min_bits:prime_max_bits)")
+    p.add_argument("--factors", type=_positive_int, metavar="K", help="prime factors per number (default 2)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the numbers (default: a random one, kept in "
+                   "run.json)")
+    p.add_argument("--rate", type=_positive_float, metavar="R", help="produce at most R tasks per second")
+    p.add_argument("--tasks-per-message", type=_positive_int, metavar="K", help="tasks bundled in one message "
+                   f"(default: enough for about {WORK_PER_MESSAGE * 1000:g} ms of work, 1 with --rate)")
+    p.add_argument("--max-workers", type=_positive_int, metavar="W", help="most worker processes (default: one "
+                   "per CPU)")
+    p.add_argument("--interval", type=_positive_float, default=1.0, metavar="S", help="seconds between updates "
+                   "of the view (default 1)")
+    p.set_defaults(run=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+    return value
+
+
+# ---- the plan of a run, kept in run.json
+
+
+@dataclass
+class Plan:
+    """What a run folder is for; `segments` records each producer start (job, seed, tasks asked and sent)."""
+
+    tasks: int
+    min_bits: int
+    max_bits: int
+    factors: int
+    seed: int
+    tasks_per_message: int
+    rate: float | None = None
+    workload: bool = False  # the numbers are in <run>/workload.txt
+    segments: list[dict] = field(default_factory=list)
+
+    @property
+    def produced(self) -> int:
+        return sum(s["sent"] for s in self.segments)
+
+
+PLAN_FIELDS = ("tasks", "min_bits", "max_bits", "factors", "seed", "tasks_per_message")
+
+
+class RunFolder:
+    """The files of one run."""
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+        self.broker_url = "sqlite://" + self.file("grid.db")
+        self.store = self.file("results.db")
+        self.plan_file = self.file("run.json")
+        self.workload = self.file("workload.txt")
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def log(self, role: str) -> str:
+        return os.path.join(self.path, "logs", f"{role}.log")
+
+    def exists(self) -> bool:
+        return os.path.exists(self.plan_file)
+
+    def create(self) -> None:
+        try:
+            os.makedirs(os.path.join(self.path, "logs"), exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"--dir {self.path!r}: cannot create the run folder ({e.strerror})") from None
+
+    def load(self) -> Plan:
+        try:
+            with open(self.plan_file) as f:
+                return Plan(**json.load(f))
+        except (OSError, ValueError, TypeError) as e:
+            raise ConfigError(f"--dir {self.path!r}: {self.plan_file} is not a run plan ({e}); give a new --dir "
+                              "or remove the folder") from None
+
+    def save(self, plan: Plan) -> None:
+        temporary = self.plan_file + ".tmp"
+        with open(temporary, "w") as out:
+            json.dump(asdict(plan), out, indent=1)
+        os.replace(temporary, self.plan_file)
+
+
+def default_dir() -> str:
+    return os.path.join(DEFAULT_DIR, time.strftime("%Y%m%d-%H%M%S"))
+
+
+def make_plan(args: argparse.Namespace, folder: RunFolder) -> Plan:
+    """The plan from the flags and the producer's defaults; a workload file is validated and copied in."""
+    from grid import config
+
+    defaults = config.load("producer", environ={"GRID_SSM": "0"})
+    low, high = _bits(args.bits) if args.bits else (defaults.prime_min_bits, defaults.prime_max_bits)
+    numbers = read_workload(args.workload) if args.workload else None
+    plan = Plan(tasks=len(numbers) if numbers else args.tasks or DEFAULT_TASKS, min_bits=low, max_bits=high,
+                factors=args.factors or defaults.factors_per_task,
+                seed=args.seed if args.seed is not None else random.randrange(2**32),
+                tasks_per_message=args.tasks_per_message or pick_tasks_per_message(low, high, args.rate),
+                rate=args.rate, workload=numbers is not None)
+    _check_plan(plan)
+    if numbers:
+        with open(folder.workload, "w") as out:
+            out.writelines(f"{n}\n" for n in numbers)
+    return plan
+
+
+def _check_plan(plan: Plan) -> None:
+    from grid import config
+
+    specs = {p.name: p for p in config.params("producer")}
+    for name, value in (("prime_min_bits", plan.min_bits), ("prime_max_bits", plan.max_bits),
+                        ("factors_per_task", plan.factors), ("tasks_per_message", plan.tasks_per_message)):
+        try:
+            specs[name].parse(value)
+        except ValueError as e:
+            raise ConfigError(f"{name}={value} (from the flags of grid local): {e}") from None
+    if plan.min_bits > plan.max_bits:
+        raise ConfigError(f"--bits {plan.min_bits}:{plan.max_bits}: MIN must be <= MAX")
+
+
+def _bits(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition(":")
+    if not (low.isdigit() and high.isdigit() and sep):
+        raise ConfigError(f"--bits {text!r}: must be MIN:MAX, two whole numbers of bits, e.g. 20:30")
+    return int(low), int(high)
+
+
+def read_workload(path: str) -> list[int]:
+    from grid.cli import parse_number
+
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ConfigError(f"--workload {path!r}: cannot read it ({e.strerror})") from None
+    numbers = [parse_number(line.strip(), f"{path} line {i}") for i, line in enumerate(lines, 1) if line.strip()]
+    if not numbers:
+        raise ConfigError(f"--workload {path!r}: no numbers in it; give one decimal integer >= 1 per line")
+    return numbers
+
+
+def pick_tasks_per_message(min_bits: int, max_bits: int, rate: float | None) -> int:
+    """Enough tasks per message for WORK_PER_MESSAGE of kernel work; 1 when paced, where latency matters."""
+    if rate is not None:
+        return 1
+    from grid import primes
+
+    rng = random.Random(0)
+    numbers = [primes.task_number(min_bits, max_bits, 2, rng=rng) for _ in range(20)]
+    start = time.perf_counter()
+    for n in numbers:
+        primes.factorize(n)
+    per_task = (time.perf_counter() - start) / len(numbers)
+    return max(1, min(MAX_TASKS_PER_MESSAGE, int(WORK_PER_MESSAGE / max(per_task, 1e-9))))
+
+
+def resume_plan(args: argparse.Namespace, folder: RunFolder) -> Plan:
+    """The saved plan; a flag that would change what the run produces is refused, not silently ignored."""
+    plan = folder.load()
+    asked = {"tasks": args.tasks, "factors": args.factors, "seed": args.seed,
+             "tasks_per_message": args.tasks_per_message}
+    if args.bits:
+        asked["min_bits"], asked["max_bits"] = _bits(args.bits)
+    changed = [f"{k}={v} (saved: {getattr(plan, k)})" for k, v in asked.items()
+               if v is not None and v != getattr(plan, k)]
+    if changed or args.workload:
+        what = ", ".join(changed) or f"--workload {args.workload}"
+        raise ConfigError(f"--dir {folder.path}: resuming a run keeps its plan, so {what} cannot change; "
+                          "give a new --dir for a new plan")
+    if args.rate is not None:
+        plan.rate = args.rate
+    return plan
+
+
+# ---- the roles' statsd metrics, received here
+
+
+class StatsListener:
+    """A statsd server on a loopback port: counter totals and the latency timings since the last `take`."""
+
+    def __init__(self, latency_name: str):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.latency_name = latency_name
+        self.counters: dict[str, float] = {}
+        self._latencies: list[float] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="grid-local-statsd", daemon=True)
+        self._thread.start()
+
+    def count(self, name: str) -> int:
+        with self._lock:
+            return round(self.counters.get(name, 0))
+
+    def take_latencies(self) -> list[float]:
+        """Latencies (seconds) received since the last call."""
+        with self._lock:
+            taken, self._latencies = self._latencies, []
+        return taken
+
+    def close(self) -> None:
+        """Stop serving, after reading what the roles sent before they exited."""
+        self._stop.set()
+        self._thread.join()
+        self.sock.setblocking(False)
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                break
+            with self._lock:
+                for line in data.decode(errors="replace").splitlines():
+                    self._record(line)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            with self._lock:
+                for line in data.decode(errors="replace").splitlines():
+                    self._record(line)
+
+    def _record(self, line: str) -> None:
+        name, _, rest = line.partition(":")
+        value, _, rest = rest.partition("|")
+        kind, _, rate = rest.partition("|")
+        try:
+            amount = float(value) / (float(rate[1:]) if rate.startswith("@") else 1.0)
+        except ValueError:
+            return
+        if kind == "c":
+            self.counters[name] = self.counters.get(name, 0) + amount
+        elif kind == "ms" and name == self.latency_name:
+            self._latencies.append(float(value) / 1000)
+
+
+# ---- the role processes
+
+
+class Roles:
+    """The producer, supervisor and collector processes of a run (the supervisor starts the workers)."""
+
+    def __init__(self, folder: RunFolder, env: dict[str, str], interrupted: Interrupted):
+        self.folder, self.env, self.interrupted = folder, env, interrupted
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, role: str, *args: str) -> None:
+        with open(self.folder.log(role), "ab") as out:
+            self.procs[role] = subprocess.Popen(
+                [sys.executable, "-m", "grid.cli", role, *args], env={**self.env, "GRID_LOG_FILENAME": "-"},
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def running(self, role: str) -> bool:
+        return role in self.procs and self.procs[role].poll() is None
+
+    def failed(self) -> str | None:
+        """A role that exited with an error, as a message naming its log."""
+        for role, proc in self.procs.items():
+            if proc.poll() not in (None, 0):
+                return f"the {role} exited with code {proc.returncode}; see {self.folder.log(role)}"
+        return None
+
+    def stop(self, role: str, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM and wait (the role drains); a second Ctrl-C sends another (leave now); SIGKILL after `timeout`."""
+        proc = self.procs.get(role)
+        if proc is None:
+            return None
+        signals = 0
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            if signals < min(2, self.interrupted.count or 1):
+                proc.send_signal(signal.SIGTERM)
+                signals += 1
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.kill()
+        return proc.wait()
+
+
+def role_env(folder: RunFolder, plan: Plan, max_workers: int, statsd_port: int) -> dict[str, str]:
+    """The settings every role of the run shares (workers inherit the supervisor's)."""
+    settings = {
+        "GRID_SSM": "0", "GRID_BROKER_URL": folder.broker_url, "GRID_RESULT_STORE": folder.store,
+        "GRID_LOG_LEVEL": "INFO", "GRID_STATSD_HOST": "127.0.0.1", "GRID_STATSD_PORT": str(statsd_port),
+        "GRID_PRIME_MIN_BITS": str(plan.min_bits), "GRID_PRIME_MAX_BITS": str(plan.max_bits),
+        "GRID_FACTORS_PER_TASK": str(plan.factors), "GRID_TASKS_PER_MESSAGE": str(plan.tasks_per_message),
+        "GRID_METRIC_INTERVAL": str(METRIC_INTERVAL), "GRID_MIN_WORKERS": "0", "GRID_MAX_WORKERS": str(max_workers),
+        "GRID_BACKLOG_PER_INSTANCE": str(BACKLOG_PER_WORKER), "GRID_CONCURRENCY": "1",
+        "GRID_QUEUE_POLLING_WAIT_TIME": str(POLL_WAIT), "GRID_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+    }
+    return {**os.environ, **settings}
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# ---- the run
+
+
+class Interrupted:
+    """SIGINT/SIGTERM of `grid local`: the first stops the run cleanly, a second hurries the roles."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, signum, frame) -> None:
+        self.count += 1
+
+    def install(self):
+        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
+
+
+class LocalRun:
+    """One session of a run folder: start the roles, sample and show, stop, report."""
+
+    def __init__(self, folder: RunFolder, plan: Plan, max_workers: int, interval: float):
+        from grid import config
+        from grid.queues import open_broker
+        from grid.store import ResultStore
+
+        self.folder, self.plan, self.interval = folder, plan, interval
+        self.max_workers = max_workers
+        self.stats = StatsListener("")
+        self.env = role_env(folder, plan, max_workers, self.stats.port)
+        self.cfg = {role: config.load(role, environ=self.env) for role in ("producer", "worker", "collector")}
+        self.stats.latency_name = self.cfg["collector"].stats_prefix + "latency"
+        self.broker = open_broker(folder.broker_url)
+        self.tasks = self.broker.queue(self.cfg["worker"].tasks_queue_name, create=True)
+        self.results = self.broker.queue(self.cfg["worker"].results_queue_name, create=True)
+        self.store = ResultStore(folder.store)
+        self.interrupted = Interrupted()
+        self.roles = Roles(folder, self.env, self.interrupted)
+        self.timeline = report.Timeline()
+        self.segment: dict | None = None
+        self.sender: threading.Thread | None = None
+        self._start = time.monotonic()
+
+    # -- the session ------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        restore = self.interrupted.install()
+        failure = None
+        try:
+            self.sample()
+            self.start_roles()
+            failure = self.watch()
+            self.stop_roles(clean=failure is None and not self.interrupted.count)
+        finally:
+            restore()
+            self.finish()
+        if failure:
+            raise GridError(failure)
+        return 0
+
+    def start_roles(self) -> None:
+        self.roles.start("collector")
+        self.start_production()
+        self._wait_for_first_task()
+        worker_args = [f"--worker-arg=--log-filename={self.folder.log('workers')}"]
+        self.roles.start("supervisor", "--fleet", "local", *worker_args)
+
+    def watch(self) -> str | None:
+        """Sample until the work is done and the fleet is back to zero, a role fails, or Ctrl-C; the failure."""
+        view = View(self)
+        with view:
+            while not self.interrupted.count:
+                self._sleep(self.interval)
+                sample = self.sample()
+                view.update()
+                if failure := self.roles.failed():
+                    return failure
+                if self.timeline.drained_at is None and self.drained(sample):
+                    self.timeline.drained_at = sample.t
+                if self.timeline.drained_at is not None and self.scaled_in(sample):
+                    return None
+        return None
+
+    def drained(self, sample: report.Sample) -> bool:
+        """Everything produced, and no task or result message left anywhere but the dead-letter queues."""
+        if self.producing():
+            return False
+        return self.tasks.counts().total == 0 and self.results.counts().total == 0
+
+    def scaled_in(self, sample: report.Sample) -> bool:
+        waited = sample.t - self.timeline.drained_at
+        return (sample.running == 0 and sample.target == 0) or waited > SCALE_IN_PATIENCE + 2 * self.max_workers
+
+    def stop_roles(self, clean: bool) -> None:
+        """Producer first, then the supervisor (its workers drain), then the collector once results are stored."""
+        self.stop_production()
+        self.roles.stop("supervisor")
+        if not clean:
+            self._wait_for(lambda: self.results.counts().total == 0, COLLECT_PATIENCE)
+        self.roles.stop("collector")
+
+    def finish(self) -> None:
+        """Whatever happened: stop what still runs, record what was produced, write the report."""
+        for role in list(self.roles.procs):
+            self.roles.stop(role)
+        self.stop_production()
+        self.stats.close()
+        self.sample()
+        self.folder.save(self.plan)
+        self.write_report()
+        self.store.close()
+        self.broker.close()
+
+    # -- production -------------------------------------------------------------------------------------------
+    def start_production(self) -> None:
+        left = self.plan.tasks - self.plan.produced
+        if left <= 0:
+            return
+        k = len(self.plan.segments)
+        job = f"{os.path.basename(self.folder.path)}-{k + 1}"
+        self.segment = {"job": job, "seed": self.plan.seed + k, "asked": left, "sent": 0, "start": self.plan.produced}
+        self.plan.segments.append(self.segment)
+        self.folder.save(self.plan)
+        if self.plan.workload:
+            self.sender = threading.Thread(target=self._send_workload, name="grid-local-workload", daemon=True)
+            self.sender.start()
+            return
+        pace = ["--rate", str(self.plan.rate)] if self.plan.rate else []
+        self.roles.start("producer", "--count", str(left), "--seed", str(self.segment["seed"]), "--job", job, *pace)
+
+    def producing(self) -> bool:
+        return self.roles.running("producer") or (self.sender is not None and self.sender.is_alive())
+
+    def stop_production(self) -> None:
+        if self.sender is not None:
+            self.sender.join()
+        elif self.roles.running("producer"):
+            self.roles.stop("producer")
+        self._count_sent()
+
+    def _count_sent(self) -> None:
+        if self.segment is not None and not self.plan.workload:
+            self.segment["sent"] = self.stats.count(self.cfg["producer"].stats_prefix + "throughput")
+
+    def _send_workload(self) -> None:
+        """The workload's numbers from where the last session stopped, a batch of messages at a time."""
+        from grid.cli import send_all
+        from grid.messages import Task, pack_tasks
+        from grid.queues.base import MAX_BATCH
+
+        with open(self.folder.workload) as f:
+            numbers = [int(line) for line in f][self.segment["start"]:]
+        chunk = MAX_BATCH * self.plan.tasks_per_message
+        for offset in range(0, len(numbers), chunk):
+            if self.interrupted.count:
+                return
+            self._pace(offset)
+            now, first = time.time(), self.segment["start"] + offset + 1
+            tasks = [Task(n, f"{self.segment['job']}-{first + i}", self.segment["job"], now)
+                     for i, n in enumerate(numbers[offset:offset + chunk])]
+            send_all(self.tasks, pack_tasks(tasks, self.plan.tasks_per_message))
+            self.segment["sent"] += len(tasks)
+
+    def _pace(self, sent: int) -> None:
+        if self.plan.rate:
+            self._sleep(self._start + sent / self.plan.rate - time.monotonic())
+
+    # -- sampling ---------------------------------------------------------------------------------------------
+    def sample(self) -> report.Sample:
+        from grid.roles.supervisor import read_status, status_path
+
+        self._count_sent()
+        tasks, counts = self.tasks.counts(), self.store.counts()
+        status = read_status(status_path(self.folder.broker_url))
+        fresh = status is not None and status.at >= time.time() - (time.monotonic() - self._start)
+        fleet = status.fleet if fresh else None
+        p50, p99 = _percentiles(self.stats.take_latencies())
+        sample = report.Sample(
+            t=time.monotonic() - self._start, produced=self.plan.produced, backlog=tasks.visible + tasks.delayed,
+            in_flight=tasks.in_flight, workers=fleet.in_service if fleet else 0, target=status.desired if fresh else 0,
+            running=fleet.running if fleet else 0, done=counts.total, errors=counts.errors,
+            duplicates=self.stats.count(self.cfg["collector"].stats_prefix + "duplicates"), p50=p50, p99=p99)
+        self.timeline.add(sample)
+        return sample
+
+    def write_report(self) -> None:
+        summary = report.summarize(self.timeline, self.store, planned=self.plan.tasks,
+                                   interrupted=self.timeline.drained_at is None)
+        report.write_json(self.folder.file(report.REPORT_JSON), summary, self.timeline, asdict(self.plan))
+        try:
+            report.plot(self.folder.file(report.REPORT_PNG), self.timeline, f"grid local: {self.folder.path}")
+        except ImportError:
+            print("report.png not drawn: matplotlib is not installed (pip install 'grid[report]')", file=sys.stderr)
+        print("\n".join(report.summary_lines(summary)))
+        print(f"report: {self.folder.file(report.REPORT_JSON)}, {self.folder.file(report.REPORT_PNG)}")
+
+    # -- waiting ----------------------------------------------------------------------------------------------
+    def _wait_for_first_task(self) -> None:
+        self._wait_for(lambda: self.tasks.counts().total > 0 or not self.producing(), 10.0)
+
+    def _wait_for(self, condition, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline and self.interrupted.count < 2:
+            time.sleep(0.02)
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.interrupted.count and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+
+def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    values.sort()
+    return values[(len(values) - 1) // 2], values[min(len(values) - 1, int(len(values) * 0.99))]
+
+
+class View:
+    """A rich live table on a terminal; a plain line per interval otherwise."""
+
+    def __init__(self, run: LocalRun):
+        self.run = run
+        self.live = None
+        if sys.stdout.isatty():
+            from rich.live import Live
+
+            self.live = Live(self._table(), refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> View:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def update(self) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+        else:
+            print(report.status_line(self.run.timeline, self.run.plan.tasks), flush=True)
+
+    def _table(self):
+        title = f"grid local: {self.run.folder.path} (Ctrl-C stops and reports)"
+        return report.status_table(self.run.timeline, self.run.plan.tasks, title)
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = RunFolder(args.dir or default_dir())
+    resuming = folder.exists()
+    plan = resume_plan(args, folder) if resuming else None
+    folder.create()
+    plan = plan or make_plan(args, folder)
+    folder.save(plan)
+    max_workers = args.max_workers or cpu_count()
+    print(f"grid local: {'resuming' if resuming else 'starting'} {folder.path}: {plan.tasks} tasks "
+          f"({plan.produced} produced before), {plan.tasks_per_message} per message, 0..{max_workers} workers; "
+          f"logs in {os.path.join(folder.path, 'logs')}", flush=True)
+    return LocalRun(folder, plan, max_workers, args.interval).run()

@@ -1,0 +1,196 @@
+"""What `grid local` shows and leaves behind: the samples of a run, the live view, the summary, report.json/.png."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+REPORT_JSON, REPORT_PNG = "report.json", "report.png"
+PERCENTILES = (50, 90, 99)
+FORMAT = 1  # of report.json
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The grid at one moment of a run."""
+
+    t: float  # seconds since the run (this session) started
+    produced: int  # tasks accepted by the tasks queue
+    backlog: int  # task messages waiting
+    in_flight: int  # task messages received, not yet deleted
+    workers: int  # in service
+    target: int  # the supervisor's desired size
+    running: int  # worker processes alive, stopping ones included
+    done: int  # results in the store
+    errors: int  # of which error results
+    duplicates: int  # results the collector dropped as already stored
+    p50: float | None = None  # seconds: latency of the results stored since the previous sample
+    p99: float | None = None
+
+
+@dataclass
+class Timeline:
+    """The samples of a run, and the moments that matter for the summary."""
+
+    samples: list[Sample] = field(default_factory=list)
+    drained_at: float | None = None  # t when the last task was done (the fleet then scales in)
+
+    def add(self, sample: Sample) -> None:
+        self.samples.append(sample)
+
+    def rate_now(self) -> float:
+        """Tasks done per second between the last two samples."""
+        if len(self.samples) < 2:
+            return 0.0
+        a, b = self.samples[-2], self.samples[-1]
+        return (b.done - a.done) / (b.t - a.t) if b.t > a.t else 0.0
+
+    def rate_overall(self) -> float:
+        if len(self.samples) < 2 or self.samples[-1].t <= 0:
+            return 0.0
+        return (self.samples[-1].done - self.samples[0].done) / self.samples[-1].t
+
+    def first_scale_out(self) -> float | None:
+        return next((s.t for s in self.samples if s.workers > 0), None)
+
+    def scale_in(self) -> float | None:
+        """Seconds from the last task done to no worker running."""
+        if self.drained_at is None:
+            return None
+        gone = next((s.t for s in self.samples if s.t >= self.drained_at and s.running == 0), None)
+        return None if gone is None else gone - self.drained_at
+
+
+# ---- the live view
+
+
+def status_line(timeline: Timeline, planned: int) -> str:
+    """One line per interval, for logs and pipes."""
+    s = timeline.samples[-1]
+    return (f"t={s.t:.1f}s produced {s.produced}/{planned} backlog {s.backlog} in-flight {s.in_flight} "
+            f"workers {s.workers}/{s.target} done {s.done} errors {s.errors} duplicates {s.duplicates} "
+            f"rate {timeline.rate_now():.0f}/s ({timeline.rate_overall():.0f}/s overall) "
+            f"p50 {_ms(s.p50)} p99 {_ms(s.p99)}")
+
+
+def status_table(timeline: Timeline, planned: int, title: str):
+    """The live view: a rich table of the same figures as `status_line`."""
+    from rich.table import Table
+
+    s = timeline.samples[-1]
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("produced", f"{s.produced} / {planned}"), ("backlog", str(s.backlog)), ("in flight", str(s.in_flight)),
+        ("workers (target)", f"{s.workers} ({s.target})"), ("done", str(s.done)), ("errors", str(s.errors)),
+        ("duplicates", str(s.duplicates)), ("tasks/s now", f"{timeline.rate_now():.0f}"),
+        ("tasks/s overall", f"{timeline.rate_overall():.0f}"), ("latency p50 / p99", f"{_ms(s.p50)} / {_ms(s.p99)}"),
+        ("elapsed", f"{s.t:.1f} s"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+# ---- the summary
+
+
+def summarize(timeline: Timeline, store, *, planned: int, interrupted: bool) -> dict:
+    """The run's figures: this session's timeline with the result store's counts and latency."""
+    counts = store.counts()
+    latency = store.latency_percentiles(percentiles=PERCENTILES)
+    first, last = timeline.samples[0], timeline.samples[-1]
+    return {
+        "interrupted": interrupted,
+        "tasks_planned": planned,
+        "tasks_produced": last.produced,
+        "tasks_done": counts.total,
+        "tasks_ok": counts.ok,
+        "done_this_session": counts.total - first.done,
+        "errors_by_code": {str(code): n for code, n in counts.by_code.items()},
+        "duplicates": last.duplicates,
+        "left_in_queue": last.backlog + last.in_flight,
+        "wall_seconds": last.t,
+        "throughput": (counts.total - first.done) / last.t if last.t > 0 else 0.0,
+        "latency_seconds": {f"p{p}": v for p, v in latency.items()},
+        "peak_workers": max(s.workers for s in timeline.samples),
+        "first_scale_out_seconds": timeline.first_scale_out(),
+        "scale_in_seconds": timeline.scale_in(),
+    }
+
+
+def summary_lines(summary: Mapping) -> list[str]:
+    errors = ", ".join(f"{code}: {n}" for code, n in summary["errors_by_code"].items()) or "none"
+    latency = ", ".join(f"{p} {_ms(v)}" for p, v in summary["latency_seconds"].items())
+    head = "interrupted" if summary["interrupted"] else "done"
+    return [
+        f"{head}: {summary['tasks_done']} of {summary['tasks_planned']} tasks have a result "
+        f"({summary['tasks_ok']} ok; {summary['done_this_session']} in this run, "
+        f"{summary['left_in_queue']} left in the queue)",
+        f"wall time {summary['wall_seconds']:.1f} s, throughput {summary['throughput']:.0f} tasks/s",
+        f"latency: {latency}",
+        f"errors by code: {errors}; duplicates seen: {summary['duplicates']}",
+        f"peak workers {summary['peak_workers']}; first scale-out after {_seconds(summary['first_scale_out_seconds'])}"
+        f", scale-in to zero {_seconds(summary['scale_in_seconds'])} after the last task",
+    ]
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+# ---- the files
+
+
+def write_json(path: str, summary: Mapping, timeline: Timeline, plan: Mapping) -> None:
+    report = {"format": FORMAT, "summary": dict(summary), "plan": dict(plan),
+              "drained_at": timeline.drained_at, "samples": [asdict(s) for s in timeline.samples]}
+    temporary = path + ".tmp"
+    with open(temporary, "w") as out:
+        json.dump(report, out, indent=1)
+    os.replace(temporary, path)
+
+
+def read_json(path: str) -> tuple[dict, Timeline]:
+    with open(path) as f:
+        report = json.load(f)
+    return report, Timeline([Sample(**s) for s in report["samples"]], report["drained_at"])
+
+
+def plot(path: str, timeline: Timeline, title: str = "grid local") -> None:
+    """Backlog, workers and throughput over time, one above the other on one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = timeline.samples
+    t = [s.t for s in samples]
+    fig, (queue, fleet, speed) = plt.subplots(3, 1, sharex=True, figsize=(8, 7), constrained_layout=True)
+    queue.plot(t, [s.backlog for s in samples], label="backlog (waiting)")
+    queue.plot(t, [s.in_flight for s in samples], label="in flight")
+    queue.set_ylabel("task messages")
+    fleet.step(t, [s.workers for s in samples], where="post", label="in service")
+    fleet.step(t, [s.target for s in samples], where="post", linestyle="--", label="target")
+    fleet.set_ylabel("workers")
+    speed.plot(t[1:], _rates(samples), label="tasks/s")
+    speed.set_ylabel("tasks done / s")
+    speed.set_xlabel("seconds since start")
+    for ax in (queue, fleet, speed):
+        ax.legend(loc="upper right")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _rates(samples: Sequence[Sample]) -> list[float]:
+    return [(b.done - a.done) / (b.t - a.t) if b.t > a.t else 0.0 for a, b in zip(samples, samples[1:])]
