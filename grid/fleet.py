@@ -75,8 +75,8 @@ class Fleet(abc.ABC):
     @abc.abstractmethod
     def set_desired(self, count: int) -> None: ...
 
-    def close(self) -> None:
-        """Release what the fleet holds (a local fleet stops its workers)."""
+    def close(self, wait: bool = True) -> None:
+        """Release what the fleet holds: a local fleet stops its workers (and, with `wait`, lets them drain)."""
 
 
 class AsgFleet(Fleet):
@@ -185,9 +185,11 @@ class ProcessFleet(Fleet):
     def pids(self) -> list[int]:
         return [p.pid for p in self._running]
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, wait: bool = True) -> None:
         self.set_desired(0)
-        deadline = time.monotonic() + (self._stop_timeout if timeout is None else timeout)
+        if not wait:
+            return
+        deadline = time.monotonic() + self._stop_timeout
         for proc in list(self._stopping):
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))

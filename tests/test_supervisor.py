@@ -1,7 +1,10 @@
 """The supervisor's step on the embedded queue (local processes) and on moto (Auto Scaling, CloudWatch)."""
 import datetime
 import logging
+import os
+import signal
 import sys
+import time
 
 import boto3
 import pytest
@@ -155,3 +158,22 @@ def test_a_missing_group_stops_the_supervisor_with_one_line_and_exit_2(aws, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == ("grid supervisor: error: worker_asg_name='nope': no such Auto Scaling group in this account "
                        "and region")
+
+
+def test_after_a_second_signal_the_supervisor_leaves_without_waiting_for_workers(embedded, tmp_path):
+    cfg, broker = embedded
+    stubborn = ("import pathlib, signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "pathlib.Path(sys.argv[1]).touch()\nwhile True: time.sleep(0.05)")
+    fleet = ProcessFleet([sys.executable, "-c", stubborn, str(tmp_path / "ready")], stop_timeout=600)
+    supervisor = make(cfg, broker, fleet)
+    fill(broker.queue("tasks"), 5)
+    supervisor.step()
+    while not (tmp_path / "ready").exists():
+        time.sleep(0.01)
+    [pid] = fleet.pids
+    supervisor.forced = True
+    supervisor.teardown()
+    assert fleet.size() == FleetSize(0, 1, 0)
+    os.kill(pid, signal.SIGKILL)
+    fleet.close()
+    assert fleet.exits == [-signal.SIGKILL]

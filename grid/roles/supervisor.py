@@ -14,6 +14,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
+from grid import config
 from grid import metrics as names
 from grid.errors import QueueError
 from grid.fleet import (AsgFleet, Fleet, FleetError, FleetSize, ProcessFleet, backlog_per_instance, desired_workers,
@@ -22,6 +23,7 @@ from grid.queues.url import parse_broker_url
 from grid.roles import lifecycle
 
 FLEETS = ("auto", "asg", "local")  # auto: an Auto Scaling group on SQS, local worker processes on the embedded queue
+DRAIN_MARGIN = 10.0  # seconds a stopped worker gets beyond its task's work budget before SIGKILL
 STATUS_FILE = "supervisor-status.json"  # next to the embedded queue's database: what `grid status` shows
 
 
@@ -140,8 +142,8 @@ class Supervisor(lifecycle.Daemon):
         return obs
 
     def teardown(self) -> None:
-        if self.fleet is not None:
-            self.fleet.close()
+        if self.fleet is not None:  # after a second signal, don't wait for the workers to drain
+            self.fleet.close(wait=not self.forced)
 
     def _publish(self, obs: Observation) -> None:
         self.metrics.gauge(names.BACKLOG_PER_INSTANCE, obs.backlog_per_instance)
@@ -158,7 +160,8 @@ def build_fleet(cfg, kind: str = "auto", worker_args: list[str] | tuple = ()) ->
     """The fleet the configuration names, and the CloudWatch publisher that goes with an Auto Scaling fleet."""
     scheme, _, options = parse_broker_url(cfg.broker_url)
     if kind == "local" or (kind == "auto" and scheme == "sqlite"):
-        return ProcessFleet(worker_command(cfg.broker_url, worker_args)), None
+        budget = config.load("worker", flags={"broker_url": cfg.broker_url}).work_budget
+        return ProcessFleet(worker_command(cfg.broker_url, worker_args), stop_timeout=budget + DRAIN_MARGIN), None
     clients = _aws_clients(options)
     fleet = AsgFleet(cfg.worker_asg_name, client=clients("autoscaling"), mode=cfg.scale_mode)
     return fleet, CloudWatchPublisher(clients("cloudwatch"), cfg.supervisor_asg_name)
