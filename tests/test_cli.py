@@ -155,3 +155,30 @@ def test_a_bad_parameter_is_one_line_and_exit_2(grid_env, capsys):
     code, _, err = run(capsys, "collector", "--batch-size", "12", "--log-filename", "-")
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("grid collector: error: batch_size=12 from flag --batch-size")
+
+
+def test_submit_status_and_dlq_on_sqs(aws_env, monkeypatch, capsys, tmp_path):
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("GRID_BROKER_URL", "sqs://?region=us-east-1")
+    monkeypatch.setenv("GRID_SSM", "0")
+    monkeypatch.setenv("GRID_WORKER_ASG_NAME", "grid-workers")
+    monkeypatch.setenv("GRID_RESULT_STORE", str(tmp_path / "results.db"))
+    with mock_aws():
+        with open_broker("sqs://?region=us-east-1") as broker:
+            broker.queue("grid_tasks_queue", create=True)
+        boto3.client("ec2").create_launch_template(
+            LaunchTemplateName="grid-worker", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"})
+        boto3.client("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName="grid-workers", MinSize=0, MaxSize=4, DesiredCapacity=2,
+            LaunchTemplate={"LaunchTemplateName": "grid-worker"}, AvailabilityZones=["us-east-1a"])
+        code, job, _ = run(capsys, "submit", "15", "21", "35")
+        _, out, _ = run(capsys, "status")
+        _, peeked, _ = run(capsys, "dlq", "peek")
+    lines = out.splitlines()
+    assert code == 0 and job.startswith("job-")
+    assert lines[0] == "queue grid_tasks_queue: 3 waiting, 0 in flight, 0 delayed; DLQ grid_tasks_queue-dlq: 0"
+    assert lines[1] == "queue grid_results_queue: missing"
+    assert lines[2] == "fleet grid-workers: 2 in service, 2 instances, desired 2"
+    assert peeked == "grid_tasks_queue-dlq is empty\n"
