@@ -35,6 +35,7 @@ SCALE_IN_PATIENCE = 30.0  # seconds, beyond the policy's halving steps, to wait 
 COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the results queue after a Ctrl-C
 WORK_PER_MESSAGE = 2e-3  # seconds of kernel work a task message should carry, so the queue costs little
 MAX_TASKS_PER_MESSAGE = 100
+SAMPLE_PERIOD = 0.25  # seconds between samples of the run (the view shows one every --interval)
 ROLE_LOGS = ("producer", "supervisor", "collector", "workers")
 
 
@@ -150,8 +151,8 @@ def default_dir() -> str:
     return os.path.join(DEFAULT_DIR, time.strftime("%Y%m%d-%H%M%S"))
 
 
-def make_plan(args: argparse.Namespace, folder: RunFolder) -> Plan:
-    """The plan from the flags and the producer's defaults; a workload file is validated and copied in."""
+def make_plan(args: argparse.Namespace) -> tuple[Plan, list[int] | None]:
+    """The plan from the flags and the producer's defaults, and the numbers of a --workload file."""
     from grid import config
 
     defaults = config.load("producer", environ={"GRID_SSM": "0"})
@@ -160,13 +161,11 @@ def make_plan(args: argparse.Namespace, folder: RunFolder) -> Plan:
     plan = Plan(tasks=len(numbers) if numbers else args.tasks or DEFAULT_TASKS, min_bits=low, max_bits=high,
                 factors=args.factors or defaults.factors_per_task,
                 seed=args.seed if args.seed is not None else random.randrange(2**32),
-                tasks_per_message=args.tasks_per_message or pick_tasks_per_message(low, high, args.rate),
-                rate=args.rate, workload=numbers is not None)
+                tasks_per_message=args.tasks_per_message or 1, rate=args.rate, workload=numbers is not None)
     _check_plan(plan)
-    if numbers:
-        with open(folder.workload, "w") as out:
-            out.writelines(f"{n}\n" for n in numbers)
-    return plan
+    if not args.tasks_per_message:
+        plan.tasks_per_message = pick_tasks_per_message(low, high, args.rate)
+    return plan, numbers
 
 
 def _check_plan(plan: Plan) -> None:
@@ -435,11 +434,15 @@ class LocalRun:
     def watch(self) -> str | None:
         """Sample until the work is done and the fleet is back to zero, a role fails, or Ctrl-C; the failure."""
         view = View(self)
+        shown = time.monotonic()
         with view:
             while not self.interrupted.count:
-                self._sleep(self.interval)
-                sample = self.sample()
-                view.update()
+                self._sleep(min(self.interval, SAMPLE_PERIOD))
+                show = time.monotonic() - shown >= self.interval * 0.99
+                sample = self.sample(latency=show)
+                if show:
+                    view.update()
+                    shown = time.monotonic()
                 if failure := self.roles.failed():
                     return failure
                 if self.timeline.drained_at is None and self.drained(sample):
@@ -533,7 +536,8 @@ class LocalRun:
             self._sleep(self._start + sent / self.plan.rate - time.monotonic())
 
     # -- sampling ---------------------------------------------------------------------------------------------
-    def sample(self) -> report.Sample:
+    def sample(self, latency: bool = True) -> report.Sample:
+        """The grid now; with `latency`, the p50/p99 of the results stored since the last such sample."""
         from grid.roles.supervisor import read_status, status_path
 
         self._count_sent()
@@ -541,7 +545,7 @@ class LocalRun:
         status = read_status(status_path(self.folder.broker_url))
         fresh = status is not None and status.at >= time.time() - (time.monotonic() - self._start)
         fleet = status.fleet if fresh else None
-        p50, p99 = _percentiles(self.stats.take_latencies())
+        p50, p99 = _percentiles(self.stats.take_latencies()) if latency else (None, None)
         sample = report.Sample(
             t=time.monotonic() - self._start, produced=self.plan.produced, backlog=tasks.visible + tasks.delayed,
             in_flight=tasks.in_flight, workers=fleet.in_service if fleet else 0, target=status.desired if fresh else 0,
@@ -617,9 +621,11 @@ class View:
 def run(args: argparse.Namespace) -> int:
     folder = RunFolder(args.dir or default_dir())
     resuming = folder.exists()
-    plan = resume_plan(args, folder) if resuming else None
+    plan, numbers = (resume_plan(args, folder), None) if resuming else make_plan(args)
     folder.create()
-    plan = plan or make_plan(args, folder)
+    if numbers:
+        with open(folder.workload, "w") as out:
+            out.writelines(f"{n}\n" for n in numbers)
     folder.save(plan)
     max_workers = args.max_workers or cpu_count()
     print(f"grid local: {'resuming' if resuming else 'starting'} {folder.path}: {plan.tasks} tasks "

@@ -39,12 +39,13 @@ class Timeline:
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)
 
-    def rate_now(self) -> float:
-        """Tasks done per second between the last two samples."""
+    def rate_now(self, window: float = 1.0) -> float:
+        """Tasks done per second over the last `window` seconds of samples."""
         if len(self.samples) < 2:
             return 0.0
-        a, b = self.samples[-2], self.samples[-1]
-        return (b.done - a.done) / (b.t - a.t) if b.t > a.t else 0.0
+        last = self.samples[-1]
+        start = next((s for s in reversed(self.samples[:-1]) if s.t <= last.t - window), self.samples[0])
+        return (last.done - start.done) / (last.t - start.t) if last.t > start.t else 0.0
 
     def rate_overall(self) -> float:
         if len(self.samples) < 2 or self.samples[-1].t <= 0:
@@ -52,7 +53,12 @@ class Timeline:
         return (self.samples[-1].done - self.samples[0].done) / self.samples[-1].t
 
     def first_scale_out(self) -> float | None:
-        return next((s.t for s in self.samples if s.workers > 0), None)
+        """When the supervisor first asked for workers (it starts their processes at once)."""
+        return next((s.t for s in self.samples if s.target > 0), None)
+
+    def busy_seconds(self) -> float:
+        """From the start to the last task done, or to the end when the work was not finished."""
+        return self.samples[-1].t if self.drained_at is None else self.drained_at
 
     def scale_in(self) -> float | None:
         """Seconds from the last task done to no worker running."""
@@ -119,7 +125,8 @@ def summarize(timeline: Timeline, store, *, planned: int, interrupted: bool) -> 
         "duplicates": last.duplicates,
         "left_in_queue": last.backlog + last.in_flight,
         "wall_seconds": last.t,
-        "throughput": (counts.total - first.done) / last.t if last.t > 0 else 0.0,
+        "work_seconds": timeline.busy_seconds(),
+        "throughput": (counts.total - first.done) / timeline.busy_seconds() if timeline.busy_seconds() > 0 else 0.0,
         "latency_seconds": {f"p{p}": v for p, v in latency.items()},
         "peak_workers": max(s.workers for s in timeline.samples),
         "first_scale_out_seconds": timeline.first_scale_out(),
@@ -135,7 +142,8 @@ def summary_lines(summary: Mapping) -> list[str]:
         f"{head}: {summary['tasks_done']} of {summary['tasks_planned']} tasks have a result "
         f"({summary['tasks_ok']} ok; {summary['done_this_session']} in this run, "
         f"{summary['left_in_queue']} left in the queue)",
-        f"wall time {summary['wall_seconds']:.1f} s, throughput {summary['throughput']:.0f} tasks/s",
+        f"wall time {summary['wall_seconds']:.1f} s; all done after {summary['work_seconds']:.1f} s: "
+        f"{summary['throughput']:.0f} tasks/s",
         f"latency: {latency}",
         f"errors by code: {errors}; duplicates seen: {summary['duplicates']}",
         f"peak workers {summary['peak_workers']}; first scale-out after {_seconds(summary['first_scale_out_seconds'])}"

@@ -1,0 +1,107 @@
+"""End-to-end benchmark (`make bench-grid`): `grid local` with 2 workers against its ceiling, in one run.
+
+The ceiling is multiprocessing.Pool(2) doing the same work per task with no queue: generate the task's number
+with the kernel (the same seeded sequence the producer draws) and factorize it. Cases:
+  1. the default workload, with the tasks per message `grid local` picks by default;
+  2. tiny tasks (--bits 8:8), one task per message: the queue dominates;
+  3. tiny tasks in bundles of --bundle tasks per message;
+  4. latency when the grid is not saturated (--rate well below capacity).
+Each `grid local` run is a real run folder; its report.json gives the figures (throughput = tasks / time from
+start, process start-up and scale-out included, to the last task done).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+from grid import primes
+
+WORKERS = 2
+DEFAULT_BITS = (20, 30)  # the producer's defaults
+TINY_BITS = (8, 8)
+
+
+def numbers(count: int, bits: tuple[int, int], seed: int):
+    """The producer's sequence: one Random(seed), task_number after task_number."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        yield primes.task_number(bits[0], bits[1], 2, rng=rng)
+
+
+def ceiling(count: int, bits: tuple[int, int], seed: int) -> float:
+    """Tasks/s of Pool(2) factorizing the numbers while this process draws them, as the producer does."""
+    with multiprocessing.Pool(WORKERS) as pool:
+        start = time.perf_counter()
+        done = sum(1 for _ in pool.imap_unordered(primes.factorize, numbers(count, bits, seed), chunksize=256))
+        elapsed = time.perf_counter() - start
+    assert done == count
+    return count / elapsed
+
+
+def grid_local(count: int, bits: tuple[int, int], seed: int, *extra: str) -> dict:
+    """The summary of `grid local` over `count` tasks with 2 workers (report.json)."""
+    with tempfile.TemporaryDirectory(prefix="bench-grid-") as folder:
+        command = [sys.executable, "-m", "grid.cli", "local", "--dir", folder, "--tasks", str(count),
+                   "--bits", f"{bits[0]}:{bits[1]}", "--seed", str(seed), "--max-workers", str(WORKERS),
+                   "--interval", "5", *extra]
+        run = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if run.returncode != 0:
+            sys.exit(f"grid local failed ({run.returncode}):\n{run.stdout}")
+        with open(os.path.join(folder, "report.json")) as f:
+            report = json.load(f)
+    summary = report["summary"]
+    summary["tasks_per_message"] = report["plan"]["tasks_per_message"]
+    if summary["tasks_ok"] != count:
+        sys.exit(f"grid local: {summary['tasks_ok']} of {count} tasks answered ok")
+    return summary
+
+
+def compare(title: str, count: int, bits: tuple[int, int], seed: int, *extra: str,
+            ceiling_rate: float | None = None) -> tuple[float, float]:
+    summary = grid_local(count, bits, seed, *extra)
+    top = ceiling_rate or ceiling(count, bits, seed)
+    ratio = summary["throughput"] / top
+    print(f"{title}: {count} tasks, bits {bits[0]}:{bits[1]}, {summary['tasks_per_message']} per message")
+    print(f"  grid local (2 workers): {summary['throughput']:.0f} tasks/s (all done after "
+          f"{summary['work_seconds']:.1f} s, first scale-out {summary['first_scale_out_seconds']:.1f} s, "
+          f"p50 latency {_ms(summary['latency_seconds']['p50'])})")
+    print(f"  ceiling Pool({WORKERS}):        {top:.0f} tasks/s")
+    return ratio, top
+
+
+def _ms(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=100_000, help="tasks of the default workload")
+    parser.add_argument("--tiny", type=int, default=50_000, help="tiny tasks per tiny case")
+    parser.add_argument("--bundle", type=int, default=100, help="tiny tasks per message in the bundled case")
+    parser.add_argument("--rate", type=float, default=200.0, help="tasks/s of the latency case (not saturated)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    ratio, _ = compare("default workload", args.tasks, DEFAULT_BITS, args.seed)
+    print(f"ratio: {ratio:.2f}")
+    tiny_ratio, tiny_top = compare("tiny tasks, one per message", args.tiny, TINY_BITS, args.seed,
+                                   "--tasks-per-message", "1")
+    print(f"tiny one-per-message ratio: {tiny_ratio:.2f}")
+    bundle_ratio, _ = compare(f"tiny tasks, {args.bundle} per message", args.tiny, TINY_BITS, args.seed,
+                              "--tasks-per-message", str(args.bundle), ceiling_rate=tiny_top)
+    print(f"tiny bundled ratio: {bundle_ratio:.2f}")
+    paced = grid_local(int(args.rate * 10), DEFAULT_BITS, args.seed, "--rate", str(args.rate))
+    lat = paced["latency_seconds"]
+    print(f"latency at {args.rate:.0f} tasks/s (not saturated, 1 per message): p50 {_ms(lat['p50'])}, "
+          f"p90 {_ms(lat['p90'])}, p99 {_ms(lat['p99'])}")
+
+
+if __name__ == "__main__":
+    main()

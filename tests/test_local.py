@@ -1,0 +1,152 @@
+"""`grid local` end to end, as a user runs it: a subprocess whose stdout is a pipe, a run folder, Ctrl-C, resume."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import sympy
+
+from grid import local
+from grid.report import read_json
+
+PATIENCE = 120.0  # seconds a run may take before the test calls it stuck
+
+
+def grid_local(folder, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
+    return subprocess.Popen([sys.executable, "-m", "grid.cli", "local", "--dir", str(folder), "--interval", "0.5",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=PATIENCE)
+    return proc.returncode, out, err
+
+
+def stored(folder) -> list[tuple[str, str, list[str] | None, int | None]]:
+    with sqlite3.connect(os.path.join(folder, "results.db")) as db:
+        rows = db.execute("SELECT task_id, n, factors, error_code FROM results").fetchall()
+    return [(task_id, n, None if f is None else json.loads(f), code) for task_id, n, f, code in rows]
+
+
+def result_count(folder) -> int:
+    try:
+        with sqlite3.connect(os.path.join(folder, "results.db")) as db:
+            return db.execute("SELECT count(*) FROM results").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def assert_correct(rows) -> None:
+    for task_id, n, factors, code in rows:
+        assert code is None, (task_id, n, code)
+        assert math.prod(map(int, factors)) == int(n), (task_id, n, factors)
+        assert all(sympy.isprime(int(f)) for f in factors), (task_id, n, factors)
+
+
+def processes_of(folder) -> list[int]:
+    """Processes whose environment names this run's queue: the roles and their workers."""
+    marker = f"GRID_BROKER_URL=sqlite://{os.path.abspath(folder)}/grid.db".encode()
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def test_a_run_answers_every_task_once_scales_out_and_back_to_zero_and_reports(tmp_path):
+    folder = tmp_path / "run"
+    code, out, err = finish(grid_local(folder, "--tasks", "500", "--seed", "7", "--max-workers", "2"))
+    assert code == 0, out + err
+    rows = stored(folder)
+    plan = json.loads((folder / "run.json").read_text())
+    job = plan["segments"][0]["job"]
+    assert sorted(r[0] for r in rows) == sorted(f"{job}-{i}" for i in range(1, 501))
+    assert_correct(rows)
+    report, timeline = read_json(str(folder / "report.json"))
+    summary = report["summary"]
+    assert (summary["tasks_done"], summary["tasks_ok"], summary["interrupted"]) == (500, 500, False)
+    assert max(s.target for s in timeline.samples) > 0 and summary["first_scale_out_seconds"] is not None
+    assert timeline.samples[-1].running == 0 and summary["scale_in_seconds"] is not None
+    assert (folder / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "t=" in out and "done: 500 of 500 tasks" in out
+    assert processes_of(folder) == []
+
+
+def test_ctrl_c_stops_cleanly_with_a_partial_report_and_a_rerun_resumes_without_producing_twice(tmp_path):
+    folder = tmp_path / "run"
+    proc = grid_local(folder, "--tasks", "3000", "--rate", "1000", "--seed", "3")
+    deadline = time.monotonic() + PATIENCE
+    while result_count(folder) < 50 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc)
+    assert code == 0, out + err
+    summary = json.loads((folder / "report.json").read_text())["summary"]
+    assert summary["interrupted"] and 50 <= summary["tasks_done"] < 3000
+    assert summary["tasks_produced"] < 3000
+    assert processes_of(folder) == []
+    assert "interrupted:" in out
+
+    code, out, err = finish(grid_local(folder))
+    assert code == 0, out + err
+    rows = stored(folder)
+    assert len(rows) == 3000
+    assert_correct(rows)
+    plan = json.loads((folder / "run.json").read_text())
+    assert [s["sent"] for s in plan["segments"]][-1] == 3000 - plan["segments"][0]["sent"]
+    assert json.loads((folder / "report.json").read_text())["summary"]["tasks_done"] == 3000
+
+
+def test_a_workload_file_is_factorized(tmp_path):
+    numbers = [1, 2, 97, 2**61 - 1, 600851475143, 2**64 + 1, 2**67 - 1, 1234567890123]
+    workload = tmp_path / "numbers.txt"
+    workload.write_text("\n".join(map(str, numbers)) + "\n\n")
+    folder = tmp_path / "run"
+    code, out, err = finish(grid_local(folder, "--workload", str(workload), "--max-workers", "1"))
+    assert code == 0, out + err
+    rows = stored(folder)
+    assert sorted(int(r[1]) for r in rows) == sorted(numbers)
+    assert_correct(rows)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("12\n-5\n", "line 2"), ("12\nabc\n", "'abc'"), ("\n\n", "no numbers"),
+])
+def test_a_bad_workload_file_is_refused_with_its_line(tmp_path, content, message):
+    workload = tmp_path / "numbers.txt"
+    workload.write_text(content)
+    code, out, err = finish(grid_local(tmp_path / "run", "--workload", str(workload)))
+    assert code == 2
+    assert str(workload) in err and message in err
+
+
+def test_resuming_refuses_a_changed_plan(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    plan = local.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
+    local.RunFolder(str(folder)).save(plan)
+    code, out, err = finish(grid_local(folder, "--tasks", "20"))
+    assert code == 2
+    assert "tasks=20 (saved: 10)" in err and str(folder) in err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--bits", "30:20"], "MIN must be <= MAX"), (["--bits", "20-30"], "MIN:MAX"),
+    (["--bits", "1:9"], "prime_min_bits=1"), (["--tasks", "0"], "must be >= 1"),
+])
+def test_bad_flags_name_the_value_and_what_is_allowed(tmp_path, flags, message):
+    code, out, err = finish(grid_local(tmp_path / "run", *flags))
+    assert code == 2
+    assert message in err
