@@ -1,12 +1,925 @@
-# cython: language_level=3
-"""Placeholder kernel, replaced by the real one in the kernel work."""
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The factorization kernel: nogil loops on uint64_t and unsigned __int128, Python ints beyond.
+
+Layout, bottom up: small-prime tables; 64-bit Montgomery arithmetic, BPSW and Brent's rho;
+the same on 128 bits; the budget; the nogil drivers that factor a whole 64- or 128-bit
+number; the Python-level entry points that `grid.primes` re-exports.
+"""
+from libc.stdint cimport uint64_t, int64_t, uint32_t
+from libc.math cimport sqrt, cbrt
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef extern from *:
+    """
+    typedef unsigned __int128 grid_u128;
+    static inline int grid_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline int grid_clz64(unsigned long long x) { return __builtin_clzll(x); }
+    static inline long double grid_sqrtl(long double x) { return __builtin_sqrtl(x); }
+    static inline long double grid_cbrtl(long double x) { return __builtin_cbrtl(x); }
+    """
+    ctypedef unsigned long long u128 "grid_u128"
+    int ctz64 "grid_ctz64"(uint64_t x) noexcept nogil
+    int clz64 "grid_clz64"(uint64_t x) noexcept nogil
+    long double sqrtl "grid_sqrtl"(long double x) noexcept nogil
+    long double cbrtl "grid_cbrtl"(long double x) noexcept nogil
+
+DEF N_TRIAL = 172          # odd primes below 1024, used for trial division
+DEF N_QUICK = 15           # odd primes up to 53, screened before every primality test
+DEF RHO_BLOCK = 128        # rho steps between two gcds
+DEF CLOCK_EVERY = 4096     # rho steps between two looks at the clock
+DEF MAX_FACTORS = 130      # a 128-bit number has at most 128 prime factors
+
+cdef uint64_t TRIAL_P[N_TRIAL]
+cdef uint64_t TRIAL_INV[N_TRIAL]   # p^-1 mod 2^64: n*inv <= lim iff p divides n
+cdef uint64_t TRIAL_LIM[N_TRIAL]   # (2^64 - 1) / p
+cdef uint64_t SMALL_PRIME_MASK = 0x28208a20a08a28ac  # bit k set iff k < 64 is prime
+
+
+cdef void _init_tables():
+    cdef uint64_t p = 3, inv
+    cdef int i = 0, k
+    cdef bint prime
+    while i < N_TRIAL:
+        prime = True
+        k = 0
+        while k < i and TRIAL_P[k] * TRIAL_P[k] <= p:
+            if p % TRIAL_P[k] == 0:
+                prime = False
+                break
+            k += 1
+        if prime:
+            inv = p  # Newton: each step doubles the correct low bits
+            for k in range(5):
+                inv *= 2 - p * inv
+            TRIAL_P[i] = p
+            TRIAL_INV[i] = inv
+            TRIAL_LIM[i] = <uint64_t>(-1) // p
+            i += 1
+        p += 2
+
+_init_tables()
+
+
+cdef inline bint divides(int i, uint64_t n) noexcept nogil:
+    return n * TRIAL_INV[i] <= TRIAL_LIM[i]
+
+
+# ---------------------------------------------------------------- 64-bit Montgomery
+
+cdef struct Mont64:
+    uint64_t n, ninv, one, two
+
+cdef inline uint64_t gcd64(uint64_t a, uint64_t b) noexcept nogil:
+    cdef int shift
+    cdef uint64_t t
+    if a == 0:
+        return b
+    if b == 0:
+        return a
+    shift = ctz64(a | b)
+    a >>= ctz64(a)
+    while b:
+        b >>= ctz64(b)
+        if a > b:
+            t = a; a = b; b = t
+        b -= a
+    return a << shift
+
+cdef inline uint64_t addm(uint64_t a, uint64_t b, uint64_t n) noexcept nogil:
+    return a - (n - b) if a >= n - b else a + b
+
+cdef inline uint64_t subm(uint64_t a, uint64_t b, uint64_t n) noexcept nogil:
+    return a - b if a >= b else a + (n - b)
+
+cdef inline uint64_t mulm(uint64_t a, uint64_t b, const Mont64* m) noexcept nogil:
+    # REDC with n^-1 (not -n^-1): the low halves cancel exactly, so no 65-bit carry for n near 2^64
+    cdef u128 t = <u128>a * b
+    cdef uint64_t hi = <uint64_t>(t >> 64)
+    cdef uint64_t q = <uint64_t>t * m.ninv
+    cdef uint64_t qh = <uint64_t>((<u128>q * m.n) >> 64)
+    return hi - qh + (m.n if hi < qh else 0)
+
+cdef inline void mont_init(Mont64* m, uint64_t n) noexcept nogil:
+    cdef uint64_t inv = n
+    cdef int k
+    for k in range(5):
+        inv *= 2 - n * inv
+    m.n = n
+    m.ninv = inv
+    m.one = (<uint64_t>0 - n) % n
+    m.two = addm(m.one, m.one, n)
+
+cdef inline uint64_t to_mont_small(uint64_t a, const Mont64* m) noexcept nogil:
+    cdef uint64_t r = 0, x = m.one
+    while a:
+        if a & 1:
+            r = addm(r, x, m.n)
+        x = addm(x, x, m.n)
+        a >>= 1
+    return r
+
+cdef inline uint64_t powm(uint64_t b, uint64_t e, const Mont64* m) noexcept nogil:
+    cdef uint64_t r = b
+    cdef int i = 62 - clz64(e)
+    while i >= 0:
+        r = mulm(r, r, m)
+        if (e >> i) & 1:
+            r = mulm(r, b, m)
+        i -= 1
+    return r
+
+cdef int jacobi64(uint64_t a, uint64_t n) noexcept nogil:
+    cdef int result = 1
+    cdef uint64_t t
+    a %= n
+    while a:
+        while not (a & 1):
+            a >>= 1
+            if (n & 7) == 3 or (n & 7) == 5:
+                result = -result
+        t = a; a = n; n = t
+        if (a & 3) == 3 and (n & 3) == 3:
+            result = -result
+        a %= n
+    return result if n == 1 else 0
+
+cdef inline uint64_t isqrt64(uint64_t n) noexcept nogil:
+    cdef uint64_t r = <uint64_t>sqrt(<double>n)
+    while r > 0 and <u128>r * r > n:
+        r -= 1
+    while <u128>(r + 1) * (r + 1) <= n:
+        r += 1
+    return r
+
+cdef bint sprp2_64(const Mont64* m) noexcept nogil:
+    """Strong probable prime to base 2 (n odd > 2)."""
+    cdef uint64_t d = m.n - 1, x, mone = m.n - m.one
+    cdef int s = ctz64(d), r
+    d >>= s
+    x = powm(m.two, d, m)
+    if x == m.one or x == mone:
+        return True
+    for r in range(s - 1):
+        x = mulm(x, x, m)
+        if x == mone:
+            return True
+    return False
+
+cdef int lucas_p64(uint64_t n) noexcept nogil:
+    """The least P >= 3 with jacobi(P^2 - 4, n) == -1, or 0 if n is composite on the way."""
+    cdef uint64_t p = 3, r
+    cdef int j
+    while True:
+        j = jacobi64(p * p - 4, n)
+        if j == -1:
+            return <int>p
+        if j == 0:  # n > 59^2 > p^2 - 4 here, so n shares a proper factor with it
+            return 0
+        p += 1
+        if p == 40:
+            r = isqrt64(n)
+            if r * r == n:
+                return 0
+
+cdef bint es_lucas64(const Mont64* m) noexcept nogil:
+    """Extra strong Lucas probable prime (Baillie's parameters P, Q = 1), n odd, gcd(n, small) = 1."""
+    cdef int P = lucas_p64(m.n), s, i, r
+    if P == 0:
+        return False
+    cdef uint64_t n = m.n, d = n + 1, v, w, pm = to_mont_small(P, m)
+    s = ctz64(d)
+    d >>= s
+    v = m.two
+    w = pm
+    i = 63 - clz64(d)
+    while i >= 0:
+        if (d >> i) & 1:
+            v = subm(mulm(v, w, m), pm, n)
+            w = subm(mulm(w, w, m), m.two, n)
+        else:
+            w = subm(mulm(v, w, m), pm, n)
+            v = subm(mulm(v, v, m), m.two, n)
+        i -= 1
+    # D*U_d = 2*V_(d+1) - P*V_d, and gcd(D, n) = 1
+    if addm(w, w, n) == mulm(pm, v, m) and (v == m.two or v == n - m.two):
+        return True
+    for r in range(s - 1):
+        if v == 0:
+            return True
+        v = subm(mulm(v, v, m), m.two, n)
+    return False
+
+cdef bint is_prime64(uint64_t n) noexcept nogil:
+    cdef int i
+    cdef Mont64 m
+    if n < 64:
+        return (SMALL_PRIME_MASK >> n) & 1
+    if not (n & 1):
+        return False
+    for i in range(N_QUICK):
+        if divides(i, n):
+            return False
+    if n < 59 * 59:
+        return True
+    mont_init(&m, n)
+    return sprp2_64(&m) and es_lucas64(&m)
+
+
+# ---------------------------------------------------------------- 128-bit Montgomery
+
+cdef struct Mont128:
+    u128 n, ninv, one, two
+
+cdef inline u128 addm128(u128 a, u128 b, u128 n) noexcept nogil:
+    return a - (n - b) if a >= n - b else a + b
+
+cdef inline u128 subm128(u128 a, u128 b, u128 n) noexcept nogil:
+    return a - b if a >= b else a + (n - b)
+
+cdef inline u128 mulhi128(u128 a, u128 b, u128* lo) noexcept nogil:
+    cdef uint64_t a0 = <uint64_t>a, a1 = <uint64_t>(a >> 64)
+    cdef uint64_t b0 = <uint64_t>b, b1 = <uint64_t>(b >> 64)
+    cdef u128 p00 = <u128>a0 * b0, p01 = <u128>a0 * b1, p10 = <u128>a1 * b0, p11 = <u128>a1 * b1
+    cdef u128 mid = (p00 >> 64) + <uint64_t>p01 + <uint64_t>p10
+    lo[0] = (mid << 64) | <uint64_t>p00
+    return p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64)
+
+cdef inline u128 mulm128(u128 a, u128 b, const Mont128* m) noexcept nogil:
+    cdef u128 lo, qlo
+    cdef u128 hi = mulhi128(a, b, &lo)
+    cdef u128 q = lo * m.ninv
+    cdef u128 qh = mulhi128(q, m.n, &qlo)
+    return hi - qh + (m.n if hi < qh else 0)
+
+cdef inline void mont128_init(Mont128* m, u128 n) noexcept nogil:
+    cdef u128 inv = n
+    cdef int k
+    for k in range(6):
+        inv *= 2 - n * inv
+    m.n = n
+    m.ninv = inv
+    m.one = (<u128>0 - n) % n
+    m.two = addm128(m.one, m.one, n)
+
+cdef inline u128 to_mont128_small(uint64_t a, const Mont128* m) noexcept nogil:
+    cdef u128 r = 0, x = m.one
+    while a:
+        if a & 1:
+            r = addm128(r, x, m.n)
+        x = addm128(x, x, m.n)
+        a >>= 1
+    return r
+
+cdef inline int bitlen128(u128 x) noexcept nogil:
+    cdef uint64_t hi = <uint64_t>(x >> 64)
+    if hi:
+        return 128 - clz64(hi)
+    if <uint64_t>x:
+        return 64 - clz64(<uint64_t>x)
+    return 0
+
+cdef inline int ctz128(u128 x) noexcept nogil:
+    if <uint64_t>x:
+        return ctz64(<uint64_t>x)
+    return 64 + ctz64(<uint64_t>(x >> 64))
+
+cdef u128 gcd128(u128 a, u128 b) noexcept nogil:
+    cdef int shift
+    cdef u128 t
+    if a == 0:
+        return b
+    if b == 0:
+        return a
+    shift = ctz128(a | b)
+    a >>= ctz128(a)
+    while b:
+        b >>= ctz128(b)
+        if a > b:
+            t = a; a = b; b = t
+        b -= a
+        if (a >> 64) == 0 and (b >> 64) == 0:
+            return (<u128>gcd64(<uint64_t>a, <uint64_t>b)) << shift
+    return a << shift
+
+cdef u128 powm128(u128 b, u128 e, const Mont128* m) noexcept nogil:
+    cdef u128 r = b
+    cdef int i = bitlen128(e) - 2
+    while i >= 0:
+        r = mulm128(r, r, m)
+        if (e >> i) & 1:
+            r = mulm128(r, b, m)
+        i -= 1
+    return r
+
+cdef int jacobi128(uint64_t a, u128 n) noexcept nogil:
+    cdef int result = 1
+    while not (a & 1):
+        a >>= 1
+        if (n & 7) == 3 or (n & 7) == 5:
+            result = -result
+    if a == 1:
+        return result
+    if (a & 3) == 3 and (n & 3) == 3:
+        result = -result
+    return result * jacobi64(<uint64_t>(n % a), a)
+
+cdef u128 isqrt128(u128 n) noexcept nogil:
+    cdef u128 top = <uint64_t>0xFFFFFFFFFFFFFFFF
+    cdef u128 r = <u128>sqrtl(<long double>n)
+    if r > top:
+        r = top
+    while r > 0 and r * r > n:
+        r -= 1
+    while r < top and (r + 1) * (r + 1) <= n:
+        r += 1
+    return r
+
+cdef u128 icbrt128(u128 n) noexcept nogil:
+    cdef u128 top = <uint64_t>6981463658331  # floor(2^(128/3)): no cube above it fits
+    cdef u128 r = <u128>cbrtl(<long double>n)
+    if r > top:
+        r = top
+    while r > 0 and r * r * r > n:
+        r -= 1
+    while r < top and (r + 1) * (r + 1) * (r + 1) <= n:
+        r += 1
+    return r
+
+cdef bint sprp2_128(const Mont128* m) noexcept nogil:
+    cdef u128 d = m.n - 1, x, mone = m.n - m.one
+    cdef int s = ctz128(d), r
+    d >>= s
+    x = powm128(m.two, d, m)
+    if x == m.one or x == mone:
+        return True
+    for r in range(s - 1):
+        x = mulm128(x, x, m)
+        if x == mone:
+            return True
+    return False
+
+cdef bint es_lucas128(const Mont128* m) noexcept nogil:
+    cdef u128 n = m.n, d = n + 1, v, w, pm
+    cdef uint64_t p = 3
+    cdef int j, s, i, r
+    while True:
+        j = jacobi128(p * p - 4, n)
+        if j == -1:
+            break
+        if j == 0:
+            return False
+        p += 1
+        if p == 40:
+            v = isqrt128(n)
+            if v * v == n:
+                return False
+    pm = to_mont128_small(p, m)
+    s = ctz128(d)
+    d >>= s
+    v = m.two
+    w = pm
+    i = bitlen128(d) - 1
+    while i >= 0:
+        if (d >> i) & 1:
+            v = subm128(mulm128(v, w, m), pm, n)
+            w = subm128(mulm128(w, w, m), m.two, n)
+        else:
+            w = subm128(mulm128(v, w, m), pm, n)
+            v = subm128(mulm128(v, v, m), m.two, n)
+        i -= 1
+    if addm128(w, w, n) == mulm128(pm, v, m) and (v == m.two or v == n - m.two):
+        return True
+    for r in range(s - 1):
+        if v == 0:
+            return True
+        v = subm128(mulm128(v, v, m), m.two, n)
+    return False
+
+cdef inline uint64_t mod128_small(u128 n, uint64_t p) noexcept nogil:
+    return <uint64_t>(n % p)
+
+cdef bint is_prime128(u128 n) noexcept nogil:
+    cdef int i
+    cdef Mont128 m
+    if (n >> 64) == 0:
+        return is_prime64(<uint64_t>n)
+    if not (n & 1):
+        return False
+    for i in range(N_QUICK):
+        if mod128_small(n, TRIAL_P[i]) == 0:
+            return False
+    mont128_init(&m, n)
+    return sprp2_128(&m) and es_lucas128(&m)
+
+
+# ---------------------------------------------------------------- budget
+
+cdef struct Budget:
+    double deadline        # CLOCK_MONOTONIC seconds, the clock of time.monotonic()
+    int64_t iterations     # rho steps left
+    int64_t since_clock    # rho steps since the last look at the clock
+    bint exceeded
+
+cdef inline double monotonic() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+cdef inline bint spend(Budget* b, int64_t steps) noexcept nogil:
+    """Charge `steps` rho steps; True once the budget is gone."""
+    b.iterations -= steps
+    b.since_clock += steps
+    if b.iterations < 0:
+        b.exceeded = True
+    elif b.since_clock >= CLOCK_EVERY:
+        b.since_clock = 0
+        if monotonic() > b.deadline:
+            b.exceeded = True
+    return b.exceeded
+
+
+# ---------------------------------------------------------------- Brent's rho
+
+cdef inline uint64_t absdiff(uint64_t a, uint64_t b) noexcept nogil:
+    return a - b if a > b else b - a
+
+cdef inline uint64_t rho_step(uint64_t y, uint64_t c, const Mont64* m) noexcept nogil:
+    return addm(mulm(y, y, m), c, m.n)
+
+cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
+    """A divisor of odd composite n found by Brent's rho with x -> x^2 + c; n on failure, 0 past the budget."""
+    cdef Mont64 m
+    mont_init(&m, n)
+    cdef uint64_t x = 0, y = m.two, ys = y, q = m.one, g = 1, r = 1, k, i, block
+    while g == 1:
+        x = y
+        for i in range(r):
+            y = rho_step(y, c, &m)
+        k = 0
+        while k < r and g == 1:
+            ys = y
+            block = min(<uint64_t>RHO_BLOCK, r - k)
+            for i in range(block):
+                y = rho_step(y, c, &m)
+                q = mulm(q, absdiff(x, y), &m)
+            g = gcd64(q, n)
+            k += block
+            if spend(b, 2 * block):
+                return 0
+        r <<= 1
+    if g == n:
+        g = 1
+        while g == 1:
+            ys = rho_step(ys, c, &m)
+            g = gcd64(absdiff(x, ys), n)
+    return g
+
+cdef inline u128 absdiff128(u128 a, u128 b) noexcept nogil:
+    return a - b if a > b else b - a
+
+cdef inline u128 rho_step128(u128 y, u128 c, const Mont128* m) noexcept nogil:
+    return addm128(mulm128(y, y, m), c, m.n)
+
+cdef u128 rho128(u128 n, u128 c, Budget* b) noexcept nogil:
+    cdef Mont128 m
+    mont128_init(&m, n)
+    cdef u128 x = 0, y = m.two, ys = y, q = m.one, g = 1
+    cdef uint64_t r = 1, k, i, block
+    while g == 1:
+        x = y
+        for i in range(r):
+            y = rho_step128(y, c, &m)
+        k = 0
+        while k < r and g == 1:
+            ys = y
+            block = min(<uint64_t>RHO_BLOCK, r - k)
+            for i in range(block):
+                y = rho_step128(y, c, &m)
+                q = mulm128(q, absdiff128(x, y), &m)
+            g = gcd128(q, n)
+            k += block
+            if spend(b, 2 * block):
+                return 0
+        r <<= 1
+    if g == n:
+        g = 1
+        while g == 1:
+            ys = rho_step128(ys, c, &m)
+            g = gcd128(absdiff128(x, ys), n)
+    return g
+
+
+# ---------------------------------------------------------------- whole factorizations, nogil
+
+cdef struct Work:
+    u128 factors[MAX_FACTORS]   # primes found
+    int nfactors
+    u128 pending[MAX_FACTORS]   # cofactors not yet split
+    int npending
+
+cdef inline void push_factor(Work* w, u128 p, int times) noexcept nogil:
+    cdef int i
+    for i in range(times):
+        w.factors[w.nfactors] = p
+        w.nfactors += 1
+
+cdef u128 trial_divide(Work* w, u128 n) noexcept nogil:
+    """Remove the factors below 1024 from n; returns the cofactor."""
+    cdef int i, tz
+    cdef uint64_t p, n64
+    if n == 0:
+        return 0
+    tz = ctz128(n)
+    push_factor(w, 2, tz)
+    n >>= tz
+    for i in range(N_TRIAL):
+        p = TRIAL_P[i]
+        if <u128>p * p > n:
+            break
+        if (n >> 64) == 0:
+            n64 = <uint64_t>n
+            while divides(i, n64):
+                push_factor(w, p, 1)
+                n64 = n64 // p
+            n = n64
+        else:
+            while n % p == 0:
+                push_factor(w, p, 1)
+                n //= p
+    if n > 1 and n < <u128>1024 * 1024:
+        push_factor(w, n, 1)
+        n = 1
+    return n
+
+cdef u128 split(u128 n, Budget* b) noexcept nogil:
+    """A proper divisor of the odd composite n, 0 past the budget."""
+    cdef u128 d = 0, r
+    cdef uint64_t c
+    r = isqrt128(n)
+    if r * r == n:
+        return r
+    if (n >> 64) == 0:
+        for c in range(1, 1 << 30):
+            d = rho64(<uint64_t>n, c, b)
+            if d != n:
+                return d
+    else:
+        r = icbrt128(n)
+        if r * r * r == n:
+            return r
+        for c in range(1, 1 << 30):
+            d = rho128(n, c, b)
+            if d != n:
+                return d
+    return 0
+
+cdef bint factor_work(Work* w, u128 n, Budget* b) noexcept nogil:
+    """Factor n into w.factors; False past the budget, with the rest left in w.pending."""
+    cdef u128 m, d
+    w.nfactors = 0
+    w.npending = 0
+    n = trial_divide(w, n)
+    if n > 1:
+        w.pending[0] = n
+        w.npending = 1
+    while w.npending:
+        m = w.pending[w.npending - 1]
+        if is_prime128(m):
+            push_factor(w, m, 1)
+            w.npending -= 1
+            continue
+        d = split(m, b)
+        if d == 0:
+            return False
+        w.pending[w.npending - 1] = d
+        w.pending[w.npending] = m // d
+        w.npending += 1
+    return True
+
+
+# ---------------------------------------------------------------- Python-facing helpers
+
+cdef object u128_to_int(u128 x):
+    return (<object>(<uint64_t>(x >> 64)) << 64) | <object>(<uint64_t>x)
+
+cdef u128 int_to_u128(object x):
+    return ((<u128>(<uint64_t>(x >> 64))) << 64) | <uint64_t>(x & 0xFFFFFFFFFFFFFFFF)
+
+cdef object _int_arg(object n, str func, str name):
+    if type(n) is int:
+        return n
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"{func}: {name} must be an int, got {type(n).__name__} {n!r}")
+    return n.__index__()
+
 
 def is_prime(n):
+    """True iff n is prime: exact below 2^64, BPSW (strong base 2 + extra strong Lucas) above."""
+    if type(n) is not int:
+        n = _int_arg(n, "is_prime", "n")
     if n < 2:
         return False
-    d = 2
-    while d * d <= n:
-        if n % d == 0:
-            return False
-        d += 1
-    return True
+    if n < 0x10000000000000000:
+        return is_prime64(<uint64_t>n)
+    if n.bit_length() <= 128:
+        return is_prime128(int_to_u128(n))
+    return _is_prime_big(n)
+
+
+U64_MAX = 0xFFFFFFFFFFFFFFFF
+U128_MAX = (1 << 128) - 1
+
+
+def next_prime(start, last):
+    """The least prime p with start <= p <= last, or None (start >= 0)."""
+    if start <= U64_MAX:
+        p = _next_prime64(start, min(last, U64_MAX))
+        if p is not None or last <= U64_MAX:
+            return p
+        start = U64_MAX + 1
+    if start <= U128_MAX:
+        p = _next_prime128(start, min(last, U128_MAX))
+        if p is not None or last <= U128_MAX:
+            return p
+        start = U128_MAX + 1
+    return _next_prime_big(start, last)
+
+
+cdef object _next_prime64(object start, object last):
+    cdef uint64_t x, stop
+    if last < 2 or start > last:
+        return None
+    if start <= 2:
+        return 2
+    x = <uint64_t>(start | 1)
+    stop = <uint64_t>last
+    with nogil:
+        while x <= stop and not is_prime64(x):
+            if x > stop - 2:
+                x = 0
+                break
+            x += 2
+    return x if 0 < x <= stop else None
+
+
+cdef object _next_prime128(object start, object last):
+    cdef u128 x = int_to_u128(start | 1)
+    cdef u128 stop = int_to_u128(last)
+    cdef bint found = False
+    with nogil:
+        while x <= stop:
+            if is_prime128(x):
+                found = True
+                break
+            if x > stop - 2:
+                break
+            x += 2
+    return u128_to_int(x) if found else None
+
+
+def factor(n, double deadline, int64_t iterations):
+    """(prime factors found, unfactored rest) of n >= 1; rest == 1 unless the budget ran out.
+
+    The budget is a CLOCK_MONOTONIC deadline (time.monotonic()) and a number of rho steps.
+    """
+    cdef Work w
+    cdef Budget b
+    cdef u128 n128
+    cdef int i
+    if n.bit_length() > 128:
+        return _factor_big(n, _PyBudget(deadline, iterations))
+    b.deadline = deadline
+    b.iterations = iterations
+    b.since_clock = 0
+    b.exceeded = False
+    n128 = int_to_u128(n)
+    with nogil:
+        factor_work(&w, n128, &b)
+    rest = 1
+    for i in range(w.npending):
+        rest *= u128_to_int(w.pending[i])
+    return [u128_to_int(w.factors[i]) for i in range(w.nfactors)], rest
+
+
+# ---------------------------------------------------------------- beyond 128 bits: Python ints
+
+import math
+import time
+
+try:
+    import gmpy2
+except ImportError:  # gmpy2 only speeds up numbers beyond 128 bits
+    gmpy2 = None
+
+_mpz = gmpy2.mpz if gmpy2 is not None else int
+_TRIAL_PRIMES = [2] + [TRIAL_P[i] for i in range(N_TRIAL)]
+_TRIAL_PRODUCT = math.prod(_TRIAL_PRIMES)
+
+
+def _primes_below(limit):
+    sieve = bytearray([1]) * limit
+    sieve[:2] = b"\x00\x00"
+    for p in range(2, math.isqrt(limit) + 1):
+        if sieve[p]:
+            sieve[p * p::p] = bytes(len(range(p * p, limit, p)))
+    return [p for p in range(3, limit) if sieve[p]]
+
+_SIEVE_PRIMES = _primes_below(1 << 16)  # odd primes, for the windows of _next_prime_big
+
+
+class _PyBudget:
+    """The Budget struct for the Python-int path: rho steps left and a deadline."""
+
+    def __init__(self, deadline, iterations):
+        self.deadline = deadline
+        self.iterations = iterations
+
+    def spend(self, steps):
+        self.iterations -= steps
+        return self.iterations < 0 or time.monotonic() > self.deadline
+
+
+def _sprp2(n):
+    d = n - 1
+    s = (d & -d).bit_length() - 1
+    x = pow(2, d >> s, n)
+    if x == 1 or x == n - 1:
+        return True
+    for _ in range(s - 1):
+        x = x * x % n
+        if x == n - 1:
+            return True
+    return False
+
+
+def _jacobi(a, n):
+    result = 1
+    a %= n
+    while a:
+        while not a & 1:
+            a >>= 1
+            if n & 7 in (3, 5):
+                result = -result
+        a, n = n, a
+        if a & 3 == 3 and n & 3 == 3:
+            result = -result
+        a %= n
+    return result if n == 1 else 0
+
+
+def _lucas_p(n):
+    """Baillie's P for the extra strong Lucas test, or 0 when n is composite on the way."""
+    p = 3
+    while True:
+        j = _jacobi(p * p - 4, n)
+        if j == -1:
+            return p
+        if j == 0:
+            return 0
+        p += 1
+        if p == 40 and math.isqrt(n) ** 2 == n:
+            return 0
+
+
+def _es_lucas(n, p):
+    """Extra strong Lucas probable prime with parameters (p, 1); n odd, gcd(n, 2(p^2 - 4)) = 1."""
+    d = n + 1
+    s = (d & -d).bit_length() - 1
+    d >>= s
+    n = _mpz(n)
+    v, w = _mpz(2), _mpz(p)
+    for bit in bin(d)[2:]:
+        if bit == "1":
+            v, w = (v * w - p) % n, (w * w - 2) % n
+        else:
+            v, w = (v * v - 2) % n, (v * w - p) % n
+    if (2 * w - p * v) % n == 0 and (v == 2 or v == n - 2):
+        return True
+    for _ in range(s - 1):
+        if v == 0:
+            return True
+        v = (v * v - 2) % n
+    return False
+
+
+def _is_prime_big(n):
+    """BPSW for n > 1024^2: strong base 2 and extra strong Lucas, in gmpy2 when installed."""
+    if math.gcd(n, _TRIAL_PRODUCT) != 1:
+        return False
+    p = _lucas_p(n)
+    if p == 0:
+        return False
+    if gmpy2 is not None:
+        return gmpy2.is_strong_prp(n, 2) and gmpy2.is_extra_strong_lucas_prp(n, p)
+    return _sprp2(n) and _es_lucas(n, p)
+
+
+def _next_prime_big(start, last, window=4096):
+    """The least prime in [start, last] for start > 2^64, by sieving windows of odd numbers."""
+    x = start | 1
+    limit = min(1 << 16, 16 * last.bit_length())
+    primes = [p for p in _SIEVE_PRIMES if p < limit]
+    while x <= last:
+        sieve = bytearray([1]) * window
+        for p in primes:
+            first = (p - x % p) * ((p + 1) // 2) % p  # x + 2*first == 0 mod p
+            sieve[first::p] = bytes(len(range(first, window, p)))
+        i = sieve.find(1)
+        while i >= 0:
+            c = x + 2 * i
+            if c > last:
+                return None
+            if _is_prime_big(c):
+                return c
+            i = sieve.find(1, i + 1)
+        x += 2 * window
+    return None
+
+
+def _iroot(n, k):
+    if gmpy2 is not None:
+        return int(gmpy2.iroot(n, k)[0])
+    x = 1 << -(-n.bit_length() // k)
+    while True:
+        y = ((k - 1) * x + n // x ** (k - 1)) // k
+        if y >= x:
+            return x
+        x = y
+
+
+def _perfect_power(n):
+    """(root, k) with root^k == n and k prime, for n free of factors below 1024; else None."""
+    for k in _TRIAL_PRIMES:
+        if 10 * k > n.bit_length():
+            return None
+        r = _iroot(n, k)
+        if r ** k == n:
+            return r, k
+    return None
+
+
+def _rho_big(n, c, budget):
+    """Brent's rho on Python ints: a divisor of n, n on failure, 0 past the budget."""
+    n = _mpz(n)
+    y = _mpz(2)
+    x = ys = y
+    q = g = r = 1
+    while g == 1:
+        x = y
+        for _ in range(r):
+            y = (y * y + c) % n
+        k = 0
+        while k < r and g == 1:
+            ys = y
+            block = min(RHO_BLOCK, r - k)
+            for _ in range(block):
+                y = (y * y + c) % n
+                q = q * (x - y) % n
+            g = math.gcd(int(q), int(n))
+            k += block
+            if budget.spend(2 * block):
+                return 0
+        r *= 2
+    if g == n:
+        g = 1
+        while g == 1:
+            ys = (ys * ys + c) % n
+            g = math.gcd(int(x - ys), int(n))
+    return int(g)
+
+
+def _split_big(m, budget):
+    """[d, m // d] for a proper divisor d of the composite m, or None past the budget."""
+    power = _perfect_power(m)
+    if power is not None:
+        return [power[0]] * power[1]
+    for c in range(1, 1 << 30):
+        d = _rho_big(m, c, budget)
+        if d == 0:
+            return None
+        if d != m:
+            return [d, m // d]
+
+
+def _factor_big(n, budget):
+    factors = []
+    for p in _TRIAL_PRIMES:
+        while n % p == 0:
+            factors.append(p)
+            n //= p
+    pending = [n] if n > 1 else []
+    while pending:
+        m = pending.pop()
+        if m.bit_length() <= 128:
+            found, rest = factor(m, budget.deadline, budget.iterations)
+            factors += found
+            if rest > 1:
+                return factors, math.prod(pending) * rest
+        elif _is_prime_big(m):
+            factors.append(m)
+        else:
+            parts = _split_big(m, budget)
+            if parts is None:
+                return factors, math.prod(pending) * m
+            pending += parts
+    return factors, 1

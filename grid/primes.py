@@ -1,0 +1,128 @@
+"""The kernel's public face: primality, random primes, task numbers and budgeted factorization.
+
+The arithmetic lives in the compiled `grid._primes` (nogil loops on 64- and 128-bit
+integers, Python ints beyond); this module checks arguments and turns budgets into a
+deadline and a step count.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+
+from grid import _primes
+
+__all__ = ["BudgetExceeded", "factorize", "is_prime", "random_prime", "task_number",
+           "MIN_BITS", "MAX_BITS"]
+
+MIN_BITS = 2
+MAX_BITS = 4096
+_UNLIMITED_STEPS = (1 << 63) - 1
+
+is_prime = _primes.is_prime
+
+
+class BudgetExceeded(ArithmeticError):
+    """factorize ran past its budget.
+
+    `factors` holds the prime factors found so far (sorted), `remainder` the unfactored
+    cofactor, so that n == prod(factors) * remainder.
+    """
+
+    def __init__(self, n: int, factors: list[int], remainder: int, budget: str):
+        self.n = n
+        self.factors = sorted(factors)
+        self.remainder = remainder
+        super().__init__(f"factorize({n}) ran past its budget ({budget}): found {self.factors}, "
+                         f"{remainder} is left unfactored")
+
+
+def _integer(value, func: str, name: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{func}: {name} must be an int, got {type(value).__name__} {value!r}")
+    return value.__index__()
+
+
+def _rng(rng, func: str) -> random.Random:
+    if rng is None or (isinstance(rng, int) and not isinstance(rng, bool)):
+        return random.Random(rng)
+    if isinstance(rng, random.Random):
+        return rng
+    raise TypeError(f"{func}: rng must be None, an int seed or a random.Random, "
+                    f"got {type(rng).__name__} {rng!r}")
+
+
+def _bits(value, func: str, name: str) -> int:
+    bits = _integer(value, func, name)
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(f"{func}: {name} must be in [{MIN_BITS}, {MAX_BITS}], got {bits}")
+    return bits
+
+
+def random_prime(bits: int, rng: int | random.Random | None = None) -> int:
+    """A random prime in [2^(bits-1), 2^bits), 2 <= bits <= 4096; `rng` a seed or a random.Random.
+
+    The prime is the first one at or after a uniform random start (wrapping around to the
+    bottom of the range), so primes after long gaps are a little more likely.
+    """
+    bits = _bits(bits, "random_prime", "bits")
+    return _random_prime(bits, _rng(rng, "random_prime"))
+
+
+def _random_prime(bits: int, rng: random.Random) -> int:
+    low, last = 1 << (bits - 1), (1 << bits) - 1
+    start = low | rng.getrandbits(bits - 1)
+    return _primes.next_prime(start, last) or _primes.next_prime(low, last)
+
+
+def task_number(min_bits: int, max_bits: int, factors: int = 2, rng=None) -> int:
+    """The product of `factors` random primes, each of a size drawn uniformly from [min_bits, max_bits]."""
+    low = _bits(min_bits, "task_number", "min_bits")
+    high = _bits(max_bits, "task_number", "max_bits")
+    if low > high:
+        raise ValueError(f"task_number: min_bits ({low}) must not exceed max_bits ({high})")
+    count = _integer(factors, "task_number", "factors")
+    if count < 1:
+        raise ValueError(f"task_number: factors must be >= 1, got {count}")
+    rng = _rng(rng, "task_number")
+    return math.prod(_random_prime(rng.randint(low, high), rng) for _ in range(count))
+
+
+def factorize(n: int, *, budget: float | None = None, max_iterations: int | None = None) -> list[int]:
+    """The sorted prime factors of n >= 1 with multiplicity (factorize(1) == []).
+
+    `budget` bounds the time in seconds (monotonic clock), `max_iterations` the number of
+    Pollard rho steps; past either, BudgetExceeded carries the factors found so far.
+    """
+    n = _integer(n, "factorize", "n")
+    if n < 1:
+        raise ValueError(f"factorize: n must be >= 1, got {n}")
+    deadline = math.inf if budget is None else time.monotonic() + _seconds(budget)
+    steps = _UNLIMITED_STEPS if max_iterations is None else _steps(max_iterations)
+    found, rest = _primes.factor(n, deadline, steps)
+    if rest > 1:
+        raise BudgetExceeded(n, found, rest, _describe(budget, max_iterations))
+    found.sort()
+    return found
+
+
+def _seconds(budget) -> float:
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        raise TypeError(f"factorize: budget must be a number of seconds or None, "
+                        f"got {type(budget).__name__} {budget!r}")
+    if not budget > 0:
+        raise ValueError(f"factorize: budget must be > 0 seconds, got {budget}")
+    return float(budget)
+
+
+def _steps(max_iterations) -> int:
+    steps = _integer(max_iterations, "factorize", "max_iterations")
+    if not 1 <= steps <= _UNLIMITED_STEPS:
+        raise ValueError(f"factorize: max_iterations must be in [1, 2^63 - 1], got {steps}")
+    return steps
+
+
+def _describe(budget, max_iterations) -> str:
+    parts = [f"{budget} s" if budget is not None else "",
+             f"{max_iterations} rho steps" if max_iterations is not None else ""]
+    return " or ".join(p for p in parts if p)

@@ -1,0 +1,251 @@
+"""The kernel against sympy, on hard cases, bad arguments and budgets."""
+import math
+import random
+import threading
+
+import pytest
+import sympy
+from hypothesis import given, settings, strategies as st
+
+from grid import _primes
+from grid.primes import BudgetExceeded, factorize, is_prime, random_prime, task_number
+
+U64 = 1 << 64
+P64 = U64 - 59  # the largest prime below 2^64
+
+
+def expected(n):
+    return sympy.factorint(n, multiple=True)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(min_value=1, max_value=U64 - 1))
+def test_factorize_matches_sympy_below_2_64(n):
+    assert factorize(n) == expected(n)
+
+
+@st.composite
+def products_with_small_second_factor(draw):
+    """(n, primes): n < 2^160 whose second-largest prime factor is below 2^40."""
+    small = draw(st.lists(st.integers(1, 2**40 - 88), max_size=4))
+    primes = [sympy.nextprime(x) for x in small]  # the largest prime below 2^40 is 2^40 - 87
+    room = 160 - math.prod(primes).bit_length()
+    primes.append(sympy.nextprime(draw(st.integers(1, 2**room))))
+    return math.prod(primes), sorted(primes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(products_with_small_second_factor())
+def test_factorize_products_up_to_2_160(case):
+    n, primes = case
+    assert factorize(n) == primes
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(min_value=-10, max_value=U64 - 1))
+def test_is_prime_matches_sympy_below_2_64(n):
+    assert is_prime(n) == sympy.isprime(n)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(min_value=U64, max_value=2**400))
+def test_is_prime_matches_sympy_above_2_64(n):
+    assert is_prime(n) == sympy.isprime(n)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(65, 400), st.integers(0, 2**32))
+def test_is_prime_accepts_sympy_primes(bits, seed):
+    random.seed(seed)
+    assert is_prime(sympy.randprime(2**(bits - 1), 2**bits))
+
+
+def test_is_prime_is_exact_below_200000():
+    sieve = set(sympy.primerange(0, 200_000))
+    assert [n for n in range(200_000) if is_prime(n)] == sorted(sieve)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 300), st.integers(0, 2**64))
+def test_random_prime_is_a_prime_of_the_size(bits, seed):
+    p = random_prime(bits, seed)
+    assert p.bit_length() == bits and sympy.isprime(p)
+    assert random_prime(bits, random.Random(seed)) == p
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**200), st.integers(0, 2**10))
+def test_next_prime_is_sympys_next_prime(start, width):
+    p = _primes.next_prime(start, start + width)
+    following = sympy.nextprime(start - 1) if start > 0 else 2
+    assert p == (following if following <= start + width else None)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 20, 63, 64, 65, 127, 128, 129, 4096])
+def test_random_prime_size_classes(bits):
+    p = random_prime(bits, rng=bits)
+    assert p.bit_length() == bits and is_prime(p)
+    if bits < 1000:
+        assert sympy.isprime(p)
+
+
+def test_random_prime_of_2_bits_draws_both():
+    assert {random_prime(2, seed) for seed in range(50)} == {2, 3}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 40), st.integers(0, 20), st.integers(1, 4), st.integers(0, 2**32))
+def test_task_number_is_a_product_of_primes_of_the_sizes(low, extra, count, seed):
+    high = min(low + extra, 40)
+    n = task_number(low, high, count, rng=seed)
+    primes = factorize(n)
+    assert len(primes) == count
+    assert all(low <= p.bit_length() <= high for p in primes)
+    assert task_number(low, high, count, rng=random.Random(seed)) == n
+
+
+CARMICHAEL = [561, 1105, 1729, 2465, 2821, 6601, 8911, 41041, 825265, 321197185,
+              5394826801, 232250619601, 9746347772161]
+STRONG_PSEUDOPRIMES_BASE_2 = [2047, 3277, 4033, 4681, 8321, 3215031751, 2152302898747,
+                              3474749660383, 341550071728321, 3825123056546413051,
+                              318665857834031151167461]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 12, 25, 2**64 - 1, 2**64 + 1, P64, P64**2, P64 * 3,
+                               2**127 - 1, (2**127 - 1) * 5, 2**64 * 3**5 * 1009**3]
+                         + CARMICHAEL + STRONG_PSEUDOPRIMES_BASE_2)
+def test_hard_cases(n):
+    assert factorize(n) == expected(n)
+    assert is_prime(n) == sympy.isprime(n)
+
+
+@pytest.mark.parametrize("n", STRONG_PSEUDOPRIMES_BASE_2 + CARMICHAEL)
+def test_pseudoprimes_are_composite(n):
+    assert not is_prime(n)
+
+
+@pytest.mark.parametrize("p", [1009, 65521, 4294967291, 2**61 - 1, P64])
+@pytest.mark.parametrize("k", [2, 3, 5, 7])
+def test_prime_powers(p, k):
+    assert factorize(p**k) == [p] * k
+    assert not is_prime(p**k)
+
+
+def test_semiprimes_just_below_2_64():
+    primes = [4294967291, 4294967279, 4294967231, 4294967197]
+    for p in primes:
+        for q in primes:
+            assert factorize(p * q) == sorted([p, q])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_semiprimes_of_40_bit_primes(seed):
+    rng = random.Random(seed)
+    p, q = (sympy.randprime(2**39, 2**40) for _ in range(2))
+    assert factorize(p * q) == sorted([p, q])
+    assert factorize(p * q * 2**70) == [2] * 70 + sorted([p, q])
+
+
+@pytest.mark.parametrize("n", [2**64 + 13, 10**30 + 7, 2**300 + 1])
+def test_big_composites_match_sympy(n):
+    assert factorize(n) == expected(n)
+
+
+@pytest.mark.parametrize("func, args, error, words", [
+    (factorize, (2.0,), TypeError, ["n", "int", "float"]),
+    (factorize, ("12",), TypeError, ["n", "int", "str"]),
+    (factorize, (True,), TypeError, ["n", "int", "bool"]),
+    (factorize, (0,), ValueError, ["n", ">= 1", "0"]),
+    (factorize, (-12,), ValueError, ["n", ">= 1", "-12"]),
+    (is_prime, (3.0,), TypeError, ["n", "int", "float"]),
+    (is_prime, ("3",), TypeError, ["n", "int", "str"]),
+    (random_prime, (1,), ValueError, ["bits", "[2, 4096]", "1"]),
+    (random_prime, (4097,), ValueError, ["bits", "[2, 4096]", "4097"]),
+    (random_prime, (20.0,), TypeError, ["bits", "int", "float"]),
+    (random_prime, (20, "seed"), TypeError, ["rng", "random.Random", "str"]),
+    (random_prime, (20, 1.5), TypeError, ["rng", "seed", "float"]),
+    (task_number, (30, 20), ValueError, ["min_bits", "max_bits", "30", "20"]),
+    (task_number, (1, 20), ValueError, ["min_bits", "[2, 4096]"]),
+    (task_number, (20, 30, 0), ValueError, ["factors", ">= 1", "0"]),
+    (task_number, (20, 30, 2.0), TypeError, ["factors", "int", "float"]),
+])
+def test_bad_arguments_are_named(func, args, error, words):
+    with pytest.raises(error) as caught:
+        func(*args)
+    assert all(word in str(caught.value) for word in words), str(caught.value)
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"budget": 0}, ValueError, ["budget", "> 0", "0"]),
+    ({"budget": -1.5}, ValueError, ["budget", "-1.5"]),
+    ({"budget": "1"}, TypeError, ["budget", "seconds", "str"]),
+    ({"budget": True}, TypeError, ["budget", "bool"]),
+    ({"max_iterations": 0}, ValueError, ["max_iterations", "0"]),
+    ({"max_iterations": 1.0}, TypeError, ["max_iterations", "int", "float"]),
+])
+def test_bad_budgets_are_named(kwargs, error, words):
+    with pytest.raises(error) as caught:
+        factorize(12, **kwargs)
+    assert all(word in str(caught.value) for word in words), str(caught.value)
+
+
+P32 = sympy.prevprime(2**32)
+HARD_64 = P32 * sympy.prevprime(P32)
+HARD_128 = sympy.prevprime(2**50) * sympy.prevprime(2**52)
+HARD_BIG = HARD_128 * (2**127 - 1) * 2**3 * 1031
+
+
+@pytest.mark.parametrize("n, limit", [
+    (HARD_64, {"max_iterations": 1000}),
+    (HARD_128, {"max_iterations": 1000}),
+    (HARD_128, {"budget": 0.001}),
+    (HARD_BIG, {"max_iterations": 1000}),
+    (HARD_BIG, {"budget": 0.001}),
+])
+def test_budget_exceeded_carries_the_partial_result(n, limit):
+    with pytest.raises(BudgetExceeded) as caught:
+        factorize(n, **limit)
+    partial = caught.value
+    assert math.prod(partial.factors) * partial.remainder == n
+    assert all(sympy.isprime(p) for p in partial.factors)
+    assert partial.remainder > 1 and str(n) in str(partial)
+
+
+def test_budget_large_enough_changes_nothing():
+    n = 4294967291 * 4294967279
+    assert factorize(n, budget=60.0, max_iterations=10**9) == [4294967279, 4294967291]
+
+
+def test_kernel_releases_the_gil():
+    """A Python thread keeps counting while the main thread is inside the kernel."""
+    n = sympy.prevprime(2**40) * sympy.prevprime(2**44)
+    counts, stop = [0], threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counts[0] += 1
+
+    with_gil = _count_during(lambda: pow(3, 2**22, HARD_BIG), counts, count, stop)
+    stop.clear()
+    without_gil = _count_during(lambda: factorize(n), counts, count, stop)
+    assert without_gil > 100 * max(with_gil, 1)
+
+
+def _count_during(call, counts, count, stop):
+    import sys
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    thread = threading.Thread(target=count)
+    try:
+        thread.start()
+        while counts[0] == 0:
+            pass
+        before = counts[0]
+        call()
+        after = counts[0]
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    counts[0] = 0
+    return after - before
