@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import uuid
 
 import pytest
@@ -25,16 +26,30 @@ def aws_env(monkeypatch):
 
 @pytest.fixture(scope="session")
 def moto_server_url():
-    """moto's standalone SQS-compatible HTTP server on a free loopback port, shared by the session."""
+    """moto's standalone SQS-compatible HTTP server on a free loopback port, shared by the session.
+
+    moto's receive_message takes no lock, so two concurrent requests can both take one message
+    (seen here: two processes got the same messages); SQS does not do that within a visibility window.
+    The server's receives are serialized so the suite tests our backend, not moto's race.
+    """
     from moto.server import ThreadedMotoServer
+    from moto.sqs.models import SQSBackend
+
+    unlocked, lock = SQSBackend.receive_message, threading.Lock()
+
+    def serialized(*args, **kwargs):
+        with lock:
+            return unlocked(*args, **kwargs)
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SQSBackend, "receive_message", serialized)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        yield f"http://127.0.0.1:{port}"
+        server.stop()
 
 
 @pytest.fixture

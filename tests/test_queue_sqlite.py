@@ -86,7 +86,7 @@ def test_a_send_from_another_process_wakes_a_waiting_receiver(tmp_path):
     with SqliteBroker(path) as broker:
         queue = broker.queue("tasks", create=True)
         waiter = _child(WAITER, path)
-        while not broker._read("SELECT count(*) FROM waiters").fetchone()[0]:
+        while not broker.execute("SELECT count(*) FROM waiters").fetchone()[0]:
             assert waiter.poll() is None
         queue.send_batch([SendEntry("0", "wake up")])
         out, _ = waiter.communicate(timeout=10)  # well before its 20 s wait could end
@@ -99,7 +99,7 @@ def test_waiters_of_dead_processes_are_forgotten(sqlite_url):
         with broker.transaction() as db:
             db.execute("INSERT INTO waiters VALUES (?, 'tasks')", (b"\0grid-queue-nobody",))
         queue.send_batch([SendEntry("0", "x")])
-        assert broker._read("SELECT count(*) FROM waiters").fetchone()[0] == 0
+        assert broker.execute("SELECT count(*) FROM waiters").fetchone()[0] == 0
 
 
 def test_a_broker_keeps_working_in_a_forked_child(sqlite_url):
@@ -134,4 +134,30 @@ def test_a_database_in_a_missing_directory_is_a_config_error(tmp_path):
 
 def test_synchronous_full_is_applied(tmp_path):
     with open_broker(f"sqlite://{tmp_path}/grid.db?synchronous=full") as broker:
-        assert broker._read("PRAGMA synchronous").fetchone()[0] == 2
+        assert broker.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_a_stale_receipt_deletes_nothing_as_sqs_documents(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        queue = broker.queue("tasks", create=True)
+        queue.send_batch([SendEntry("0", "x")])
+        [first] = queue.receive(1, visibility_timeout=0)
+        [second] = queue.receive(1, visibility_timeout=60)
+        assert queue.delete_batch([first.receipt]).ok
+        assert queue.counts().in_flight == 1
+        assert queue.delete_batch([second.receipt]).ok
+        assert queue.counts().total == 0
+
+
+def test_a_receipt_never_names_a_later_message_that_reuses_its_row(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        queue = broker.queue("tasks", create=True)
+        queue.send_batch([SendEntry("0", "old")])
+        [old] = queue.receive(1)
+        queue.delete_batch([old.receipt])
+        queue.send_batch([SendEntry("0", "new")])
+        [new] = queue.receive(1, visibility_timeout=60)
+        assert old.receipt.split(".")[0] == new.receipt.split(".")[0]  # the row id was reused
+        queue.delete_batch([old.receipt])
+        assert set(queue.change_visibility([old.receipt], 0).failed) == {old.receipt}
+        assert queue.counts().in_flight == 1

@@ -163,6 +163,11 @@ def check_receive(max_messages: int, wait_seconds: float, visibility_timeout: in
         check_visibility_timeout(visibility_timeout)
 
 
+def check_redrive_limit(max_messages: int | None) -> None:
+    if max_messages is not None and (not isinstance(max_messages, int) or max_messages < 0):
+        raise ValueError(f"redrive max_messages={max_messages!r}: must be None (all) or an integer >= 0")
+
+
 def check_visibility_timeout(timeout: int) -> None:
     if not isinstance(timeout, int) or not 0 <= timeout <= MAX_VISIBILITY_TIMEOUT:
         raise ValueError(f"visibility timeout {timeout!r}: must be an integer 0..{MAX_VISIBILITY_TIMEOUT} seconds")

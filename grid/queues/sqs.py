@@ -26,6 +26,7 @@ from grid.queues.base import (
     check_max_receive_count,
     check_queue_name,
     check_receive,
+    check_redrive_limit,
     check_visibility_timeout,
     entry_problem,
     entry_size,
@@ -167,6 +168,7 @@ class SqsQueue(Queue):
 
         Works on any SQS-compatible server; the moved messages get new message ids and receive counts.
         """
+        check_redrive_limit(max_messages)
         source = self.dead_letter
         if source is None:
             raise QueueError(f"queue {self.name!r} has no dead-letter queue to redrive from")
