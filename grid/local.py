@@ -36,7 +36,7 @@ COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the re
 WORK_PER_MESSAGE = 2e-3  # seconds of kernel work a task message should carry, so the queue costs little
 MAX_TASKS_PER_MESSAGE = 100
 SAMPLE_PERIOD = 0.25  # seconds between samples of the run (the view shows one every --interval)
-ROLE_LOGS = ("producer", "supervisor", "collector", "workers")
+PIDS_FILE = "roles.pid"  # JSON {role: pid} while the roles run
 
 
 def add_parser(commands) -> None:
@@ -54,7 +54,7 @@ def add_parser(commands) -> None:
                    "run.json)")
     p.add_argument("--rate", type=_positive_float, metavar="R", help="produce at most R tasks per second")
     p.add_argument("--tasks-per-message", type=_positive_int, metavar="K", help="tasks bundled in one message "
-                   f"(default: enough for about {WORK_PER_MESSAGE * 1000:g} ms of work, 1 with --rate)")
+                   f"(default: enough for about {WORK_PER_MESSAGE * 1000:g} ms of work; 1 with --rate or --workload)")
     p.add_argument("--max-workers", type=_positive_int, metavar="W", help="most worker processes (default: one "
                    "per CPU)")
     p.add_argument("--interval", type=_positive_float, default=1.0, metavar="S", help="seconds between updates "
@@ -126,6 +126,29 @@ class RunFolder:
     def exists(self) -> bool:
         return os.path.exists(self.plan_file)
 
+    def check_idle(self) -> None:
+        """Refuse a folder whose roles still run (left by a `grid local` that was killed, or running now)."""
+        try:
+            with open(self.file(PIDS_FILE)) as f:
+                pids = json.load(f)
+        except (OSError, ValueError):
+            return
+        alive = {role: pid for role, pid in pids.items() if _is_grid_process(pid)}
+        if alive:
+            shown = ", ".join(f"{role} pid {pid}" for role, pid in alive.items())
+            raise ConfigError(f"--dir {self.path}: its roles still run ({shown}); stop them first "
+                              "(kill -TERM <pid>), then run again")
+
+    def record_pids(self, pids: dict[str, int] | None) -> None:
+        """The running roles' pids (None: all stopped)."""
+        path = self.file(PIDS_FILE)
+        if pids is None:
+            if os.path.exists(path):
+                os.remove(path)
+            return
+        with open(path, "w") as out:
+            json.dump(pids, out)
+
     def create(self) -> None:
         try:
             os.makedirs(os.path.join(self.path, "logs"), exist_ok=True)
@@ -147,6 +170,14 @@ class RunFolder:
         os.replace(temporary, self.plan_file)
 
 
+def _is_grid_process(pid: int) -> bool:
+    try:
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
+            return b"grid.cli" in f.read()
+    except (OSError, ValueError):
+        return False
+
+
 def default_dir() -> str:
     return os.path.join(DEFAULT_DIR, time.strftime("%Y%m%d-%H%M%S"))
 
@@ -163,8 +194,8 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, list[int] | None]:
                 seed=args.seed if args.seed is not None else random.randrange(2**32),
                 tasks_per_message=args.tasks_per_message or 1, rate=args.rate, workload=numbers is not None)
     _check_plan(plan)
-    if not args.tasks_per_message:
-        plan.tasks_per_message = pick_tasks_per_message(low, high, args.rate)
+    if not args.tasks_per_message and not numbers:  # a user's own numbers may be slow: one per message
+        plan.tasks_per_message = pick_tasks_per_message(low, high, plan.factors, args.rate)
     return plan, numbers
 
 
@@ -203,14 +234,14 @@ def read_workload(path: str) -> list[int]:
     return numbers
 
 
-def pick_tasks_per_message(min_bits: int, max_bits: int, rate: float | None) -> int:
+def pick_tasks_per_message(min_bits: int, max_bits: int, factors: int, rate: float | None) -> int:
     """Enough tasks per message for WORK_PER_MESSAGE of kernel work; 1 when paced, where latency matters."""
     if rate is not None:
         return 1
     from grid import primes
 
     rng = random.Random(0)
-    numbers = [primes.task_number(min_bits, max_bits, 2, rng=rng) for _ in range(20)]
+    numbers = [primes.task_number(min_bits, max_bits, factors, rng=rng) for _ in range(20)]
     start = time.perf_counter()
     for n in numbers:
         primes.factorize(n)
@@ -320,6 +351,7 @@ class Roles:
             self.procs[role] = subprocess.Popen(
                 [sys.executable, "-m", "grid.cli", role, *args], env={**self.env, "GRID_LOG_FILENAME": "-"},
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.folder.record_pids({name: p.pid for name, p in self.procs.items() if p.poll() is None})
 
     def running(self, role: str) -> bool:
         return role in self.procs and self.procs[role].poll() is None
@@ -428,6 +460,8 @@ class LocalRun:
         self.roles.start("collector")
         self.start_production()
         self._wait_for_first_task()
+        if self.interrupted.count:
+            return
         worker_args = [f"--worker-arg=--log-filename={self.folder.log('workers')}"]
         self.roles.start("supervisor", "--fleet", "local", *worker_args)
 
@@ -473,6 +507,7 @@ class LocalRun:
         """Whatever happened: stop what still runs, record what was produced, write the report."""
         for role in list(self.roles.procs):
             self.roles.stop(role)
+        self.folder.record_pids(None)
         self.stop_production()
         self.stats.close()
         self.sample()
@@ -567,11 +602,12 @@ class LocalRun:
 
     # -- waiting ----------------------------------------------------------------------------------------------
     def _wait_for_first_task(self) -> None:
-        self._wait_for(lambda: self.tasks.counts().total > 0 or not self.producing(), 10.0)
+        self._wait_for(lambda: self.tasks.counts().total > 0 or not self.producing(), 10.0, interrupts=1)
 
-    def _wait_for(self, condition, timeout: float) -> None:
+    def _wait_for(self, condition, timeout: float, interrupts: int = 2) -> None:
+        """Until `condition()`, `timeout` seconds, or the `interrupts`-th Ctrl-C."""
         deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline and self.interrupted.count < 2:
+        while not condition() and time.monotonic() < deadline and self.interrupted.count < interrupts:
             time.sleep(0.02)
 
     def _sleep(self, seconds: float) -> None:
@@ -614,13 +650,14 @@ class View:
             print(report.status_line(self.run.timeline, self.run.plan.tasks), flush=True)
 
     def _table(self):
-        title = f"grid local: {self.run.folder.path} (Ctrl-C stops and reports)"
+        title = f"grid local {os.path.basename(self.run.folder.path)} (Ctrl-C: stop and report)"
         return report.status_table(self.run.timeline, self.run.plan.tasks, title)
 
 
 def run(args: argparse.Namespace) -> int:
     folder = RunFolder(args.dir or default_dir())
     resuming = folder.exists()
+    folder.check_idle()
     plan, numbers = (resume_plan(args, folder), None) if resuming else make_plan(args)
     folder.create()
     if numbers:

@@ -150,3 +150,22 @@ def test_bad_flags_name_the_value_and_what_is_allowed(tmp_path, flags, message):
     code, out, err = finish(grid_local(tmp_path / "run", *flags))
     assert code == 2
     assert message in err
+
+
+def test_a_folder_whose_roles_still_run_is_refused(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    plan = local.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
+    local.RunFolder(str(folder)).save(plan)
+    survivor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "grid.cli", "collector"])
+    try:
+        (folder / local.PIDS_FILE).write_text(json.dumps({"collector": survivor.pid}))
+        code, out, err = finish(grid_local(folder))
+    finally:
+        survivor.kill()
+        survivor.wait()
+    assert code == 2
+    assert f"collector pid {survivor.pid}" in err
+    code, out, err = finish(grid_local(folder))
+    assert code == 0, out + err
+    assert not (folder / local.PIDS_FILE).exists()
