@@ -24,15 +24,21 @@ cdef extern from *:
     long double cbrtl "grid_cbrtl"(long double x) noexcept nogil
 
 DEF N_TRIAL = 172          # odd primes below 1024, used for trial division
+DEF N_TRIAL_FACTOR = 53    # odd primes below 257, divided out before rho
 DEF N_QUICK = 15           # odd primes up to 53, screened before every primality test
 DEF RHO_BLOCK = 128        # rho steps between two gcds
 DEF CLOCK_EVERY = 4096     # rho steps between two looks at the clock
 DEF MAX_FACTORS = 130      # a 128-bit number has at most 128 prime factors
+DEF SINGLE_WALK_BITS = 44  # below 2^44 one rho walk, above WALKS in lockstep
+DEF HART_BITS = 42          # below 2^42 Hart's one line factoring first
+DEF HART_STEPS = 4096       # then rho (n * 480 * HART_STEPS < 2^63)
+DEF WALKS = 4              # rho walks in lockstep on 64 bits
 
 cdef uint64_t TRIAL_P[N_TRIAL]
 cdef uint64_t TRIAL_INV[N_TRIAL]   # p^-1 mod 2^64: n*inv <= lim iff p divides n
 cdef uint64_t TRIAL_LIM[N_TRIAL]   # (2^64 - 1) / p
 cdef uint64_t SMALL_PRIME_MASK = 0x28208a20a08a28ac  # bit k set iff k < 64 is prime
+cdef uint64_t SQUARES_MOD_64 = 0x202021202030213   # bit k set iff k is a square mod 64
 
 
 cdef void _init_tables():
@@ -446,8 +452,40 @@ cdef inline uint64_t absdiff(uint64_t a, uint64_t b) noexcept nogil:
 cdef inline uint64_t rho_step(uint64_t y, uint64_t c, const Mont64* m) noexcept nogil:
     return addm(mulm(y, y, m), c, m.n)
 
-cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
-    """A divisor of odd composite n found by Brent's rho with x -> x^2 + c; n on failure, 0 past the budget."""
+cdef inline bint square_root(uint64_t m, uint64_t* root) noexcept nogil:
+    """True iff m < 2^62 is a square, with its root in `root`."""
+    if not (SQUARES_MOD_64 >> (m & 63)) & 1:
+        return False
+    cdef uint64_t t = <uint64_t>sqrt(<double>m)
+    while t * t > m:
+        t -= 1
+    while (t + 1) * (t + 1) <= m:
+        t += 1
+    root[0] = t
+    return t * t == m
+
+cdef uint64_t hart64(uint64_t n, uint64_t iterations) noexcept nogil:
+    """Hart's one line factoring (multiplier 480) of odd composite n < 2^42; 0 if it gives up.
+
+    Balanced semiprimes split in a few dozen steps where rho needs hundreds.
+    """
+    cdef uint64_t step = n * 480, ni = step, s, t, g, i
+    for i in range(iterations):
+        s = <uint64_t>sqrt(<double>ni)
+        while s * s > ni:
+            s -= 1
+        while s * s < ni:
+            s += 1
+        if square_root(s * s - ni, &t):
+            g = gcd64(n, s - t)
+            if 1 < g < n:
+                return g
+        ni += step
+    return 0
+
+
+cdef uint64_t rho64_single(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
+    """rho64 with one walk: less waste in Brent's doubling when the factor is small."""
     cdef Mont64 m
     mont_init(&m, n)
     cdef uint64_t x = 0, y = m.two, ys = y, q = m.one, g = 1, r = 1, k, i, block
@@ -473,6 +511,65 @@ cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
             ys = rho_step(ys, c, &m)
             g = gcd64(absdiff(x, ys), n)
     return g
+
+
+cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
+    """A divisor of odd composite n by Brent's rho, n on failure, 0 past the budget.
+
+    WALKS walks x -> x^2 + c + j run in lockstep: one walk waits on the multiplier's
+    latency, several keep it busy, and the first to collide mod a prime wins.
+    """
+    cdef Mont64 m
+    mont_init(&m, n)
+    cdef uint64_t x[WALKS]
+    cdef uint64_t y[WALKS]
+    cdef uint64_t ys[WALKS]
+    cdef uint64_t q[WALKS]
+    cdef uint64_t cs[WALKS]
+    cdef uint64_t g = 1, r = 1, k, i, block, prod
+    cdef int j
+    for j in range(WALKS):
+        y[j] = m.two
+        q[j] = m.one
+        cs[j] = (c + <uint64_t>j) % n
+    while g == 1:
+        for j in range(WALKS):
+            x[j] = y[j]
+        for i in range(r):
+            for j in range(WALKS):
+                y[j] = rho_step(y[j], cs[j], &m)
+        k = 0
+        while k < r and g == 1:
+            for j in range(WALKS):
+                ys[j] = y[j]
+            block = min(<uint64_t>RHO_BLOCK, r - k)
+            for i in range(block):
+                for j in range(WALKS):
+                    y[j] = rho_step(y[j], cs[j], &m)
+                    q[j] = mulm(q[j], absdiff(x[j], y[j]), &m)
+            prod = q[0]
+            for j in range(1, WALKS):
+                prod = mulm(prod, q[j], &m)
+            g = gcd64(prod, n)
+            k += block
+            if spend(b, 2 * WALKS * block):
+                return 0
+        r <<= 1
+    if g != n:
+        return g
+    for j in range(WALKS):  # several walks met in one block: replay each alone
+        g = gcd64(q[j], n)
+        if g != n:
+            if g != 1:
+                return g
+            continue
+        g = 1
+        while g == 1:
+            ys[j] = rho_step(ys[j], cs[j], &m)
+            g = gcd64(absdiff(x[j], ys[j]), n)
+        if g != n:
+            return g
+    return n
 
 cdef inline u128 absdiff128(u128 a, u128 b) noexcept nogil:
     return a - b if a > b else b - a
@@ -524,7 +621,7 @@ cdef inline void push_factor(Work* w, u128 p, int times) noexcept nogil:
         w.nfactors += 1
 
 cdef u128 trial_divide(Work* w, u128 n) noexcept nogil:
-    """Remove the factors below 1024 from n; returns the cofactor."""
+    """Remove the factors below 257 from n; returns the cofactor."""
     cdef int i, tz
     cdef uint64_t p, n64
     if n == 0:
@@ -532,7 +629,7 @@ cdef u128 trial_divide(Work* w, u128 n) noexcept nogil:
     tz = ctz128(n)
     push_factor(w, 2, tz)
     n >>= tz
-    for i in range(N_TRIAL):
+    for i in range(N_TRIAL_FACTOR):
         p = TRIAL_P[i]
         if <u128>p * p > n:
             break
@@ -546,7 +643,7 @@ cdef u128 trial_divide(Work* w, u128 n) noexcept nogil:
             while n % p == 0:
                 push_factor(w, p, 1)
                 n //= p
-    if n > 1 and n < <u128>1024 * 1024:
+    if n > 1 and n < <u128>257 * 257:
         push_factor(w, n, 1)
         n = 1
     return n
@@ -555,15 +652,25 @@ cdef u128 split(u128 n, Budget* b) noexcept nogil:
     """A proper divisor of the odd composite n, 0 past the budget."""
     cdef u128 d = 0, r
     cdef uint64_t c
-    r = isqrt128(n)
-    if r * r == n:
-        return r
     if (n >> 64) == 0:
-        for c in range(1, 1 << 30):
-            d = rho64(<uint64_t>n, c, b)
+        r = isqrt64(<uint64_t>n)
+        if r * r == n:
+            return r
+        if (n >> HART_BITS) == 0:
+            d = hart64(<uint64_t>n, HART_STEPS)
+            if d:
+                return d
+        for c in range(1, 1 << 30, WALKS):
+            if (n >> SINGLE_WALK_BITS) == 0:
+                d = rho64_single(<uint64_t>n, c, b)
+            else:
+                d = rho64(<uint64_t>n, c, b)
             if d != n:
                 return d
     else:
+        r = isqrt128(n)
+        if r * r == n:
+            return r
         r = icbrt128(n)
         if r * r * r == n:
             return r

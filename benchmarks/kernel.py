@@ -1,0 +1,167 @@
+"""Kernel benchmark: grid against python-flint, gmpy2, sympy and the original's algorithm.
+
+Every library gets the same seeded inputs in one process; a cell runs its inputs in
+order until its time is up (at least one), best of a few rounds, and prints ops/s with
+the ratios to flint and to the original. `--quick` runs in a few seconds.
+"""
+import argparse
+import importlib.util
+import os
+import random
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# benchmarks/grid.py would shadow the grid package: drop this folder from the path
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+
+import flint  # noqa: E402
+import gmpy2  # noqa: E402
+import sympy  # noqa: E402
+
+from grid import primes  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("original", os.path.join(HERE, "original.py"))
+original = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(original)
+
+LIBS = ["grid", "flint", "gmpy2", "sympy", "original"]
+
+
+def _flint_random_prime(bits, rng):
+    low, high = 1 << (bits - 1), 1 << bits
+    x = (low | rng.getrandbits(bits - 1)) | 1
+    while True:
+        if x >= high:
+            x = low + 1
+        if flint.fmpz(x).is_prime():
+            return x
+        x += 2
+
+
+def _gmpy2_random_prime(bits, rng):
+    p = gmpy2.next_prime(rng.getrandbits(bits - 1) | (1 << (bits - 1)))
+    return int(p) if p.bit_length() == bits else int(gmpy2.next_prime(1 << (bits - 1)))
+
+
+def _sympy_random_prime(bits, rng):
+    low = 1 << (bits - 1)
+    p = sympy.nextprime((low | rng.getrandbits(bits - 1)) - 1)
+    return p if p.bit_length() == bits else sympy.nextprime(low)
+
+
+FACTOR = {
+    "grid": primes.factorize,
+    "flint": lambda n: sorted(int(p) for p, e in flint.fmpz(n).factor() for _ in range(e)),
+    "sympy": lambda n: sympy.factorint(n, multiple=True),
+    "original": original.factorize,
+}
+IS_PRIME = {
+    "grid": primes.is_prime,
+    "flint": lambda n: flint.fmpz(n).is_prime(),
+    "gmpy2": gmpy2.is_prime,
+    "sympy": sympy.isprime,
+    "original": lambda n, _rng=random.Random(0): original.miller_rabin(n, _rng),
+}
+RANDOM_PRIME = {
+    "grid": primes.random_prime,
+    "flint": _flint_random_prime,
+    "gmpy2": _gmpy2_random_prime,
+    "sympy": _sympy_random_prime,
+    "original": original.random_prime,
+}
+
+
+def semiprimes(low, high, count, seed):
+    rng = random.Random(seed)
+    return [primes.task_number(low, high, 2, rng) for _ in range(count)]
+
+
+def workloads(count):
+    """(id, what, functions, inputs, call): call(function, input, rng) runs one op."""
+    rng = random.Random(2026)
+    odd64 = [rng.getrandbits(64) | 1 | (1 << 63) for _ in range(count)]
+    primes64 = [primes.random_prime(64, rng) for _ in range(count)]
+    factor = lambda f, n, _: f(n)  # noqa: E731
+    draw = lambda bits: (lambda f, _, rng: f(bits(rng) if callable(bits) else bits, rng))  # noqa: E731
+    return [
+        ("A", "factor p*q, p, q of 20-30 bits", FACTOR, semiprimes(20, 30, count, 1), factor),
+        ("A16", "factor p*q, p, q of 16 bits", FACTOR, semiprimes(16, 16, count, 2), factor),
+        ("A32", "factor p*q, p, q of 32 bits", FACTOR, semiprimes(32, 32, count, 3), factor),
+        ("A40", "factor p*q, p, q of 40 bits", FACTOR, semiprimes(40, 40, count, 4), factor),
+        ("B", "factor a prime of 20-30 bits", FACTOR,
+         [primes.task_number(20, 30, 1, rng) for _ in range(count)], factor),
+        ("C", "random_prime of 20-30 bits", RANDOM_PRIME, [None] * count,
+         draw(lambda r: r.randint(20, 30))),
+        ("C64", "random_prime of 64 bits", RANDOM_PRIME, [None] * count, draw(64)),
+        ("C128", "random_prime of 128 bits", RANDOM_PRIME, [None] * count, draw(128)),
+        ("D", "is_prime of odd 64-bit numbers", IS_PRIME, odd64, factor),
+        ("Dp", "is_prime of 64-bit primes", IS_PRIME, primes64, factor),
+    ]
+
+
+def measure(function, inputs, call, seconds, rounds):
+    """(ops/s, results of the first round) over the inputs, best of `rounds`."""
+    best, results = 0.0, None
+    for _ in range(rounds):
+        rng = random.Random(7)
+        out = []
+        start = time.perf_counter()
+        for x in inputs:
+            out.append(call(function, x, rng))
+            if time.perf_counter() - start > seconds:
+                break
+        elapsed = time.perf_counter() - start
+        best = max(best, len(out) / elapsed)
+        results = results or out
+    return best, results
+
+
+def check(wid, name, inputs, results):
+    if wid.startswith(("A", "B")):
+        bad = [n for n, f in zip(inputs, results) if primes.factorize(n) != sorted(f)]
+    elif wid.startswith("D"):
+        bad = [n for n, f in zip(inputs, results) if f != primes.is_prime(n)]
+    else:
+        bad = [p for p in results if not sympy.isprime(p)]
+    if bad:
+        print(f"  ! {name} got {wid} wrong for {bad[:3]}", file=sys.stderr)
+
+
+def fmt(x):
+    return "-" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.3g}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds in all")
+    parser.add_argument("--only", help="comma-separated workload ids, e.g. A,A16")
+    args = parser.parse_args(argv)
+    count, seconds, rounds = (300, 0.15, 2) if args.quick else (3000, 1.0, 3)
+    rows = []
+    for wid, what, functions, inputs, call in workloads(count):
+        if args.only and wid not in args.only.split(","):
+            continue
+        rates = {}
+        for name in LIBS:
+            if name in functions:
+                rates[name], results = measure(functions[name], inputs, call, seconds, rounds)
+                check(wid, name, inputs, results)
+        rows.append((wid, what, rates))
+        print(f"{wid:5} {what:34} " + " ".join(f"{n}={fmt(r)}" for n, r in rates.items()),
+              file=sys.stderr)
+    print(table(rows))
+
+
+def table(rows):
+    head = "| id | workload | " + " | ".join(f"{n} ops/s" for n in LIBS) + " | grid/flint | grid/original |"
+    lines = [head, "|" + " --- |" * (len(LIBS) + 4)]
+    for wid, what, rates in rows:
+        ratio = lambda other: fmt(rates["grid"] / rates[other]) + "x" if other in rates else "-"  # noqa: E731
+        lines.append(f"| {wid} | {what} | " + " | ".join(fmt(rates.get(n)) for n in LIBS)
+                     + f" | {ratio('flint')} | {ratio('original')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
