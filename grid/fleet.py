@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from grid.errors import ConfigError, GridError
+from grid.errors import EXIT_CONFIG, ConfigError, GridError
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,10 @@ class ProcessFleet(Fleet):
         for proc in [p for p in self._running if p.poll() is not None]:
             self._running.remove(proc)
             self.exits.append(proc.returncode)
-            log.warning("worker pid %d exited unexpectedly with %d", proc.pid, proc.returncode)
+            if proc.returncode == EXIT_CONFIG:  # restarting it would fail the same way, forever
+                raise ConfigError(f"local worker pid {proc.pid} stopped with exit code {EXIT_CONFIG}: its "
+                                  f"configuration is bad (its error is logged above); command: {' '.join(proc.args)}")
+            log.warning("worker pid %d exited unexpectedly with %d: it will be replaced", proc.pid, proc.returncode)
         now = time.monotonic()
         for proc, deadline in list(self._stopping.items()):
             if proc.poll() is None and now >= deadline:

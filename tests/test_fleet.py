@@ -2,6 +2,7 @@
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from grid.errors import ConfigError
-from grid.fleet import AsgFleet, FleetSize, ProcessFleet, backlog_per_instance, desired_workers
+from grid.fleet import AsgFleet, FleetSize, ProcessFleet, backlog_per_instance, desired_workers, worker_command
 
 counts = st.integers(min_value=0, max_value=100_000)
 sizes = st.integers(min_value=0, max_value=200)
@@ -98,10 +99,7 @@ def test_backlog_per_instance_counts_in_flight_and_never_divides_by_zero(backlog
 
 
 @pytest.fixture
-def asg(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
+def asg(aws_env):
     with mock_aws():
         boto3.client("ec2").create_launch_template(
             LaunchTemplateName="grid-worker", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"})
@@ -210,3 +208,13 @@ def test_process_fleet_replaces_a_worker_that_died(tmp_path):
 def test_process_fleet_refuses_a_negative_size():
     with pytest.raises(ValueError, match="desired workers=-1"):
         ProcessFleet([sys.executable, "-c", "pass"]).set_desired(-1)
+
+
+def test_a_worker_that_stops_for_its_configuration_is_not_restarted_forever(tmp_path):
+    fleet = ProcessFleet(worker_command(f"sqlite://{tmp_path}/grid.db", ["--batch-size", "12"]),
+                         output=subprocess.DEVNULL)
+    fleet.set_desired(1)
+    [pid] = fleet.pids
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    with pytest.raises(ConfigError, match=rf"local worker pid {pid} stopped with exit code 2: .*--batch-size 12"):
+        fleet.set_desired(1)
