@@ -1,4 +1,5 @@
 """The collector's step on the embedded queue and on moto: store once, delete only what is stored."""
+import socket
 import sqlite3
 import time
 
@@ -8,6 +9,7 @@ from moto import mock_aws
 from grid import config
 from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results
 from grid.metrics import Metrics
+from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
 from grid.roles.collector import Collector
 from grid.store import ResultStore
@@ -109,3 +111,22 @@ def test_the_collector_opens_the_configured_store(tmp_path):
         daemon.setup()
         daemon.teardown()
     assert (tmp_path / "r" / "s.db").exists()
+
+
+def test_the_collector_emits_the_registrys_metrics_over_statsd(tmp_path):
+    url = f"sqlite://{tmp_path}/grid.db"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, open_broker(url) as broker, \
+            ResultStore(tmp_path / "results.db") as store:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        statsd = Metrics("collector", "col_", "127.0.0.1", sock.getsockname()[1])
+        send(broker.queue("results", create=True), encode_results([answer("t1")]), encode_results([answer("t1")]))
+        daemon = Collector(collector_config(url), broker, statsd, store=store)
+        daemon.setup()
+        drain(daemon)
+        statsd.flush()
+        expected = {"col_" + m.name for m in registry_metrics("collector")}
+        names = set()
+        while not expected <= names:
+            names |= {line.split(":", 1)[0] for line in sock.recv(65536).decode().splitlines()}
+    assert names == expected

@@ -3,6 +3,7 @@ import datetime
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -14,6 +15,7 @@ from moto import mock_aws
 from grid import config
 from grid.fleet import AsgFleet, FleetSize, ProcessFleet
 from grid.metrics import CLOUDWATCH_DIMENSION, CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE, Metrics
+from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
 from grid.roles.supervisor import CloudWatchPublisher, Supervisor, read_status, status_path
 
@@ -177,3 +179,32 @@ def test_after_a_second_signal_the_supervisor_leaves_without_waiting_for_workers
     os.kill(pid, signal.SIGKILL)
     fleet.close()
     assert fleet.exits == [-signal.SIGKILL]
+
+
+def statsd_names(sock, expected):
+    names = set()
+    while not expected <= names:
+        names |= {line.split(":", 1)[0] for line in sock.recv(65536).decode().splitlines()}
+    return names
+
+
+def test_the_supervisor_emits_the_registrys_metrics_over_statsd(embedded):
+    cfg, broker = embedded
+    unreachable = boto3.client("autoscaling", endpoint_url="http://127.0.0.1:9", region_name="us-east-1",
+                               aws_access_key_id="x", aws_secret_access_key="x",
+                               config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=1))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        statsd = Metrics("supervisor", "sup_", "127.0.0.1", sock.getsockname()[1])
+        supervisor = Supervisor(cfg, broker, statsd, fleet=AsgFleet("g", client=unreachable, mode="direct"))
+        supervisor.setup()
+        supervisor.run_once()
+        supervisor.fleet, supervisor._next_step = ProcessFleet(SLEEPER, stop_timeout=5), 0.0
+        try:
+            supervisor.run_once()
+        finally:
+            supervisor.teardown()
+        statsd.flush()
+        expected = {"sup_" + m.name for m in registry_metrics("supervisor")}
+        assert statsd_names(sock, expected) == expected
