@@ -83,9 +83,10 @@ class AsgFleet(Fleet):
     """An EC2 Auto Scaling group of workers.
 
     In `target` mode the group's target tracking policy does the sizing from the published
-    `backlog_per_instance`; the supervisor only starts the first instance, since target tracking
-    cannot scale out from zero (capacity x ratio stays 0). In `direct` mode the supervisor sets the
-    desired capacity itself, which reacts within one metric interval.
+    `backlog_per_instance`; the supervisor sizes the group only when it is at zero, since target
+    tracking cannot scale out from zero (capacity x ratio stays 0). In `direct` mode the supervisor
+    sets the desired capacity itself, which reacts within one metric interval. Either way the
+    group's own MinSize..MaxSize bound what the supervisor asks for.
     """
 
     def __init__(self, group_name: str, *, client=None, mode: str = "target"):
@@ -124,10 +125,12 @@ class AsgFleet(Fleet):
         return groups[0]
 
     def _call(self, operation: str, **kwargs):
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             return getattr(self._client, operation)(**kwargs)
+        except NoCredentialsError as exc:
+            raise ConfigError(f"Auto Scaling {operation} on {self.name!r}: no AWS credentials found") from exc
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code, text = error.get("Code", "?"), error.get("Message", str(exc))
