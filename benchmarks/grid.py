@@ -16,12 +16,17 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-from grid import primes
+# Run as `python benchmarks/grid.py`, this file's folder comes first on sys.path and its name would hide the grid
+# package: drop the folder.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+from grid import primes  # noqa: E402
 
 WORKERS = 2
 DEFAULT_BITS = (20, 30)  # the producer's defaults
@@ -46,16 +51,17 @@ def ceiling(count: int, bits: tuple[int, int], seed: int) -> float:
 
 
 def grid_local(count: int, bits: tuple[int, int], seed: int, *extra: str) -> dict:
-    """The summary of `grid local` over `count` tasks with 2 workers (report.json)."""
-    with tempfile.TemporaryDirectory(prefix="bench-grid-") as folder:
-        command = [sys.executable, "-m", "grid.cli", "local", "--dir", folder, "--tasks", str(count),
-                   "--bits", f"{bits[0]}:{bits[1]}", "--seed", str(seed), "--max-workers", str(WORKERS),
-                   "--interval", "5", *extra]
-        run = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if run.returncode != 0:
-            sys.exit(f"grid local failed ({run.returncode}):\n{run.stdout}")
-        with open(os.path.join(folder, "report.json")) as f:
-            report = json.load(f)
+    """The summary of `grid local` over `count` tasks with 2 workers (report.json); a failed run's folder is kept."""
+    folder = tempfile.mkdtemp(prefix="bench-grid-")
+    command = [sys.executable, "-m", "grid.cli", "local", "--dir", folder, "--tasks", str(count),
+               "--bits", f"{bits[0]}:{bits[1]}", "--seed", str(seed), "--max-workers", str(WORKERS),
+               "--interval", "5", *extra]
+    run = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if run.returncode != 0:
+        sys.exit(f"grid local failed ({run.returncode}); its logs are in {folder}/logs:\n{run.stdout}")
+    with open(os.path.join(folder, "report.json")) as f:
+        report = json.load(f)
+    shutil.rmtree(folder)
     summary = report["summary"]
     summary["tasks_per_message"] = report["plan"]["tasks_per_message"]
     if summary["tasks_ok"] != count:

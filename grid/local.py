@@ -364,13 +364,14 @@ class Roles:
         return None
 
     def stop(self, role: str, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM and wait (the role drains); a second Ctrl-C sends another (leave now); SIGKILL after `timeout`."""
+        """SIGTERM and wait (the role drains); a second Ctrl-C sends another (leave now); SIGKILL after `timeout`
+        or a third Ctrl-C."""
         proc = self.procs.get(role)
         if proc is None:
             return None
         signals = 0
         deadline = time.monotonic() + timeout
-        while proc.poll() is None and time.monotonic() < deadline:
+        while proc.poll() is None and time.monotonic() < deadline and self.interrupted.count < 3:
             if signals < min(2, self.interrupted.count or 1):
                 proc.send_signal(signal.SIGTERM)
                 signals += 1
@@ -450,8 +451,10 @@ class LocalRun:
             failure = self.watch()
             self.stop_roles(clean=failure is None and not self.interrupted.count)
         finally:
-            restore()
-            self.finish()
+            try:
+                self.finish()
+            finally:
+                restore()
         if failure:
             raise GridError(failure)
         return 0
