@@ -78,12 +78,13 @@ def semiprimes(low, high, count, seed):
 
 
 def workloads(count):
-    """(id, what, functions, inputs, call): call(function, input, rng) runs one op."""
+    """(id, what, functions, inputs, call): call(function, input, rng) runs one op;
+    the inputs of C are the bit sizes."""
     rng = random.Random(2026)
     odd64 = [rng.getrandbits(64) | 1 | (1 << 63) for _ in range(count)]
     primes64 = [primes.random_prime(64, rng) for _ in range(count)]
     factor = lambda f, n, _: f(n)  # noqa: E731
-    draw = lambda bits: (lambda f, _, rng: f(bits(rng) if callable(bits) else bits, rng))  # noqa: E731
+    draw = lambda f, bits, rng: f(bits, rng)  # noqa: E731
     return [
         ("A", "factor p*q, p, q of 20-30 bits", FACTOR, semiprimes(20, 30, count, 1), factor),
         ("A16", "factor p*q, p, q of 16 bits", FACTOR, semiprimes(16, 16, count, 2), factor),
@@ -91,10 +92,10 @@ def workloads(count):
         ("A40", "factor p*q, p, q of 40 bits", FACTOR, semiprimes(40, 40, count, 4), factor),
         ("B", "factor a prime of 20-30 bits", FACTOR,
          [primes.task_number(20, 30, 1, rng) for _ in range(count)], factor),
-        ("C", "random_prime of 20-30 bits", RANDOM_PRIME, [None] * count,
-         draw(lambda r: r.randint(20, 30))),
-        ("C64", "random_prime of 64 bits", RANDOM_PRIME, [None] * count, draw(64)),
-        ("C128", "random_prime of 128 bits", RANDOM_PRIME, [None] * count, draw(128)),
+        ("C", "random_prime of 20-30 bits", RANDOM_PRIME,
+         [rng.randint(20, 30) for _ in range(count)], draw),
+        ("C64", "random_prime of 64 bits", RANDOM_PRIME, [64] * count, draw),
+        ("C128", "random_prime of 128 bits", RANDOM_PRIME, [128] * count, draw),
         ("D", "is_prime of odd 64-bit numbers", IS_PRIME, odd64, factor),
         ("Dp", "is_prime of 64-bit primes", IS_PRIME, primes64, factor),
     ]

@@ -752,21 +752,43 @@ def next_prime(start, last):
     return _next_prime_big(start, last)
 
 
+def random_prime(int bits, rng):
+    """The first prime at or after a random start in [2^(bits-1), 2^bits), wrapping around."""
+    cdef uint64_t low, x
+    start = rng.getrandbits(bits - 1)
+    if bits > 64:
+        bottom = (<object>1) << (bits - 1)
+        top = 2 * bottom - 1
+        return next_prime(bottom | start, top) or next_prime(bottom, top)
+    low = (<uint64_t>1) << (bits - 1)
+    x = low | <uint64_t>start
+    with nogil:
+        x = _next_prime_u64(x, low + (low - 1))
+        if x == 0:
+            x = _next_prime_u64(low, low + (low - 1))
+    return x
+
+
+cdef uint64_t _next_prime_u64(uint64_t x, uint64_t last) noexcept nogil:
+    """The least prime in [x, last], 0 if none."""
+    if x <= 2:
+        return 2 if last >= 2 else 0
+    x |= 1
+    while x <= last:
+        if is_prime64(x):
+            return x
+        if x > last - 2:
+            break
+        x += 2
+    return 0
+
+
 cdef object _next_prime64(object start, object last):
-    cdef uint64_t x, stop
+    cdef uint64_t x
     if last < 2 or start > last:
         return None
-    if start <= 2:
-        return 2
-    x = <uint64_t>(start | 1)
-    stop = <uint64_t>last
-    with nogil:
-        while x <= stop and not is_prime64(x):
-            if x > stop - 2:
-                x = 0
-                break
-            x += 2
-    return x if 0 < x <= stop else None
+    x = _next_prime_u64(<uint64_t>start, <uint64_t>last)
+    return x if x else None
 
 
 cdef object _next_prime128(object start, object last):

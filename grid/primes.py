@@ -65,14 +65,11 @@ def random_prime(bits: int, rng: int | random.Random | None = None) -> int:
     The prime is the first one at or after a uniform random start (wrapping around to the
     bottom of the range), so primes after long gaps are a little more likely.
     """
-    bits = _bits(bits, "random_prime", "bits")
-    return _random_prime(bits, _rng(rng, "random_prime"))
-
-
-def _random_prime(bits: int, rng: random.Random) -> int:
-    low, last = 1 << (bits - 1), (1 << bits) - 1
-    start = low | rng.getrandbits(bits - 1)
-    return _primes.next_prime(start, last) or _primes.next_prime(low, last)
+    if type(bits) is not int or not MIN_BITS <= bits <= MAX_BITS:  # checks off the fast path
+        bits = _bits(bits, "random_prime", "bits")
+    if type(rng) is not random.Random:
+        rng = _rng(rng, "random_prime")
+    return _primes.random_prime(bits, rng)
 
 
 def task_number(min_bits: int, max_bits: int, factors: int = 2, rng=None) -> int:
@@ -85,7 +82,7 @@ def task_number(min_bits: int, max_bits: int, factors: int = 2, rng=None) -> int
     if count < 1:
         raise ValueError(f"task_number: factors must be >= 1, got {count}")
     rng = _rng(rng, "task_number")
-    return math.prod(_random_prime(rng.randint(low, high), rng) for _ in range(count))
+    return math.prod(_primes.random_prime(rng.randint(low, high), rng) for _ in range(count))
 
 
 def factorize(n: int, *, budget: float | None = None, max_iterations: int | None = None) -> list[int]:
