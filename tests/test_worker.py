@@ -263,3 +263,13 @@ def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker
         root.handlers[:] = handlers
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("grid worker: error:") and "no-such-tasks" in last and "does not exist" in last
+
+
+@settings(max_examples=100, deadline=None)
+@given(items=st.lists(st.integers(), max_size=200), parts=st.integers(1, 50))
+def test_a_batch_is_split_into_at_most_parts_contiguous_nonempty_pieces(items, parts):
+    from grid.roles.worker import _split
+
+    pieces = _split(items, parts)
+    assert [x for piece in pieces for x in piece] == items
+    assert len(pieces) <= parts and all(pieces)

@@ -23,6 +23,7 @@ from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.roles import lifecycle
 
 HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is configured
+CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, so cheap to hand out; enough to balance the load
 
 
 @dataclass
@@ -117,23 +118,23 @@ class Worker(lifecycle.Daemon):
 
     # -- compute -----------------------------------------------------------------------------------------------
     def _compute(self, batch: Sequence[InHand]) -> None:
-        owner: dict[Future, InHand] = {}
-        for hand in batch:
-            for task in hand.tasks:
-                owner[self.pool.submit(self._solve, hand, task)] = hand
+        work = [(hand, task) for hand in batch for task in hand.tasks]
+        chunks = {self.pool.submit(self._solve_all, chunk): chunk
+                  for chunk in _split(work, self.concurrency * CHUNKS_PER_THREAD)}
         with self.metrics.timer("execution_time"):
-            self._wait_with_heartbeats(owner)
-        for future, hand in owner.items():
-            if (result := future.result()) is not None:
-                hand.results.append(result)
+            self._wait_with_heartbeats(chunks)
+        for future, chunk in chunks.items():
+            for (hand, _), result in zip(chunk, future.result()):
+                if result is not None:
+                    hand.results.append(result)
 
-    def _wait_with_heartbeats(self, owner: dict[Future, InHand]) -> None:
-        pending = set(owner)
+    def _wait_with_heartbeats(self, chunks: dict[Future, list[tuple[InHand, Task]]]) -> None:
+        pending = set(chunks)
         beat = time.monotonic() + self.heartbeat_interval
         while pending:
             _, pending = wait(pending, timeout=max(0.0, beat - time.monotonic()))
             if pending and time.monotonic() >= beat:
-                in_work = {id(owner[f]): owner[f] for f in pending}  # each message once
+                in_work = {id(hand): hand for f in pending for hand, _ in chunks[f]}  # each message once
                 self._heartbeat(in_work.values())
                 beat = time.monotonic() + self.heartbeat_interval
 
@@ -146,6 +147,9 @@ class Worker(lifecycle.Daemon):
             return
         for receipt, reason in outcome.failed.items():
             self.log.warning("heartbeat failed for a message in work (it may be delivered again): %s", reason)
+
+    def _solve_all(self, chunk: list[tuple[InHand, Task]]) -> list[Result | None]:
+        return [self._solve(hand, task) for hand, task in chunk]
 
     def _solve(self, hand: InHand, task: Task) -> Result | None:
         """Runs on a kernel thread: the task's result, or None when skipped on stop or failed inside the worker."""
@@ -244,6 +248,12 @@ class Worker(lifecycle.Daemon):
             self.metrics.incr("worker_faults", faults)
         self.log.debug("batch: %d messages, %d tasks answered (%d errors), %d released, %d with faults",
                        len(batch), answered, errors, sum(h.skipped for h in batch), faults)
+
+
+def _split(items: list, parts: int) -> list[list]:
+    """`items` in at most `parts` contiguous pieces of nearly equal size."""
+    size = max(1, -(-len(items) // max(parts, 1)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _heartbeat_interval(cfg) -> float:
