@@ -125,6 +125,8 @@ class Daemon:
             self.metrics.flush()
             if delay and not self.stopping:
                 self._pause(delay, deadline)
+        if self.stopping:
+            self.log.info("stop requested: the step in hand is done, tearing down")
 
     def _pause(self, delay: float, deadline: float | None) -> None:
         wake = time.monotonic() + delay

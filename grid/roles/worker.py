@@ -235,7 +235,7 @@ class Worker(lifecycle.Daemon):
                            len(receipts), e)
             return
         self.metrics.incr("released", len(receipts))
-        self.log.info("released %d unstarted messages", len(receipts))
+        self.log.info("released %d messages for others to take", len(receipts))
 
     def _count(self, batch: Sequence[InHand], deleted: Sequence[InHand]) -> None:
         answered = sum(len(h.results) for h in deleted)
