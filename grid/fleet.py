@@ -15,6 +15,7 @@ from grid.errors import EXIT_CONFIG, ConfigError, GridError
 log = logging.getLogger(__name__)
 
 SCALE_MODES = ("target", "direct")  # target: the ASG's target tracking sizes; direct: set_desired_capacity
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 DEFAULT_STOP_TIMEOUT = 30.0  # seconds a SIGTERMed worker may take to drain before SIGKILL
 
 
@@ -203,8 +204,9 @@ class ProcessFleet(Fleet):
         self._reap()
 
     def _start(self) -> None:
+        # Own session: a Ctrl-C at the terminal reaches only the supervisor, which stops each worker once.
         proc = subprocess.Popen(self._command, env=self._env, stdout=self._output, stderr=self._output,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_stop_with_parent)
         self._running.append(proc)
         self.started += 1
         log.info("started worker pid %d", proc.pid)
@@ -233,3 +235,11 @@ class ProcessFleet(Fleet):
                 del self._stopping[proc]
                 self.exits.append(proc.returncode)
 
+
+
+def _stop_with_parent() -> None:
+    """In the new worker: get SIGTERM (and drain) if the supervisor dies without stopping it (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -161,9 +161,15 @@ while True:
 """
 
 
-def wait_ready(directory, pids):
-    while not all((directory / f"ready-{pid}").exists() for pid in pids):
+def eventually(condition, what, patience=60.0):
+    deadline = time.monotonic() + patience
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {patience} s"
         time.sleep(0.01)
+
+
+def wait_ready(directory, pids):
+    eventually(lambda: all((directory / f"ready-{pid}").exists() for pid in pids), "workers ready")
 
 
 def files(directory, prefix):
@@ -196,9 +202,7 @@ def test_process_fleet_replaces_a_worker_that_died(tmp_path):
     fleet = ProcessFleet([sys.executable, "-c", DRAINS, str(tmp_path)])
     fleet.set_desired(2)
     os.kill(fleet.pids[0], signal.SIGKILL)
-    while fleet.size().in_service == 2:
-        time.sleep(0.01)
-    assert fleet.size().in_service == 1
+    eventually(lambda: fleet.size().in_service == 1, "the killed worker reaped")
     fleet.set_desired(2)
     assert fleet.size().in_service == 2 and fleet.started == 3
     fleet.close()
@@ -218,3 +222,27 @@ def test_a_worker_that_stops_for_its_configuration_is_not_restarted_forever(tmp_
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
     with pytest.raises(ConfigError, match=rf"local worker pid {pid} stopped with exit code 2: .*--batch-size 12"):
         fleet.set_desired(1)
+
+
+def test_workers_run_in_their_own_session_so_a_terminal_ctrl_c_reaches_only_the_supervisor(tmp_path):
+    fleet = ProcessFleet([sys.executable, "-c", DRAINS, str(tmp_path)])
+    fleet.set_desired(1)
+    [pid] = fleet.pids
+    assert os.getsid(pid) == pid != os.getsid(0)
+    fleet.close()
+
+
+def test_workers_drain_when_their_supervisor_is_killed(tmp_path):
+    owner = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+from grid.fleet import ProcessFleet
+fleet = ProcessFleet([sys.executable, "-c", {DRAINS!r}, {str(tmp_path)!r}])
+fleet.set_desired(2)
+print(*fleet.pids, flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in owner.stdout.readline().split()]
+    wait_ready(tmp_path, pids)
+    owner.kill()
+    owner.wait()
+    eventually(lambda: files(tmp_path, "drained") == sorted(pids), "orphaned workers drained")
