@@ -151,7 +151,20 @@ def test_a_transient_aws_error_is_logged_and_retried_not_fatal(aws, caplog):
     assert supervisor.run_once() is True and supervisor.last.desired == 1
 
 
-def test_a_missing_group_stops_the_supervisor_with_one_line_and_exit_2(aws, capsys):
+@pytest.fixture
+def root_logging():
+    """main() sets up the root logger for the process: put it back for the tests that follow."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_a_missing_group_stops_the_supervisor_with_one_line_and_exit_2(aws, capsys, root_logging):
     from grid.roles.supervisor import main
 
     code = main(["--broker-url", "sqs://?region=us-east-1", "--tasks-queue-name", "tasks", "--worker-asg-name", "nope",
