@@ -1,7 +1,6 @@
 """The producer: task numbers of the configured shape, exact counts, seeds, bundles, pacing, refused entries."""
 from __future__ import annotations
 
-import logging
 import math
 
 import pytest
@@ -16,6 +15,7 @@ from grid.queues import open_broker
 from grid.queues.base import BatchResult
 from grid.roles import producer
 from grid.roles.producer import Producer
+from test_lifecycle import root_logger  # noqa: F401  (a fixture: restores the root logger after main())
 
 
 def producer_cfg(name: str, **overrides) -> config.Config:
@@ -42,18 +42,6 @@ def messages_on(queue) -> list[list]:
 def sqlite_broker(tmp_path):
     with open_broker(f"sqlite://{tmp_path}/grid.db") as b:
         yield b
-
-
-@pytest.fixture
-def root_logger():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for h in root.handlers[:]:
-        root.removeHandler(h)
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
 
 
 def test_count_tasks_of_the_configured_shape_are_sent_then_it_stops(broker, queue_name):

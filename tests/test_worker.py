@@ -1,7 +1,6 @@
 """The worker's step, on the embedded queue and on SQS through moto: answers, deletes, errors, stop, heartbeats."""
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -18,6 +17,7 @@ from grid.metrics import Metrics
 from grid.queues import open_broker
 from grid.queues.base import BatchResult, SendEntry
 from grid.roles.worker import Worker
+from test_lifecycle import root_logger  # noqa: F401  (a fixture: restores the root logger after main())
 
 
 def worker_cfg(name: str, **overrides) -> config.Config:
@@ -250,17 +250,12 @@ def test_a_bundle_of_many_tasks_is_answered_whole(sqlite_broker):
     assert all(r.job == "big" and r.worker == w.worker_id for rs in found.values() for r in rs)
 
 
-def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker_url, capsys):
+def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker_url, capsys, root_logger):
     from grid.roles import worker
 
-    root = logging.getLogger()
-    handlers = root.handlers[:]
-    try:
-        argv = ["--broker-url", moto_server_broker_url, "--tasks-queue-name", "no-such-tasks", "--log-filename", "-",
-                "--statsd-host", ""]
-        assert worker.main(argv) == 2
-    finally:
-        root.handlers[:] = handlers
+    argv = ["--broker-url", moto_server_broker_url, "--tasks-queue-name", "no-such-tasks", "--log-filename", "-",
+            "--statsd-host", ""]
+    assert worker.main(argv) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("grid worker: error:") and "no-such-tasks" in last and "does not exist" in last
 
