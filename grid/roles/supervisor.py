@@ -34,8 +34,8 @@ class Observation:
     at: float  # epoch seconds
     backlog: int  # visible tasks
     in_flight: int
-    fleet: FleetSize
-    desired: int
+    fleet: FleetSize  # as read before this step's decision
+    desired: int  # what this step asked the fleet for
     backlog_per_instance: float
     fleet_name: str = ""
 
@@ -54,7 +54,7 @@ class CloudWatchPublisher:
     def publish(self, obs: Observation) -> None:
         values = {
             names.BACKLOG_PER_INSTANCE: obs.backlog_per_instance,
-            names.DESIRED_INSTANCES_COUNT: obs.desired,
+            names.DESIRED_INSTANCES_COUNT: obs.fleet.desired,
             names.ALL_INSTANCES_COUNT: obs.fleet.running,
             names.TOTAL_BACKLOG_COUNT: obs.total_backlog,
         }
@@ -147,7 +147,7 @@ class Supervisor(lifecycle.Daemon):
 
     def _publish(self, obs: Observation) -> None:
         self.metrics.gauge(names.BACKLOG_PER_INSTANCE, obs.backlog_per_instance)
-        self.metrics.gauge(names.DESIRED_INSTANCES_COUNT, obs.desired)
+        self.metrics.gauge(names.DESIRED_INSTANCES_COUNT, obs.fleet.desired)
         self.metrics.gauge(names.ALL_INSTANCES_COUNT, obs.fleet.running)
         self.metrics.gauge(names.TOTAL_BACKLOG_COUNT, obs.total_backlog)
         if self.status_path:
