@@ -434,12 +434,13 @@ class LocalRun:
         self.tasks = self.broker.queue(self.cfg["worker"].tasks_queue_name, create=True)
         self.results = self.broker.queue(self.cfg["worker"].results_queue_name, create=True)
         self.store = ResultStore(folder.store)
+        self.stored_before = self.store.counts()  # counting the store is a scan: live figures come from statsd
         self.interrupted = Interrupted()
         self.roles = Roles(folder, self.env, self.interrupted)
         self.timeline = report.Timeline()
         self.segment: dict | None = None
         self.sender: threading.Thread | None = None
-        self._start = time.monotonic()
+        self._start, self._started_at = time.monotonic(), time.time()
 
     # -- the session ------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -548,7 +549,7 @@ class LocalRun:
 
     def _count_sent(self) -> None:
         if self.segment is not None and not self.plan.workload:
-            self.segment["sent"] = self.stats.count(self.cfg["producer"].stats_prefix + "throughput")
+            self.segment["sent"] = self._stat("producer", "throughput")
 
     def _send_workload(self) -> None:
         """The workload's numbers from where the last session stopped, a batch of messages at a time."""
@@ -576,21 +577,31 @@ class LocalRun:
     # -- sampling ---------------------------------------------------------------------------------------------
     def sample(self, latency: bool = True) -> report.Sample:
         """The grid now; with `latency`, the p50/p99 of the results stored since the last such sample."""
-        from grid.roles.supervisor import read_status, status_path
-
         self._count_sent()
-        tasks, counts = self.tasks.counts(), self.store.counts()
-        status = read_status(status_path(self.folder.broker_url))
-        fresh = status is not None and status.at >= time.time() - (time.monotonic() - self._start)
-        fleet = status.fleet if fresh else None
+        tasks = self.tasks.counts()
+        fleet, target = self._fleet()
         p50, p99 = _percentiles(self.stats.take_latencies()) if latency else (None, None)
         sample = report.Sample(
             t=time.monotonic() - self._start, produced=self.plan.produced, backlog=tasks.visible + tasks.delayed,
-            in_flight=tasks.in_flight, workers=fleet.in_service if fleet else 0, target=status.desired if fresh else 0,
-            running=fleet.running if fleet else 0, done=counts.total, errors=counts.errors,
-            duplicates=self.stats.count(self.cfg["collector"].stats_prefix + "duplicates"), p50=p50, p99=p99)
+            in_flight=tasks.in_flight, workers=fleet.in_service, target=target, running=fleet.running,
+            done=self.stored_before.total + self._stat("collector", "results_stored"),
+            errors=self.stored_before.errors + self._stat("worker", "task_errors"),
+            duplicates=self._stat("collector", "duplicates"), p50=p50, p99=p99)
         self.timeline.add(sample)
         return sample
+
+    def _fleet(self):
+        """The fleet and its target at the supervisor's last step in this session (none before its first)."""
+        from grid.fleet import FleetSize
+        from grid.roles.supervisor import read_status, status_path
+
+        status = read_status(status_path(self.folder.broker_url))
+        if status is None or status.at < self._started_at:
+            return FleetSize(0, 0, 0), 0
+        return status.fleet, status.desired
+
+    def _stat(self, role: str, name: str) -> int:
+        return self.stats.count(self.cfg[role].stats_prefix + name)
 
     def write_report(self) -> None:
         summary = report.summarize(self.timeline, self.store, planned=self.plan.tasks,
