@@ -130,7 +130,8 @@ def test_a_rate_paces_the_tasks_on_the_monotonic_clock(sqlite_broker):
     assert [generated for _, generated in p.waits] == list(range(0, 40, 5))  # 0.1 s of tasks at a time
 
 
-@pytest.mark.parametrize("flag, value", [("--count", "0"), ("--count", "x"), ("--rate", "-1"), ("--rate", "nan")])
+@pytest.mark.parametrize("flag, value", [("--count", "0"), ("--count", "x"), ("--rate", "-1"), ("--rate", "nan"),
+                                        ("--rate", "inf")])
 def test_bad_flags_exit_2_naming_the_flag(capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
         producer.main([flag, value])

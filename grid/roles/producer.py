@@ -6,6 +6,7 @@ draws the same numbers again for the same `--seed`. Entries the queue refuses ar
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import time
 import uuid
@@ -130,11 +131,10 @@ def _positive(kind: type):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of type {kind.__name__}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
         return value
 
-    parse.__name__ = kind.__name__
     return parse
 
 
