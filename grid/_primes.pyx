@@ -32,6 +32,11 @@ DEF MAX_FACTORS = 130      # a 128-bit number has at most 128 prime factors
 DEF SINGLE_WALK_BITS = 44  # below 2^44 one rho walk, above WALKS in lockstep
 DEF HART_BITS = 42          # below 2^42 Hart's one line factoring first
 DEF HART_STEPS = 4096       # then rho (n * 480 * HART_STEPS < 2^63)
+DEF ECM_AFTER = 1 << 14     # rho on 128 bits hands over to ECM after this many steps
+DEF ECM_B1 = 1000
+DEF ECM_B2 = 50000
+DEF ECM_D = 210            # 2*3*5*7, the giant step of ECM's stage 2
+DEF ECM_BABY = 52          # the odd u < ECM_D / 2
 DEF WALKS = 4              # rho walks in lockstep on 64 bits
 
 cdef uint64_t TRIAL_P[N_TRIAL]
@@ -577,7 +582,8 @@ cdef inline u128 absdiff128(u128 a, u128 b) noexcept nogil:
 cdef inline u128 rho_step128(u128 y, u128 c, const Mont128* m) noexcept nogil:
     return addm128(mulm128(y, y, m), c, m.n)
 
-cdef u128 rho128(u128 n, u128 c, Budget* b) noexcept nogil:
+cdef u128 rho128(u128 n, u128 c, Budget* b, uint64_t max_r) noexcept nogil:
+    """Brent's rho on 128 bits, as rho64; gives up (returns n) once the cycle bound passes max_r."""
     cdef Mont128 m
     mont128_init(&m, n)
     cdef u128 x = 0, y = m.two, ys = y, q = m.one, g = 1
@@ -598,12 +604,128 @@ cdef u128 rho128(u128 n, u128 c, Budget* b) noexcept nogil:
             if spend(b, 2 * block):
                 return 0
         r <<= 1
+        if r > max_r and g == 1:
+            return n
     if g == n:
         g = 1
         while g == 1:
             ys = rho_step128(ys, c, &m)
             g = gcd128(absdiff128(x, ys), n)
     return g
+
+
+# ---------------------------------------------------------------- ECM on 128 bits
+
+cdef struct Point:
+    u128 x, z
+
+cdef inline void xdbl(Point* r, const Point* p, u128 a24, const Mont128* m) noexcept nogil:
+    cdef u128 s = addm128(p.x, p.z, m.n), d = subm128(p.x, p.z, m.n)
+    s = mulm128(s, s, m)
+    d = mulm128(d, d, m)
+    cdef u128 t = subm128(s, d, m.n)
+    r.x = mulm128(s, d, m)
+    r.z = mulm128(t, addm128(d, mulm128(a24, t, m), m.n), m)
+
+cdef inline void xadd(Point* r, const Point* p, const Point* q, const Point* diff,
+                      const Mont128* m) noexcept nogil:
+    cdef u128 u = mulm128(subm128(p.x, p.z, m.n), addm128(q.x, q.z, m.n), m)
+    cdef u128 v = mulm128(addm128(p.x, p.z, m.n), subm128(q.x, q.z, m.n), m)
+    cdef u128 s = addm128(u, v, m.n), d = subm128(u, v, m.n)
+    cdef u128 x = mulm128(diff.z, mulm128(s, s, m), m)
+    r.z = mulm128(diff.x, mulm128(d, d, m), m)
+    r.x = x
+
+cdef void ladder(Point* p, uint64_t k, u128 a24, const Mont128* m) noexcept nogil:
+    """p = [k]p, k >= 1, by Montgomery's ladder."""
+    cdef Point r0 = p[0], r1, base = p[0]
+    cdef int i = 62 - clz64(k)
+    xdbl(&r1, &r0, a24, m)
+    while i >= 0:
+        if (k >> i) & 1:
+            xadd(&r0, &r0, &r1, &base, m)
+            xdbl(&r1, &r1, a24, m)
+        else:
+            xadd(&r1, &r0, &r1, &base, m)
+            xdbl(&r0, &r0, a24, m)
+        i -= 1
+    p[0] = r0
+
+cdef u128 ecm_stage1(Point* p, u128 a24, uint64_t b1, const Mont128* m, Budget* b) noexcept nogil:
+    """p = [lcm(1..b1)]p; returns its z (b.exceeded tells a stop on the budget)."""
+    cdef uint64_t q, pk, chunk = 1, i
+    for i in range(N_TRIAL + 1):
+        q = 2 if i == 0 else TRIAL_P[i - 1]
+        if q > b1:
+            break
+        pk = q
+        while pk * q <= b1:
+            pk *= q
+        if chunk > (<uint64_t>1 << 63) // pk:
+            ladder(p, chunk, a24, m)
+            if spend(b, 6 * (64 - clz64(chunk))):
+                return 0
+            chunk = 1
+        chunk *= pk
+    ladder(p, chunk, a24, m)
+    return p.z
+
+cdef u128 ecm_stage2(const Point* q, u128 a24, uint64_t b1, uint64_t b2, const Mont128* m,
+                     Budget* b) noexcept nogil:
+    """The product of x([vD]q) z([u]q) - x([u]q) z([vD]q) over vD +- u in (b1, b2], gcd(u, D) = 1.
+
+    b.exceeded tells a stop on the budget."""
+    cdef Point baby[ECM_BABY]   # [u]q for odd u < D/2
+    cdef Point two, step, prev, cur, nxt
+    cdef u128 acc = m.one
+    cdef uint64_t v, j
+    baby[0] = q[0]
+    xdbl(&two, q, a24, m)
+    xadd(&baby[1], &two, &baby[0], &baby[0], m)
+    for j in range(2, ECM_BABY):
+        xadd(&baby[j], &baby[j - 1], &two, &baby[j - 2], m)
+    step = q[0]
+    ladder(&step, ECM_D, a24, m)
+    v = b1 // ECM_D + 1
+    prev = q[0]
+    ladder(&prev, (v - 1) * ECM_D if v > 1 else ECM_D, a24, m)
+    cur = q[0]
+    ladder(&cur, v * ECM_D, a24, m)
+    if v == 1:  # prev must be [0]q: start one giant step later instead
+        prev = cur
+        xdbl(&cur, &cur, a24, m)
+        v = 2
+    while v * ECM_D <= b2 + ECM_D:
+        for j in range(ECM_BABY):
+            if (2 * j + 1) % 3 and (2 * j + 1) % 5 and (2 * j + 1) % 7:
+                acc = mulm128(acc, subm128(mulm128(cur.x, baby[j].z, m),
+                                           mulm128(baby[j].x, cur.z, m), m.n), m)
+        xadd(&nxt, &cur, &step, &prev, m)
+        prev = cur
+        cur = nxt
+        v += 1
+        if spend(b, 60):
+            return 0
+    return acc
+
+cdef u128 ecm128(u128 n, uint64_t curve, uint64_t b1, uint64_t b2, Budget* b) noexcept nogil:
+    """A divisor of n from one curve (a24 = curve + 2, start x = 2): 1 or n on failure, 0 past the budget."""
+    cdef Mont128 m
+    mont128_init(&m, n)
+    cdef u128 a24 = to_mont128_small(curve + 2, &m), g
+    cdef Point p
+    p.x = m.two
+    p.z = m.one
+    g = ecm_stage1(&p, a24, b1, &m, b)
+    if b.exceeded:
+        return 0
+    g = gcd128(g, n)
+    if g != 1:
+        return g
+    g = ecm_stage2(&p, a24, b1, b2, &m, b)
+    if b.exceeded:
+        return 0
+    return gcd128(g, n)
 
 
 # ---------------------------------------------------------------- whole factorizations, nogil
@@ -674,10 +796,15 @@ cdef u128 split(u128 n, Budget* b) noexcept nogil:
         r = icbrt128(n)
         if r * r * r == n:
             return r
+        d = rho128(n, 1, b, ECM_AFTER)
+        if d != n:
+            return d
         for c in range(1, 1 << 30):
-            d = rho128(n, c, b)
-            if d != n:
+            d = ecm128(n, c, ECM_B1, ECM_B2, b)
+            if d != 1 and d != n:
                 return d
+            if d == 0:
+                return 0
     return 0
 
 cdef bint factor_work(Work* w, u128 n, Budget* b) noexcept nogil:
