@@ -277,15 +277,20 @@ class SqliteQueue(Queue):
         timeout = DEFAULT_VISIBILITY_TIMEOUT if visibility_timeout is None else visibility_timeout
         deadline = time.monotonic() + wait_seconds
         sock = None
-        while True:
-            _drain(sock)
-            messages = self._receive_now(max_messages, timeout)
+        messages = self._receive_now(max_messages, timeout)
+        while not messages:
             remaining = deadline - time.monotonic()
-            if messages or remaining <= 0:
-                return messages
-            if sock is None and (sock := self._broker.waiter(self.name)) is not None:
-                continue  # registered: look once more, so a send in between is not missed
-            select.select([sock] if sock else [], [], [], min(remaining, POLL_FALLBACK, self._next_visible_in()))
+            if remaining <= 0:
+                break
+            if sock is None:
+                sock = self._broker.waiter(self.name)  # registered before the look below: no poke is missed
+            _drain(sock)
+            pause = min(remaining, self._next_visible_in())  # a read: waiting takes no write lock
+            if pause > 0:
+                select.select([sock] if sock else [], [], [], min(pause, POLL_FALLBACK))
+            else:
+                messages = self._receive_now(max_messages, timeout)
+        return messages
 
     def _receive_now(self, limit: int, timeout: int) -> list[Message]:
         token = secrets.token_hex(6)
@@ -309,11 +314,9 @@ class SqliteQueue(Queue):
         return self._broker.execute(_BURY, (self._dead_letter, self.name, now, limit, self._max_receive_count)).rowcount
 
     def _next_visible_in(self) -> float:
-        now = time.time()
-        row = self._broker.execute(
-            "SELECT min(visible_at) FROM messages WHERE queue = ? AND visible_at > ?", (self.name, now)
-        ).fetchone()
-        return float("inf") if row[0] is None else max(0.0, row[0] - now)
+        """Seconds until a message of this queue is visible: 0 if one is now, inf if the queue is empty."""
+        [first] = self._broker.execute("SELECT min(visible_at) FROM messages WHERE queue = ?", (self.name,)).fetchone()
+        return float("inf") if first is None else max(0.0, first - time.time())
 
     def delete_batch(self, receipts: Sequence[str]) -> BatchResult:
         check_batch(receipts, "receipts")
