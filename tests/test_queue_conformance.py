@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -225,3 +226,43 @@ def test_a_queue_opened_by_another_process_sees_the_same_messages(shared_broker_
     p.start()
     assert len(out.get(timeout=60)) == 1
     p.join(timeout=30)
+
+
+_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(1, 10)),
+        st.tuples(st.just("receive"), st.integers(1, 10)),
+        st.tuples(st.sampled_from(["delete", "release", "heartbeat"]), st.sets(st.integers(0, 9), min_size=1)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=_operations)
+def test_a_queue_keeps_the_state_a_reference_model_predicts(broker, operations):
+    """visible / in flight as a plain model of sets predicts them, after every call (visibility far longer than a test)."""
+    queue = broker.queue(f"model-{uuid.uuid4().hex[:12]}", create=True, max_receive_count=1000)
+    visible, in_flight, receives = set(), {}, {}
+    for operation, argument in operations:
+        if operation == "send":
+            visible |= set(send(queue, *(f"m{i}" for i in range(argument))))
+        elif operation == "receive":
+            got = queue.receive(argument, visibility_timeout=600)
+            assert len(got) == min(argument, len(visible)) and {m.message_id for m in got} <= visible
+            for m in got:
+                receives[m.message_id] = receives.get(m.message_id, 0) + 1
+                assert m.receive_count == receives[m.message_id]
+                visible.discard(m.message_id)
+                in_flight[m.message_id] = m.receipt
+        elif chosen := [mid for i, mid in enumerate(sorted(in_flight)) if i in argument]:
+            receipts = [in_flight[mid] for mid in chosen]
+            call = {"delete": queue.delete_batch, "release": lambda r: queue.change_visibility(r, 0),
+                    "heartbeat": lambda r: queue.change_visibility(r, 600)}[operation]
+            assert call(receipts).ok
+            if operation != "heartbeat":
+                for mid in chosen:
+                    del in_flight[mid]
+                    visible |= {mid} if operation == "release" else set()
+        counts = queue.counts()
+        assert (counts.visible, counts.in_flight, counts.delayed) == (len(visible), len(in_flight), 0)

@@ -82,3 +82,22 @@ def test_missing_credentials_are_access_denied(monkeypatch, tmp_path):
     broker = SqsBroker(endpoint_url="http://127.0.0.1:9", region="us-east-1")
     with pytest.raises(QueueAccessDenied, match="no AWS credentials"):
         broker.queue("tasks")
+
+
+def test_queue_urls_are_looked_up_once(aws_env):
+    with mock_aws():
+        SqsBroker(region="us-east-1").queue("tasks", create=True)
+        broker = SqsBroker(region="us-east-1")
+        lookups = []
+        broker.client.meta.events.register("before-call.sqs.GetQueueUrl", lambda **kw: lookups.append(kw))
+        for _ in range(3):
+            broker.queue("tasks").counts()
+        assert len(lookups) == 1
+
+
+def test_purging_twice_within_a_minute_is_a_queue_error_naming_the_queue(aws_env):
+    with mock_aws():
+        queue = SqsBroker(region="us-east-1").queue("tasks", create=True)
+        queue.purge()
+        with pytest.raises(QueueError, match="'tasks'.*PurgeQueueInProgress"):
+            queue.purge()
