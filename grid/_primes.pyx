@@ -37,6 +37,10 @@ DEF ECM_B1 = 1000
 DEF ECM_B2 = 50000
 DEF ECM_D = 210            # 2*3*5*7, the giant step of ECM's stage 2
 DEF ECM_BABY = 52          # the odd u < ECM_D / 2
+DEF ECM64_BITS = 56
+DEF ECM64_AFTER = 1 << 15
+DEF ECM64_B1 = 600
+DEF ECM64_B2 = 40000
 DEF WALKS = 4              # rho walks in lockstep on 64 bits
 
 cdef uint64_t TRIAL_P[N_TRIAL]
@@ -518,7 +522,7 @@ cdef uint64_t rho64_single(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
     return g
 
 
-cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
+cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b, uint64_t max_r) noexcept nogil:
     """A divisor of odd composite n by Brent's rho, n on failure, 0 past the budget.
 
     WALKS walks x -> x^2 + c + j run in lockstep: one walk waits on the multiplier's
@@ -560,6 +564,8 @@ cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
             if spend(b, 2 * WALKS * block):
                 return 0
         r <<= 1
+        if r > max_r and g == 1:
+            return n
     if g != n:
         return g
     for j in range(WALKS):  # several walks met in one block: replay each alone
@@ -770,42 +776,50 @@ cdef u128 trial_divide(Work* w, u128 n) noexcept nogil:
         n = 1
     return n
 
-cdef u128 split(u128 n, Budget* b) noexcept nogil:
-    """A proper divisor of the odd composite n, 0 past the budget."""
-    cdef u128 d = 0, r
-    cdef uint64_t c
-    if (n >> 64) == 0:
-        r = isqrt64(<uint64_t>n)
-        if r * r == n:
-            return r
-        if (n >> HART_BITS) == 0:
-            d = hart64(<uint64_t>n, HART_STEPS)
-            if d:
-                return d
-        for c in range(1, 1 << 30, WALKS):
-            if (n >> SINGLE_WALK_BITS) == 0:
-                d = rho64_single(<uint64_t>n, c, b)
-            else:
-                d = rho64(<uint64_t>n, c, b)
-            if d != n:
-                return d
-    else:
-        r = isqrt128(n)
-        if r * r == n:
-            return r
-        r = icbrt128(n)
-        if r * r * r == n:
-            return r
-        d = rho128(n, 1, b, ECM_AFTER)
+cdef u128 ecm_until_split(u128 n, uint64_t b1, uint64_t b2, Budget* b) noexcept nogil:
+    """A proper divisor of n from ECM's curves one after the other, 0 past the budget."""
+    cdef u128 d
+    cdef uint64_t curve
+    for curve in range(1, 1 << 62):
+        d = ecm128(n, curve, b1, b2, b)
+        if d == 0 or (d != 1 and d != n):
+            return d
+    return 0
+
+cdef uint64_t split64(uint64_t n, Budget* b) noexcept nogil:
+    """A proper divisor of the odd composite n < 2^64, 0 past the budget."""
+    cdef uint64_t d, c, r = isqrt64(n)
+    if r * r == n:
+        return r
+    if (n >> HART_BITS) == 0:
+        d = hart64(n, HART_STEPS)
+        if d:
+            return d
+    if (n >> ECM64_BITS) != 0:
+        d = rho64(n, 1, b, ECM64_AFTER)
+        return d if d != n else <uint64_t>ecm_until_split(n, ECM64_B1, ECM64_B2, b)
+    for c in range(1, 1 << 62, WALKS):
+        if (n >> SINGLE_WALK_BITS) == 0:
+            d = rho64_single(n, c, b)
+        else:
+            d = rho64(n, c, b, <uint64_t>1 << 62)
         if d != n:
             return d
-        for c in range(1, 1 << 30):
-            d = ecm128(n, c, ECM_B1, ECM_B2, b)
-            if d != 1 and d != n:
-                return d
-            if d == 0:
-                return 0
     return 0
+
+cdef u128 split(u128 n, Budget* b) noexcept nogil:
+    """A proper divisor of the odd composite n, 0 past the budget."""
+    cdef u128 d, r
+    if (n >> 64) == 0:
+        return split64(<uint64_t>n, b)
+    r = isqrt128(n)
+    if r * r == n:
+        return r
+    r = icbrt128(n)
+    if r * r * r == n:
+        return r
+    d = rho128(n, 1, b, ECM_AFTER)
+    return d if d != n else ecm_until_split(n, ECM_B1, ECM_B2, b)
 
 cdef bint factor_work(Work* w, u128 n, Budget* b) noexcept nogil:
     """Factor n into w.factors; False past the budget, with the rest left in w.pending."""
