@@ -36,6 +36,7 @@ MAX_ATTEMPTS = 8  # per request, throttling and 5xx included; botocore backs off
 READ_TIMEOUT = 40  # seconds: longer than the 20 s long poll
 CONNECT_TIMEOUT = 5  # seconds
 REDRIVE_VISIBILITY = 60  # seconds a message being redriven stays hidden in the dead-letter queue
+REDRIVE_WAIT = 1  # seconds of the long poll that confirms the dead-letter queue is empty
 
 _NOT_FOUND = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 _DENIED = {
@@ -175,7 +176,9 @@ class SqsQueue(Queue):
         moved = 0
         while max_messages is None or moved < max_messages:
             limit = MAX_BATCH if max_messages is None else min(MAX_BATCH, max_messages - moved)
-            batch = source.receive(limit, wait_seconds=0, visibility_timeout=REDRIVE_VISIBILITY)
+            batch = source.receive(limit, visibility_timeout=REDRIVE_VISIBILITY) or source.receive(
+                limit, wait_seconds=REDRIVE_WAIT, visibility_timeout=REDRIVE_VISIBILITY
+            )  # a short poll samples some SQS servers only: an empty answer is confirmed by a long poll
             if not batch:
                 return moved
             sent = self.send_batch([SendEntry(str(i), m.body, m.attributes) for i, m in enumerate(batch)])
