@@ -1,4 +1,5 @@
 """The kernel against sympy, on hard cases, bad arguments and budgets."""
+import contextlib
 import math
 import random
 import threading
@@ -141,7 +142,7 @@ def test_semiprimes_just_below_2_64():
 @pytest.mark.parametrize("seed", range(3))
 def test_semiprimes_of_40_bit_primes(seed):
     rng = random.Random(seed)
-    p, q = (sympy.randprime(2**39, 2**40) for _ in range(2))
+    p, q = (sympy.nextprime(2**39 + rng.getrandbits(38)) for _ in range(2))
     assert factorize(p * q) == sorted([p, q])
     assert factorize(p * q * 2**70) == [2] * 70 + sorted([p, q])
 
@@ -149,6 +150,39 @@ def test_semiprimes_of_40_bit_primes(seed):
 @pytest.mark.parametrize("n", [2**64 + 13, 10**30 + 7, 2**300 + 1])
 def test_big_composites_match_sympy(n):
     assert factorize(n) == expected(n)
+
+
+@contextlib.contextmanager
+def gmpy2_absent():
+    """The big-integer path as it runs where gmpy2 is not installed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_primes, "gmpy2", None)
+        patch.setattr(_primes, "_mpz", int)
+        yield
+
+
+@pytest.fixture
+def without_gmpy2():
+    with gmpy2_absent():
+        yield
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=2**128, max_value=2**300))
+def test_is_prime_without_gmpy2_matches_sympy(n):
+    with gmpy2_absent():
+        assert is_prime(n) == sympy.isprime(n)
+
+
+@pytest.mark.parametrize("n", [sympy.nextprime(2**200) * 1031**2 * 65537,
+                               sympy.nextprime(2**150) ** 2, 3**5 * sympy.nextprime(2**70) ** 3])
+def test_factorize_without_gmpy2(without_gmpy2, n):
+    assert factorize(n) == expected(n)
+
+
+def test_random_prime_without_gmpy2(without_gmpy2):
+    p = random_prime(300, 1)
+    assert p.bit_length() == 300 and sympy.isprime(p)
 
 
 @pytest.mark.parametrize("func, args, error, words", [
