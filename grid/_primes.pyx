@@ -83,6 +83,7 @@ cdef inline bint divides(int i, uint64_t n) noexcept nogil:
 
 cdef struct Mont64:
     uint64_t n, ninv, one, two
+    bint lazy  # n < 2^62: rho may keep its values in [0, 2n)
 
 cdef inline uint64_t gcd64(uint64_t a, uint64_t b) noexcept nogil:
     cdef int shift
@@ -123,6 +124,7 @@ cdef inline void mont_init(Mont64* m, uint64_t n) noexcept nogil:
     m.ninv = inv
     m.one = (<uint64_t>0 - n) % n
     m.two = addm(m.one, m.one, n)
+    m.lazy = (n >> 62) == 0
 
 cdef inline uint64_t to_mont_small(uint64_t a, const Mont64* m) noexcept nogil:
     cdef uint64_t r = 0, x = m.one
@@ -459,6 +461,9 @@ cdef inline uint64_t absdiff(uint64_t a, uint64_t b) noexcept nogil:
     return a - b if a > b else b - a
 
 cdef inline uint64_t rho_step(uint64_t y, uint64_t c, const Mont64* m) noexcept nogil:
+    # below 2^62, values in [0, 2n) keep every product under n * 2^64, so the sum needs no reduction
+    if m.lazy:
+        return mulm(y, y, m) + c
     return addm(mulm(y, y, m), c, m.n)
 
 cdef inline bint square_root(uint64_t m, uint64_t* root) noexcept nogil:
