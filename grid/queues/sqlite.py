@@ -50,7 +50,9 @@ from grid.queues.base import (
 BUSY_TIMEOUT = 30.0  # seconds a statement waits for a locked database before the call fails
 RETRY_FIRST, RETRY_MAX = 0.0001, 0.002  # seconds between retries of a statement on a locked database
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints of one process (each costs two fsyncs)
-WAL_SIZE_LIMIT = 64 << 20  # bytes the WAL file is truncated to after a checkpoint restarts it
+WAL_RESTART_FRAMES = 4096  # WAL pages (16 MiB) past which a checkpoint makes the WAL start over
+RESTART_WAIT_MS = 200  # how long that checkpoint waits for writers and readers to let it finish
+WAL_SIZE_LIMIT = 64 << 20  # bytes the WAL file is truncated to when it starts over
 MMAP_SIZE = 256 << 20  # bytes of the database read through mmap instead of a read() per page
 POLL_FALLBACK = 0.25  # seconds between polls of a waiting receiver when no poke arrives
 WAITERS_TTL = 0.5  # seconds a sender trusts its list of waiters; a newer waiter polls meanwhile
@@ -176,12 +178,21 @@ class SqliteBroker(Broker):
         """Copy the WAL into the database at most every CHECKPOINT_INTERVAL per process and thread.
 
         SQLite's automatic checkpoint runs on every commit once the WAL is over its size and a reader
-        keeps it from restarting: with several processes that is an fsync per commit. PASSIVE never waits.
+        keeps it from restarting: with several processes that is an fsync per commit. And under steady
+        writes a PASSIVE checkpoint never catches up, so the WAL never restarts and grows without bound:
+        past WAL_RESTART_FRAMES, a RESTART checkpoint holds writers back briefly until it has caught up.
         """
         local = self._state()
-        if time.monotonic() - local.checkpointed >= CHECKPOINT_INTERVAL:
-            local.checkpointed = time.monotonic()
-            self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if time.monotonic() - local.checkpointed < CHECKPOINT_INTERVAL:
+            return
+        local.checkpointed = time.monotonic()
+        [(_, frames, _)] = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if frames > WAL_RESTART_FRAMES:
+            local.conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+            try:
+                self.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            finally:
+                local.conn.execute("PRAGMA busy_timeout = 0")
 
     def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
         """One statement (its own transaction, unless one is open), retried while the database is locked.
