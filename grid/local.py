@@ -33,8 +33,8 @@ VISIBILITY_TIMEOUT = 30  # seconds: a message of a killed worker comes back this
 STOP_TIMEOUT = 60.0  # seconds a role may take to drain after SIGTERM before it is killed
 SCALE_IN_PATIENCE = 30.0  # seconds, beyond the policy's halving steps, to wait for the fleet to reach zero
 COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the results queue after a Ctrl-C
-WORK_PER_MESSAGE = 2e-3  # seconds of kernel work a task message should carry, so the queue costs little
-MAX_TASKS_PER_MESSAGE = 100
+WORK_PER_MESSAGE = 0.01  # seconds of kernel work per task message: past this, bigger bundles gained nothing
+MAX_TASKS_PER_MESSAGE = 200  # ... and a few large messages would leave one worker with the tail
 SAMPLE_PERIOD = 0.25  # seconds between samples of the run (the view shows one every --interval)
 PIDS_FILE = "roles.pid"  # JSON {role: pid} while the roles run
 
@@ -242,11 +242,17 @@ def pick_tasks_per_message(min_bits: int, max_bits: int, factors: int, rate: flo
 
     rng = random.Random(0)
     numbers = [primes.task_number(min_bits, max_bits, factors, rng=rng) for _ in range(20)]
+    per_task = min(_seconds_per_task(numbers) for _ in range(5))  # the least disturbed by other processes
+    return max(1, min(MAX_TASKS_PER_MESSAGE, int(WORK_PER_MESSAGE / max(per_task, 1e-9))))
+
+
+def _seconds_per_task(numbers: list[int]) -> float:
+    from grid import primes
+
     start = time.perf_counter()
     for n in numbers:
         primes.factorize(n)
-    per_task = (time.perf_counter() - start) / len(numbers)
-    return max(1, min(MAX_TASKS_PER_MESSAGE, int(WORK_PER_MESSAGE / max(per_task, 1e-9))))
+    return (time.perf_counter() - start) / len(numbers)
 
 
 def resume_plan(args: argparse.Namespace, folder: RunFolder) -> Plan:

@@ -17,7 +17,7 @@ class Sample:
 
     t: float  # seconds since the run (this session) started
     produced: int  # tasks accepted by the tasks queue
-    backlog: int  # task messages waiting
+    backlog: int  # task messages waiting (a message carries tasks_per_message tasks)
     in_flight: int  # task messages received, not yet deleted
     workers: int  # in service
     target: int  # the supervisor's desired size
@@ -74,7 +74,7 @@ class Timeline:
 def status_line(timeline: Timeline, planned: int) -> str:
     """One line per interval, for logs and pipes."""
     s = timeline.samples[-1]
-    return (f"t={s.t:.1f}s produced {s.produced}/{planned} backlog {s.backlog} in-flight {s.in_flight} "
+    return (f"t={s.t:.1f}s produced {s.produced}/{planned} messages waiting {s.backlog} in flight {s.in_flight} "
             f"workers {s.workers}/{s.target} done {s.done} errors {s.errors} duplicates {s.duplicates} "
             f"rate {timeline.rate_now():.0f}/s ({timeline.rate_overall():.0f}/s overall) "
             f"p50 {_ms(s.p50)} p99 {_ms(s.p99)}")
@@ -89,8 +89,9 @@ def status_table(timeline: Timeline, planned: int, title: str):
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [
-        ("produced", f"{s.produced} / {planned}"), ("backlog", str(s.backlog)), ("in flight", str(s.in_flight)),
-        ("workers (target)", f"{s.workers} ({s.target})"), ("done", str(s.done)), ("errors", str(s.errors)),
+        ("tasks produced", f"{s.produced} / {planned}"), ("messages waiting", str(s.backlog)),
+        ("messages in flight", str(s.in_flight)),
+        ("workers (target)", f"{s.workers} ({s.target})"), ("tasks done", str(s.done)), ("errors", str(s.errors)),
         ("duplicates", str(s.duplicates)), ("tasks/s now", f"{timeline.rate_now():.0f}"),
         ("tasks/s overall", f"{timeline.rate_overall():.0f}"), ("latency p50 / p99", f"{_ms(s.p50)} / {_ms(s.p99)}"),
         ("elapsed", f"{s.t:.1f} s"),
