@@ -41,7 +41,7 @@ DEF ECM64_BITS = 56
 DEF ECM64_AFTER = 1 << 15
 DEF ECM64_B1 = 600
 DEF ECM64_B2 = 40000
-DEF WALKS = 4              # rho walks in lockstep on 64 bits
+DEF WALKS = 3              # rho walks in lockstep on 64 bits
 
 cdef uint64_t TRIAL_P[N_TRIAL]
 cdef uint64_t TRIAL_INV[N_TRIAL]   # p^-1 mod 2^64: n*inv <= lim iff p divides n
