@@ -23,11 +23,13 @@ from dataclasses import asdict, dataclass, field
 
 from grid import report
 from grid.errors import ConfigError, GridError
+from grid.queues.base import MAX_BATCH
 
 DEFAULT_TASKS = 20_000
 DEFAULT_DIR = "grid-run"
 METRIC_INTERVAL = 1  # seconds between the supervisor's scaling steps: fast enough to watch
-BACKLOG_PER_WORKER = 20  # task messages per worker the supervisor aims at: the fleet stays full until the tail
+BACKLOG_PER_WORKER = 10  # task messages per worker the supervisor aims at: one receive each; full until the tail
+BATCHES_PER_WORKER = 4  # a run has at least this many receives of messages per worker, so every worker gets work
 POLL_WAIT = 1  # seconds of a worker's long poll: an idle worker notices SIGTERM within this
 VISIBILITY_TIMEOUT = 30  # seconds: a message of a killed worker comes back this soon (heartbeats extend it)
 STOP_TIMEOUT = 60.0  # seconds a role may take to drain after SIGTERM before it is killed
@@ -54,7 +56,8 @@ def add_parser(commands) -> None:
                    "run.json)")
     p.add_argument("--rate", type=_positive_float, metavar="R", help="produce at most R tasks per second")
     p.add_argument("--tasks-per-message", type=_positive_int, metavar="K", help="tasks bundled in one message "
-                   f"(default: enough for about {WORK_PER_MESSAGE * 1000:g} ms of work; 1 with --rate or --workload)")
+                   f"(default: about {WORK_PER_MESSAGE * 1000:g} ms of work, fewer in small runs; 1 with --rate "
+                   "or --workload)")
     p.add_argument("--max-workers", type=_positive_int, metavar="W", help="most worker processes (default: one "
                    "per CPU)")
     p.add_argument("--interval", type=_positive_float, default=1.0, metavar="S", help="seconds between updates "
@@ -195,7 +198,8 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, list[int] | None]:
                 tasks_per_message=args.tasks_per_message or 1, rate=args.rate, workload=numbers is not None)
     _check_plan(plan)
     if not args.tasks_per_message and not numbers:  # a user's own numbers may be slow: one per message
-        plan.tasks_per_message = pick_tasks_per_message(low, high, plan.factors, args.rate)
+        spread = plan.tasks // ((args.max_workers or cpu_count()) * BATCHES_PER_WORKER * MAX_BATCH)
+        plan.tasks_per_message = min(pick_tasks_per_message(low, high, plan.factors, args.rate), max(1, spread))
     return plan, numbers
 
 
@@ -561,8 +565,6 @@ class LocalRun:
         """The workload's numbers from where the last session stopped, a batch of messages at a time."""
         from grid.cli import send_all
         from grid.messages import Task, pack_tasks
-        from grid.queues.base import MAX_BATCH
-
         with open(self.folder.workload) as f:
             numbers = [int(line) for line in f][self.segment["start"]:]
         chunk = MAX_BATCH * self.plan.tasks_per_message
