@@ -266,3 +266,12 @@ def test_a_queue_keeps_the_state_a_reference_model_predicts(broker, operations):
                     visible |= {mid} if operation == "release" else set()
         counts = queue.counts()
         assert (counts.visible, counts.in_flight, counts.delayed) == (len(visible), len(in_flight), 0)
+
+
+def test_creating_an_existing_queue_keeps_its_redrive_policy(broker, queue_name):
+    broker.queue(queue_name, create=True, max_receive_count=1)
+    queue = broker.queue(queue_name, create=True, max_receive_count=50)
+    send(queue, "x")
+    queue.change_visibility([queue.receive(1)[0].receipt], 0)
+    assert queue.receive(1) == []
+    assert queue.dead_letter.counts().visible == 1

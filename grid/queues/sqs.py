@@ -63,9 +63,12 @@ class SqsBroker(Broker):
 
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:
         check_queue_name(name, create=create)
-        if create and name not in self._urls:
+        if create:
             check_max_receive_count(max_receive_count)
-            self._create(name, max_receive_count)
+            try:
+                return SqsQueue(self, name, self.queue_url(name))  # it exists: keep its redrive policy
+            except QueueNotFound:
+                self._create(name, max_receive_count)
         return SqsQueue(self, name, self.queue_url(name))
 
     def queue_url(self, name: str) -> str:
