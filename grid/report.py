@@ -143,8 +143,8 @@ def summary_lines(summary: Mapping) -> list[str]:
         f"{head}: {summary['tasks_done']} of {summary['tasks_planned']} tasks have a result "
         f"({summary['tasks_ok']} ok; {summary['done_this_session']} in this run, "
         f"{summary['left_in_queue']} left in the queue)",
-        f"wall time {summary['wall_seconds']:.1f} s; all done after {summary['work_seconds']:.1f} s: "
-        f"{summary['throughput']:.0f} tasks/s",
+        f"wall time {summary['wall_seconds']:.1f} s; {'stopped' if summary['interrupted'] else 'all done'} after "
+        f"{summary['work_seconds']:.1f} s: {summary['throughput']:.0f} tasks/s",
         f"latency: {latency}",
         f"errors by code: {errors}; duplicates seen: {summary['duplicates']}",
         f"peak workers {summary['peak_workers']}; first scale-out after {_seconds(summary['first_scale_out_seconds'])}"
