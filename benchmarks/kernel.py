@@ -156,12 +156,12 @@ def main(argv=None):
 
 
 def table(rows):
-    head = "| id | workload | " + " | ".join(f"{n} ops/s" for n in LIBS) + " | grid/flint | grid/original |"
-    lines = [head, "|" + " --- |" * (len(LIBS) + 4)]
+    head = "| id | workload | " + " | ".join(f"{n} ops/s" for n in LIBS) + " | grid/flint | grid/gmpy2 | grid/original |"
+    lines = [head, "|" + " --- |" * (len(LIBS) + 5)]
     for wid, what, rates in rows:
         ratio = lambda other: fmt(rates["grid"] / rates[other]) + "x" if other in rates else "-"  # noqa: E731
         lines.append(f"| {wid} | {what} | " + " | ".join(fmt(rates.get(n)) for n in LIBS)
-                     + f" | {ratio('flint')} | {ratio('original')} |")
+                     + f" | {ratio('flint')} | {ratio('gmpy2')} | {ratio('original')} |")
     return "\n".join(lines)
 
 

@@ -898,12 +898,19 @@ def next_prime(start, last):
     return _next_prime_big(start, last)
 
 
-def random_prime(int bits, rng):
-    """The first prime at or after a random start in [2^(bits-1), 2^bits), wrapping around."""
+def random_prime(bits, rng=None):
+    """A random prime in [2^(bits-1), 2^bits), 2 <= bits <= 4096; `rng` a seed or a random.Random.
+
+    The prime is the first one at or after a uniform random start (wrapping around to the
+    bottom of the range), so primes after long gaps are a little more likely.
+    """
     cdef uint64_t low, x
+    if type(bits) is not int or not 2 <= bits <= 4096 or type(rng) is not _Random:
+        from grid.primes import _random_prime_args  # the checks and their messages live there
+        bits, rng = _random_prime_args(bits, rng)
     start = rng.getrandbits(bits - 1)
     if bits > 64:
-        bottom = (<object>1) << (bits - 1)
+        bottom = 1 << (bits - 1)
         top = 2 * bottom - 1
         return next_prime(bottom | start, top) or next_prime(bottom, top)
     low = (<uint64_t>1) << (bits - 1)
@@ -980,6 +987,7 @@ def factor(n, double deadline, int64_t iterations):
 
 import math
 import time
+from random import Random as _Random
 
 try:
     import gmpy2

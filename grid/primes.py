@@ -59,17 +59,11 @@ def _bits(value, func: str, name: str) -> int:
     return bits
 
 
-def random_prime(bits: int, rng: int | random.Random | None = None) -> int:
-    """A random prime in [2^(bits-1), 2^bits), 2 <= bits <= 4096; `rng` a seed or a random.Random.
+random_prime = _primes.random_prime  # checks its arguments with _random_prime_args
 
-    The prime is the first one at or after a uniform random start (wrapping around to the
-    bottom of the range), so primes after long gaps are a little more likely.
-    """
-    if type(bits) is not int or not MIN_BITS <= bits <= MAX_BITS:  # checks off the fast path
-        bits = _bits(bits, "random_prime", "bits")
-    if type(rng) is not random.Random:
-        rng = _rng(rng, "random_prime")
-    return _primes.random_prime(bits, rng)
+
+def _random_prime_args(bits, rng) -> tuple[int, random.Random]:
+    return _bits(bits, "random_prime", "bits"), _rng(rng, "random_prime")
 
 
 def task_number(min_bits: int, max_bits: int, factors: int = 2, rng=None) -> int:
