@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from grid import report
 from grid.errors import ConfigError, GridError
 from grid.queues.base import MAX_BATCH
+from grid.roles.producer import _positive
 
 DEFAULT_TASKS = 20_000
 DEFAULT_DIR = "grid-run"
@@ -47,42 +48,22 @@ def add_parser(commands) -> None:
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", metavar="PATH", help=f"run folder (default: ./{DEFAULT_DIR}/<timestamp>); an existing "
                    "one is resumed")
-    p.add_argument("--tasks", type=_positive_int, metavar="N", help=f"tasks to produce (default {DEFAULT_TASKS})")
+    p.add_argument("--tasks", type=_positive(int), metavar="N", help=f"tasks to produce (default {DEFAULT_TASKS})")
     p.add_argument("--workload", metavar="PATH", help="factorize the numbers of PATH (one per line) instead")
     p.add_argument("--bits", metavar="MIN:MAX", help="sizes of the prime factors, bits (default: the producer's "
                    "prime_min_bits:prime_max_bits)")
-    p.add_argument("--factors", type=_positive_int, metavar="K", help="prime factors per number (default 2)")
+    p.add_argument("--factors", type=_positive(int), metavar="K", help="prime factors per number (default 2)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the numbers (default: a random one, kept in "
                    "run.json)")
-    p.add_argument("--rate", type=_positive_float, metavar="R", help="produce at most R tasks per second")
-    p.add_argument("--tasks-per-message", type=_positive_int, metavar="K", help="tasks bundled in one message "
+    p.add_argument("--rate", type=_positive(float), metavar="R", help="produce at most R tasks per second")
+    p.add_argument("--tasks-per-message", type=_positive(int), metavar="K", help="tasks bundled in one message "
                    f"(default: about {WORK_PER_MESSAGE * 1000:g} ms of work, fewer in small runs; 1 with --rate "
                    "or --workload)")
-    p.add_argument("--max-workers", type=_positive_int, metavar="W", help="most worker processes (default: one "
+    p.add_argument("--max-workers", type=_positive(int), metavar="W", help="most worker processes (default: one "
                    "per CPU)")
-    p.add_argument("--interval", type=_positive_float, default=1.0, metavar="S", help="seconds between updates "
+    p.add_argument("--interval", type=_positive(float), default=1.0, metavar="S", help="seconds between updates "
                    "of the view (default 1)")
     p.set_defaults(run=run)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
-    return value
 
 
 # ---- the plan of a run, kept in run.json
@@ -312,25 +293,24 @@ class StatsListener:
         self._stop.set()
         self._thread.join()
         self.sock.setblocking(False)
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                break
-            with self._lock:
-                for line in data.decode(errors="replace").splitlines():
-                    self._record(line)
+        while self._receive_one():
+            pass
         self.sock.close()
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            with self._lock:
-                for line in data.decode(errors="replace").splitlines():
-                    self._record(line)
+            self._receive_one()
+
+    def _receive_one(self) -> bool:
+        """Record one datagram; False when none came (within the socket's timeout)."""
+        try:
+            data = self.sock.recv(65536)
+        except (TimeoutError, BlockingIOError):
+            return False
+        with self._lock:
+            for line in data.decode(errors="replace").splitlines():
+                self._record(line)
+        return True
 
     def _record(self, line: str) -> None:
         name, _, rest = line.partition(":")

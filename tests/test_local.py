@@ -144,7 +144,7 @@ def test_resuming_refuses_a_changed_plan(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--bits", "30:20"], "MIN must be <= MAX"), (["--bits", "20-30"], "MIN:MAX"),
-    (["--bits", "1:9"], "prime_min_bits=1"), (["--tasks", "0"], "must be >= 1"),
+    (["--bits", "1:9"], "prime_min_bits=1"), (["--tasks", "0"], "must be a finite number > 0"),
 ])
 def test_bad_flags_name_the_value_and_what_is_allowed(tmp_path, flags, message):
     code, out, err = finish(grid_local(tmp_path / "run", *flags))
