@@ -4,8 +4,8 @@ A producer (or the numbers of a --workload file), a supervisor that scales local
 --max-workers and back, and the collector share `<run>/grid.db`; results go to `<run>/results.db`, logs to
 `<run>/logs/`. The run's plan is kept in `<run>/run.json`: running again with the same --dir resumes (what is in
 the queue is processed, what was produced is not produced again). This process samples the queue, the
-supervisor's status, the store and the roles' statsd metrics every --interval seconds, shows them, and writes
-`report.json` and `report.png` at the end, also after Ctrl-C.
+supervisor's status and the roles' statsd metrics (sent here), shows them every --interval seconds, and writes
+`report.json` and `report.png` with the store's figures at the end, also after Ctrl-C.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -38,6 +39,7 @@ SCALE_IN_PATIENCE = 30.0  # seconds, beyond the policy's halving steps, to wait 
 COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the results queue after a Ctrl-C
 WORK_PER_MESSAGE = 0.01  # seconds of kernel work per task message: past this, bigger bundles gained nothing
 MAX_TASKS_PER_MESSAGE = 200  # ... and a few large messages would leave one worker with the tail
+PROBE_TASKS, PROBE_SECONDS = 101, 0.05  # the task size is timed on at most this many tasks, or this much time
 SAMPLE_PERIOD = 0.25  # seconds between samples of the run (the view shows one every --interval)
 PIDS_FILE = "roles.pid"  # JSON {role: pid} while the roles run
 
@@ -87,8 +89,6 @@ class Plan:
     def produced(self) -> int:
         return sum(s["sent"] for s in self.segments)
 
-
-PLAN_FIELDS = ("tasks", "min_bits", "max_bits", "factors", "seed", "tasks_per_message")
 
 
 class RunFolder:
@@ -225,19 +225,17 @@ def pick_tasks_per_message(min_bits: int, max_bits: int, factors: int, rate: flo
         return 1
     from grid import primes
 
-    rng = random.Random(0)
-    numbers = [primes.task_number(min_bits, max_bits, factors, rng=rng) for _ in range(20)]
-    per_task = min(_seconds_per_task(numbers) for _ in range(5))  # the least disturbed by other processes
+    rng, timings = random.Random(0), []
+    while len(timings) < PROBE_TASKS and sum(timings) < PROBE_SECONDS:
+        n = primes.task_number(min_bits, max_bits, factors, rng=rng)
+        start = time.perf_counter()
+        try:
+            primes.factorize(n, budget=WORK_PER_MESSAGE)
+        except primes.BudgetExceeded:
+            return 1
+        timings.append(time.perf_counter() - start)
+    per_task = statistics.median(timings)  # the median: robust to other processes taking the CPU for a while
     return max(1, min(MAX_TASKS_PER_MESSAGE, int(WORK_PER_MESSAGE / max(per_task, 1e-9))))
-
-
-def _seconds_per_task(numbers: list[int]) -> float:
-    from grid import primes
-
-    start = time.perf_counter()
-    for n in numbers:
-        primes.factorize(n)
-    return (time.perf_counter() - start) / len(numbers)
 
 
 def resume_plan(args: argparse.Namespace, folder: RunFolder) -> Plan:

@@ -169,3 +169,9 @@ def test_a_folder_whose_roles_still_run_is_refused(tmp_path):
     code, out, err = finish(grid_local(folder))
     assert code == 0, out + err
     assert not (folder / local.PIDS_FILE).exists()
+
+
+def test_bundles_carry_about_ten_ms_of_work_and_slow_or_paced_tasks_travel_alone():
+    assert local.pick_tasks_per_message(8, 8, 2, None) == local.MAX_TASKS_PER_MESSAGE
+    assert local.pick_tasks_per_message(48, 48, 2, None) == 1  # each takes far more than 10 ms
+    assert local.pick_tasks_per_message(8, 8, 2, rate=100.0) == 1
