@@ -428,6 +428,7 @@ class LocalRun:
         self.timeline = report.Timeline()
         self.segment: dict | None = None
         self.sender: threading.Thread | None = None
+        self.sender_error: str | None = None
         self._start, self._started_at = time.monotonic(), time.time()
 
     # -- the session ------------------------------------------------------------------------------------------
@@ -469,7 +470,7 @@ class LocalRun:
                 if show:
                     view.update()
                     shown = time.monotonic()
-                if failure := self.roles.failed():
+                if failure := self.roles.failed() or self.sender_error:
                     return failure
                 if self.timeline.drained_at is None and self.drained(sample):
                     self.timeline.drained_at = sample.t
@@ -543,6 +544,7 @@ class LocalRun:
         """The workload's numbers from where the last session stopped, a batch of messages at a time."""
         from grid.cli import send_all
         from grid.messages import Task, pack_tasks
+
         with open(self.folder.workload) as f:
             numbers = [int(line) for line in f][self.segment["start"]:]
         chunk = MAX_BATCH * self.plan.tasks_per_message
@@ -553,7 +555,11 @@ class LocalRun:
             now, first = time.time(), self.segment["start"] + offset + 1
             tasks = [Task(n, f"{self.segment['job']}-{first + i}", self.segment["job"], now)
                      for i, n in enumerate(numbers[offset:offset + chunk])]
-            send_all(self.tasks, pack_tasks(tasks, self.plan.tasks_per_message))
+            try:
+                send_all(self.tasks, pack_tasks(tasks, self.plan.tasks_per_message))
+            except GridError as e:
+                self.sender_error = f"sending the workload failed: {e}"
+                return
             self.segment["sent"] += len(tasks)
 
     def _pace(self, sent: int) -> None:
