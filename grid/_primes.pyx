@@ -1,9 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The factorization kernel: nogil loops on uint64_t and unsigned __int128, Python ints beyond.
 
-Layout, bottom up: small-prime tables; 64-bit Montgomery arithmetic, BPSW and Brent's rho;
-the same on 128 bits; the budget; the nogil drivers that factor a whole 64- or 128-bit
-number; the Python-level entry points that `grid.primes` re-exports.
+Layout, bottom up: small-prime tables; 64-bit Montgomery arithmetic and BPSW; the same on
+128 bits; the budget; Hart's one line factoring and Brent's rho; ECM on 128 bits; the nogil
+drivers that factor a whole 64- or 128-bit number; the Python-level entry points; the
+Python-int path beyond 128 bits. The 64- and 128-bit functions mirror each other on purpose:
+Cython has no templates, and a shared 128-bit version would slow the 64-bit path threefold.
 """
 from libc.stdint cimport uint64_t, int64_t, uint32_t
 from libc.math cimport sqrt, cbrt
@@ -23,25 +25,25 @@ cdef extern from *:
     long double sqrtl "grid_sqrtl"(long double x) noexcept nogil
     long double cbrtl "grid_cbrtl"(long double x) noexcept nogil
 
-DEF N_TRIAL = 172          # odd primes below 1024, used for trial division
-DEF N_TRIAL_FACTOR = 53    # odd primes below 257, divided out before rho
+DEF N_TRIAL = 172          # odd primes below 1024: tables, and trial division beyond 2^128
+DEF N_TRIAL_FACTOR = 53    # odd primes below 257, divided out before any splitting
 DEF N_QUICK = 15           # odd primes up to 53, screened before every primality test
-DEF RHO_BLOCK = 128        # rho steps between two gcds
-DEF CLOCK_EVERY = 4096     # rho steps between two looks at the clock
 DEF MAX_FACTORS = 130      # a 128-bit number has at most 128 prime factors
-DEF SINGLE_WALK_BITS = 44  # below 2^44 one rho walk, above WALKS in lockstep
-DEF HART_BITS = 42          # below 2^42 Hart's one line factoring first
-DEF HART_STEPS = 4096       # then rho (n * 480 * HART_STEPS < 2^63)
-DEF ECM_AFTER = 1 << 14     # rho on 128 bits hands over to ECM after this many steps
-DEF ECM_B1 = 1000
+DEF CLOCK_EVERY = 4096     # rho steps between two looks at the clock
+DEF HART_BITS = 42         # below 2^42 Hart's one line factoring comes first,
+DEF HART_STEPS = 4096      # for this many steps (n * 480 * HART_STEPS < 2^64)
+DEF RHO_BLOCK = 128        # rho steps between two gcds
+DEF SINGLE_WALK_BITS = 44  # below 2^44 one rho walk, above WALKS walks in lockstep
+DEF WALKS = 3              # four spill registers, two leave the multiplier idle
+DEF ECM64_BITS = 56        # from 2^56 on, rho hands over to ECM
+DEF ECM64_AFTER = 1 << 15  # once its cycle bound passes this
+DEF ECM64_B1 = 600         # ECM's bounds for 64-bit numbers (factors up to 32 bits)
+DEF ECM64_B2 = 40000
+DEF ECM_AFTER = 1 << 14    # the same hand-over on 128 bits
+DEF ECM_B1 = 1000          # and ECM's bounds there (tuned on 40-bit factors)
 DEF ECM_B2 = 50000
 DEF ECM_D = 210            # 2*3*5*7, the giant step of ECM's stage 2
 DEF ECM_BABY = 52          # the odd u < ECM_D / 2
-DEF ECM64_BITS = 56
-DEF ECM64_AFTER = 1 << 15
-DEF ECM64_B1 = 600
-DEF ECM64_B2 = 40000
-DEF WALKS = 3              # rho walks in lockstep on 64 bits
 
 cdef uint64_t TRIAL_P[N_TRIAL]
 cdef uint64_t TRIAL_INV[N_TRIAL]   # p^-1 mod 2^64: n*inv <= lim iff p divides n
