@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 REPORT_JSON, REPORT_PNG = "report.json", "report.png"
@@ -41,10 +41,14 @@ class Timeline:
 
     def rate_now(self, window: float = 1.0) -> float:
         """Tasks done per second over the last `window` seconds of samples."""
-        if len(self.samples) < 2:
+        return self.rate_at(len(self.samples) - 1, window)
+
+    def rate_at(self, i: int, window: float = 1.0) -> float:
+        """Tasks done per second over the `window` seconds of samples up to sample `i`."""
+        if i < 1:
             return 0.0
-        last = self.samples[-1]
-        start = next((s for s in reversed(self.samples[:-1]) if s.t <= last.t - window), self.samples[0])
+        last = self.samples[i]
+        start = next((s for s in reversed(self.samples[:i]) if s.t <= last.t - window), self.samples[0])
         return (last.done - start.done) / (last.t - start.t) if last.t > start.t else 0.0
 
     def rate_overall(self) -> float:
@@ -180,6 +184,7 @@ def plot(path: str, timeline: Timeline, title: str = "grid local") -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     samples = timeline.samples
     t = [s.t for s in samples]
@@ -190,7 +195,8 @@ def plot(path: str, timeline: Timeline, title: str = "grid local") -> None:
     fleet.step(t, [s.workers for s in samples], where="post", label="in service")
     fleet.step(t, [s.target for s in samples], where="post", linestyle="--", label="target")
     fleet.set_ylabel("workers")
-    speed.plot(t[1:], _rates(samples), label="tasks/s")
+    fleet.yaxis.set_major_locator(MaxNLocator(integer=True))
+    speed.plot(t, [timeline.rate_at(i) for i in range(len(samples))], label="tasks/s (over 1 s)")
     speed.set_ylabel("tasks done / s")
     speed.set_xlabel("seconds since start")
     for ax in (queue, fleet, speed):
@@ -199,7 +205,3 @@ def plot(path: str, timeline: Timeline, title: str = "grid local") -> None:
     fig.suptitle(title)
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _rates(samples: Sequence[Sample]) -> list[float]:
-    return [(b.done - a.done) / (b.t - a.t) if b.t > a.t else 0.0 for a, b in zip(samples, samples[1:])]
