@@ -12,6 +12,8 @@ import time
 
 import pytest
 import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grid import local
 from grid.report import read_json
@@ -175,3 +177,12 @@ def test_bundles_carry_about_ten_ms_of_work_and_slow_or_paced_tasks_travel_alone
     assert local.pick_tasks_per_message(8, 8, 2, None) == local.MAX_TASKS_PER_MESSAGE
     assert local.pick_tasks_per_message(48, 48, 2, None) == 1  # each takes far more than 10 ms
     assert local.pick_tasks_per_message(8, 8, 2, rate=100.0) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 1e3), min_size=1, max_size=300))
+def test_live_percentiles_are_order_statistics_of_the_latencies(values):
+    p50, p99 = local._percentiles(list(values))
+    assert p50 in values and p99 in values and p50 <= p99
+    assert sum(v <= p50 for v in values) >= len(values) / 2 and sum(v >= p50 for v in values) >= len(values) / 2
+    assert sum(v <= p99 for v in values) >= 0.99 * len(values) - 1
