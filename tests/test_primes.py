@@ -225,7 +225,7 @@ def test_bad_budgets_are_named(kwargs, error, words):
 
 P32 = sympy.prevprime(2**32)
 HARD_64 = P32 * sympy.prevprime(P32)
-HARD_128 = sympy.prevprime(2**50) * sympy.prevprime(2**52)
+HARD_128 = sympy.prevprime(2**62) * sympy.prevprime(2**64)  # neither rho nor ECM splits it soon
 HARD_BIG = HARD_128 * (2**127 - 1) * 2**3 * 1031
 
 
@@ -251,18 +251,25 @@ def test_budget_large_enough_changes_nothing():
 
 
 def test_kernel_releases_the_gil():
-    """A Python thread keeps counting while the main thread is inside the kernel."""
-    n = sympy.prevprime(2**40) * sympy.prevprime(2**44)
+    """A Python thread keeps counting while the main thread spends 0.3 s in the kernel.
+
+    The control, a builtin that holds the GIL about as long, lets it count only in the
+    moments around the call (a few ms at most on a loaded machine).
+    """
     counts, stop = [0], threading.Event()
 
     def count():
         while not stop.is_set():
             counts[0] += 1
 
-    with_gil = _count_during(lambda: pow(3, 2**22, HARD_BIG), counts, count, stop)
+    def in_kernel():
+        with pytest.raises(BudgetExceeded):
+            factorize(HARD_128, budget=0.3)
+
+    with_gil = _count_during(lambda: sum(range(10_000_000)), counts, count, stop)
     stop.clear()
-    without_gil = _count_during(lambda: factorize(n), counts, count, stop)
-    assert without_gil > 100 * max(with_gil, 1)
+    without_gil = _count_during(in_kernel, counts, count, stop)
+    assert without_gil > 5 * max(with_gil, 1000)
 
 
 def _count_during(call, counts, count, stop):
