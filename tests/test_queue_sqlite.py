@@ -161,3 +161,22 @@ def test_a_receipt_never_names_a_later_message_that_reuses_its_row(sqlite_url):
         queue.delete_batch([old.receipt])
         assert set(queue.change_visibility([old.receipt], 0).failed) == {old.receipt}
         assert queue.counts().in_flight == 1
+
+
+def test_threads_sharing_one_queue_object_never_get_the_same_message(sqlite_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with open_broker(sqlite_url) as broker:
+        queue = broker.queue("tasks", create=True)
+        batches = [queue.send_batch([SendEntry(str(j), "x") for j in range(10)]) for _ in range(30)]
+        sent = [m for batch in batches for m in batch.message_ids.values()]
+
+        def drain(_):
+            got = []
+            while batch := queue.receive(10, visibility_timeout=300):
+                got += [m.message_id for m in batch]
+            return got
+
+        with ThreadPoolExecutor(4) as pool:
+            received = [mid for got in pool.map(drain, range(4)) for mid in got]
+    assert sorted(received) == sorted(sent)
