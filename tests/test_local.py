@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
@@ -186,3 +187,25 @@ def test_live_percentiles_are_order_statistics_of_the_latencies(values):
     assert p50 in values and p99 in values and p50 <= p99
     assert sum(v <= p50 for v in values) >= len(values) / 2 and sum(v >= p50 for v in values) >= len(values) / 2
     assert sum(v <= p99 for v in values) >= 0.99 * len(values) - 1
+
+
+def test_on_a_terminal_the_view_is_a_live_table(tmp_path):
+    main, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
+    proc = subprocess.Popen([sys.executable, "-m", "grid.cli", "local", "--dir", str(tmp_path / "run"), "--tasks",
+                             "200", "--interval", "0.5"], stdout=terminal, stderr=subprocess.PIPE, env=env)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed: the run is over
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert proc.wait(PATIENCE) == 0, proc.stderr.read()
+    os.close(main)
+    text = shown.decode(errors="replace")
+    assert "tasks done" in text and "workers (target)" in text and "│" in text
+    assert "done: 200 of 200 tasks" in text
