@@ -26,13 +26,13 @@ demo: $(STAMP) $(EXT)
 bench: bench-kernel bench-queues bench-grid
 
 bench-kernel: $(STAMP) $(EXT)
-	$(BIN)/python benchmarks/kernel.py
+	$(BIN)/python -P benchmarks/kernel.py
 
 bench-queues: $(STAMP) $(EXT)
-	$(BIN)/python benchmarks/queues.py
+	$(BIN)/python -P benchmarks/queues.py
 
 bench-grid: $(STAMP) $(EXT)
-	$(BIN)/python benchmarks/grid.py
+	$(BIN)/python -P benchmarks/grid.py
 
 wheel: $(STAMP)
 	$(BIN)/python -m build --wheel
