@@ -58,6 +58,7 @@ class QueueCounts:
     visible: int
     in_flight: int
     delayed: int
+    sent_total: int | None = None  # messages ever sent to the queue, where the backend counts them (not SQS)
 
     @property
     def total(self) -> int:
