@@ -62,7 +62,7 @@ IS_PRIME = {
     "flint": lambda n: flint.fmpz(n).is_prime(),
     "gmpy2": gmpy2.is_prime,
     "sympy": sympy.isprime,
-    "original": lambda n, _rng=random.Random(0): original.miller_rabin(n, _rng),
+    "original": lambda n, _rng=random.Random(0): original.is_prime(n, _rng),
 }
 RANDOM_PRIME = {
     "grid": primes.random_prime,

@@ -1,60 +1,72 @@
-"""The original project's algorithms, written fresh as the benchmark's baseline.
+"""The original project's algorithms (asksac/AWSGridWithSQS), written fresh as the benchmark's baseline.
 
-Generation: random odd numbers of the size until one passes Miller-Rabin with 5 random
-bases. Factorization: Pollard's rho (Floyd's cycle finding, a gcd at every step) on n
-itself, with no primality test first, so a prime is only recognised when rho returns n.
+Generation (its producer): a uniform random number of the size until one passes trial
+division by the primes below 1000 and then Miller-Rabin with 5 random bases. Factorization
+(its worker): Pollard's rho from x = 2 with c = 1 and Brent's cycle search (the anchor
+moves at powers of two), a gcd after every step, no primality test first; each divisor it
+returns is kept as found, unsplit, and the search goes on with the cofactor. So a prime
+costs a whole rho cycle, and some composites come back as "factors" (4 -> [4]).
 """
 import math
 import random
 
+LOW_PRIMES = [p for p in range(2, 1000) if all(p % d for d in range(2, math.isqrt(p) + 1))]
+
 
 def miller_rabin(n: int, rng: random.Random, rounds: int = 5) -> bool:
-    if n < 4:
-        return n in (2, 3)
-    if n % 2 == 0:
-        return False
     d, s = n - 1, 0
     while d % 2 == 0:
         d, s = d // 2, s + 1
     for _ in range(rounds):
         x = pow(rng.randrange(2, n - 1), d, n)
-        if x in (1, n - 1):
+        if x == 1:
             continue
-        for _ in range(s - 1):
+        i = 0
+        while x != n - 1:
+            if i == s - 1:
+                return False
+            i += 1
             x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
     return True
+
+
+def is_prime(n: int, rng: random.Random) -> bool:
+    if n < 2:
+        return False
+    if n in LOW_PRIMES:  # a list, as the original scanned it
+        return True
+    for p in LOW_PRIMES:
+        if n % p == 0:
+            return False
+    return miller_rabin(n, rng)
 
 
 def random_prime(bits: int, rng: random.Random) -> int:
     while True:
-        n = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
-        if miller_rabin(n, rng):
+        n = rng.randrange(1 << (bits - 1), 1 << bits)
+        if is_prime(n, rng):
             return n
 
 
-def pollard_rho(n: int, c: int = 1) -> int:
-    x = y = 2
-    d = 1
+def pollard_rho(n: int) -> int:
+    """A divisor d > 1 of n; d == n when rho finds nothing smaller (always for a prime)."""
+    anchor = x = 2
+    length, d = 2, 1
     while d == 1:
-        x = (x * x + c) % n
-        y = (y * y + c) % n
-        y = (y * y + c) % n
-        d = math.gcd(abs(x - y), n)
+        for _ in range(length):
+            x = (x * x + 1) % n
+            d = math.gcd(x - anchor, n)
+            if d > 1:
+                break
+        length *= 2
+        anchor = x
     return d
 
 
 def factorize(n: int) -> list[int]:
-    if n == 1:
-        return []
-    if n % 2 == 0:
-        return [2] + factorize(n // 2)
-    if n < 4:
-        return [n]
-    d = pollard_rho(n)
-    if d == n:
-        return [n]
-    return sorted(factorize(d) + factorize(n // d))
+    factors = []
+    while n > 1:
+        d = pollard_rho(n)
+        factors.append(d)
+        n //= d
+    return factors
