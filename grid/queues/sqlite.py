@@ -94,6 +94,14 @@ CREATE TABLE IF NOT EXISTS waiters (
     queue TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS waiters_by_queue ON waiters (queue);
+CREATE TABLE IF NOT EXISTS sent_totals (
+    queue TEXT PRIMARY KEY,
+    total INTEGER NOT NULL                 -- messages ever sent: tells a supervisor the queue was used
+) WITHOUT ROWID;
+-- Counted by an UPDATE of the row made with the queue: an upsert costs about 6x as much per message sent.
+CREATE TRIGGER IF NOT EXISTS count_sent AFTER INSERT ON messages BEGIN
+    UPDATE sent_totals SET total = total + 1 WHERE queue = NEW.queue;
+END;
 """
 
 
@@ -115,6 +123,7 @@ class SqliteBroker(Broker):
             with self.transaction() as db:
                 db.execute("INSERT OR IGNORE INTO queues VALUES (?, NULL, NULL)", (dead_letter,))
                 db.execute("INSERT OR IGNORE INTO queues VALUES (?, ?, ?)", (name, dead_letter, max_receive_count))
+                db.executemany("INSERT OR IGNORE INTO sent_totals VALUES (?, 0)", [(name,), (dead_letter,)])
         row = self.execute("SELECT dead_letter, max_receive_count FROM queues WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise QueueNotFound(f"queue {name!r} does not exist in {self.path} (broker {self.url}); create it first")
@@ -358,12 +367,13 @@ class SqliteQueue(Queue):
         return BatchResult(succeeded=tuple(r for r in parsed if r not in failed), failed=failed)
 
     def counts(self) -> QueueCounts:
-        visible, in_flight, delayed = self._broker.execute(
+        visible, in_flight, delayed, sent = self._broker.execute(
             "SELECT total(visible_at <= :now), total(visible_at > :now AND receive_count > 0),"
-            " total(visible_at > :now AND receive_count = 0) FROM messages WHERE queue = :queue",
+            " total(visible_at > :now AND receive_count = 0),"
+            " (SELECT total FROM sent_totals WHERE queue = :queue) FROM messages WHERE queue = :queue",
             {"now": time.time(), "queue": self.name},
         ).fetchone()
-        return QueueCounts(visible=int(visible), in_flight=int(in_flight), delayed=int(delayed))
+        return QueueCounts(visible=int(visible), in_flight=int(in_flight), delayed=int(delayed), sent_total=sent)
 
     def purge(self) -> None:
         with self._broker.transaction() as db:
