@@ -123,7 +123,7 @@ def test_any_mix_of_numbers_and_junk_is_answered_once_each(sqlite_broker, items)
 def test_bad_input_too_large_and_over_budget_are_answered_and_deleted(sqlite_broker):
     cfg = worker_cfg("poison", work_budget=0.001)
     w = started(sqlite_broker, cfg)
-    hard = sympy.nextprime(2**61) * sympy.nextprime(2**62)
+    hard = sympy.nextprime(2**89) * sympy.nextprime(2**90)  # 90-bit factors: far beyond any budget here
     bodies = ["{not json", '{"input": "-5", "type": "Decimal"}', '{"input": "%s", "type": "Decimal"}' % ("7" * 1001),
               encode_tasks([Task(n=hard, id="hard")])]
     ids = send(w.tasks, bodies)
