@@ -6,6 +6,7 @@ stop flag: the first SIGTERM/SIGINT lets the role finish the task in hand; a sec
 """
 from __future__ import annotations
 
+import abc
 import argparse
 import logging
 import os
@@ -45,7 +46,7 @@ class Backoff:
         self._next = self.initial
 
 
-class Daemon:
+class Daemon(abc.ABC):
     """A long-running role: `run()` calls `setup()`, then `run_once()` until stopped, then `teardown()`."""
 
     role: str = ""
@@ -61,9 +62,9 @@ class Daemon:
     def setup(self) -> None:
         """Open queues and resources; runs once before the first step."""
 
+    @abc.abstractmethod
     def run_once(self) -> bool:
         """One step; True when it did work, False when idle (the loop then backs off)."""
-        raise NotImplementedError
 
     def teardown(self) -> None:
         """Release what is in hand; runs once, also after an error. Metrics are flushed after it."""
