@@ -30,11 +30,11 @@ DEF N_TRIAL_FACTOR = 53    # odd primes below 257, divided out before any splitt
 DEF N_QUICK = 15           # odd primes up to 53, screened before every primality test
 DEF MAX_FACTORS = 130      # a 128-bit number has at most 128 prime factors
 DEF CLOCK_EVERY = 4096     # rho steps between two looks at the clock
-DEF HART_BITS = 42         # below 2^42 Hart's one line factoring comes first,
+DEF HART_BITS = 38         # below 2^38 Hart's one line factoring comes first (above, rho is faster)
 DEF HART_STEPS = 4096      # for this many steps (n * 480 * HART_STEPS < 2^64)
 DEF RHO_BLOCK = 128        # rho steps between two gcds
-DEF SINGLE_WALK_BITS = 44  # below 2^44 one rho walk, above WALKS walks in lockstep
-DEF WALKS = 3              # four spill registers, two leave the multiplier idle
+DEF WALKS = 2              # rho walks in lockstep: k walks do sqrt(k) times the work, and
+                           # two keep the multiplier busy (one waits on latency, three spill)
 DEF ECM64_BITS = 56        # from 2^56 on, rho hands over to ECM
 DEF ECM64_AFTER = 1 << 15  # once its cycle bound passes this
 DEF ECM64_B1 = 600         # ECM's bounds for 64-bit numbers (factors up to 32 bits)
@@ -85,7 +85,7 @@ cdef inline bint divides(int i, uint64_t n) noexcept nogil:
 
 cdef struct Mont64:
     uint64_t n, ninv, one, two
-    bint lazy  # n < 2^62: rho may keep its values in [0, 2n)
+    bint lazy  # n < 2^60: rho may skip reductions (see mulm_lazy)
 
 cdef inline uint64_t gcd64(uint64_t a, uint64_t b) noexcept nogil:
     cdef int shift
@@ -126,7 +126,7 @@ cdef inline void mont_init(Mont64* m, uint64_t n) noexcept nogil:
     m.ninv = inv
     m.one = (<uint64_t>0 - n) % n
     m.two = addm(m.one, m.one, n)
-    m.lazy = (n >> 62) == 0
+    m.lazy = (n >> 60) == 0
 
 cdef inline uint64_t to_mont_small(uint64_t a, const Mont64* m) noexcept nogil:
     cdef uint64_t r = 0, x = m.one
@@ -462,10 +462,23 @@ cdef inline bint spend(Budget* b, int64_t steps) noexcept nogil:
 cdef inline uint64_t absdiff(uint64_t a, uint64_t b) noexcept nogil:
     return a - b if a > b else b - a
 
-cdef inline uint64_t rho_step(uint64_t y, uint64_t c, const Mont64* m) noexcept nogil:
-    # below 2^62, values in [0, 2n) keep every product under n * 2^64, so the sum needs no reduction
+cdef inline uint64_t mulm_lazy(uint64_t a, uint64_t b, const Mont64* m) noexcept nogil:
+    # a * b < n 2^64 gives hi < n, so hi - qh + n lies in (0, 2n) with no branch
+    cdef u128 t = <u128>a * b
+    cdef uint64_t q = <uint64_t>t * m.ninv
+    return <uint64_t>(t >> 64) - <uint64_t>((<u128>q * m.n) >> 64) + m.n
+
+cdef inline uint64_t rho_acc(uint64_t q, uint64_t x, uint64_t y, const Mont64* m) noexcept nogil:
+    """q * (x - y), the product of rho's differences, in Montgomery form."""
+    # lazy: q < 2n and x + 2n - y < 5n, so the product stays below n 2^64 for n < 2^60
     if m.lazy:
-        return mulm(y, y, m) + c
+        return mulm_lazy(q, x + 2 * m.n - y, m)
+    return mulm(q, absdiff(x, y), m)
+
+cdef inline uint64_t rho_step(uint64_t y, uint64_t c, const Mont64* m) noexcept nogil:
+    # lazy: y < 2n + c keeps y^2 < n 2^64, so neither the product nor the sum is reduced
+    if m.lazy:
+        return mulm_lazy(y, y, m) + c
     return addm(mulm(y, y, m), c, m.n)
 
 cdef inline bint square_root(uint64_t m, uint64_t* root) noexcept nogil:
@@ -498,35 +511,6 @@ cdef uint64_t hart64(uint64_t n, uint64_t iterations) noexcept nogil:
                 return g
         ni += step
     return 0
-
-
-cdef uint64_t rho64_single(uint64_t n, uint64_t c, Budget* b) noexcept nogil:
-    """rho64 with one walk: less waste in Brent's doubling when the factor is small."""
-    cdef Mont64 m
-    mont_init(&m, n)
-    cdef uint64_t x = 0, y = m.two, ys = y, q = m.one, g = 1, r = 1, k, i, block
-    while g == 1:
-        x = y
-        for i in range(r):
-            y = rho_step(y, c, &m)
-        k = 0
-        while k < r and g == 1:
-            ys = y
-            block = min(<uint64_t>RHO_BLOCK, r - k)
-            for i in range(block):
-                y = rho_step(y, c, &m)
-                q = mulm(q, absdiff(x, y), &m)
-            g = gcd64(q, n)
-            k += block
-            if spend(b, 2 * block):
-                return 0
-        r <<= 1
-    if g == n:
-        g = 1
-        while g == 1:
-            ys = rho_step(ys, c, &m)
-            g = gcd64(absdiff(x, ys), n)
-    return g
 
 
 cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b, uint64_t max_r) noexcept nogil:
@@ -562,7 +546,7 @@ cdef uint64_t rho64(uint64_t n, uint64_t c, Budget* b, uint64_t max_r) noexcept 
             for i in range(block):
                 for j in range(WALKS):
                     y[j] = rho_step(y[j], cs[j], &m)
-                    q[j] = mulm(q[j], absdiff(x[j], y[j]), &m)
+                    q[j] = rho_acc(q[j], x[j], y[j], &m)
             prod = q[0]
             for j in range(1, WALKS):
                 prod = mulm(prod, q[j], &m)
@@ -806,10 +790,7 @@ cdef uint64_t split64(uint64_t n, Budget* b) noexcept nogil:
         d = rho64(n, 1, b, ECM64_AFTER)
         return d if d != n else <uint64_t>ecm_until_split(n, ECM64_B1, ECM64_B2, b)
     for c in range(1, 1 << 62, WALKS):
-        if (n >> SINGLE_WALK_BITS) == 0:
-            d = rho64_single(n, c, b)
-        else:
-            d = rho64(n, c, b, <uint64_t>1 << 62)
+        d = rho64(n, c, b, <uint64_t>1 << 62)
         if d != n:
             return d
     return 0
