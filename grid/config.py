@@ -207,6 +207,10 @@ _DECLARATIONS = [
              "scaling target: tasks waiting or in work per worker (the original's target tracking value)",
              min=1, max=10_000_000),
     _declare(("supervisor",), "min_workers", int, 1, "fewest workers the supervisor keeps", min=0, max=10_000),
+    _declare(("supervisor",), "scale_in_cooldown", float, 300.0,
+             "seconds scale-in waits: the fleet keeps the most workers needed during the last this many seconds, "
+             "and its last worker stops only once the tasks queue was idle (no message sent, waiting or in work) "
+             "this long", min=0, max=86_400),
     _declare(("supervisor",), "max_workers", int, 4, "most workers the supervisor starts", min=0, max=10_000),
     _declare(("supervisor",), "scale_mode", str, "target",
              "target: publish backlog_per_instance for the ASG's target tracking; direct: set the size itself",

@@ -35,7 +35,8 @@ BATCHES_PER_WORKER = 4  # a run has at least this many receives of messages per 
 POLL_WAIT = 1  # seconds of a worker's long poll: an idle worker notices SIGTERM within this
 VISIBILITY_TIMEOUT = 30  # seconds: a message of a killed worker comes back this soon (heartbeats extend it)
 STOP_TIMEOUT = 60.0  # seconds a role may take to drain after SIGTERM before it is killed
-SCALE_IN_PATIENCE = 30.0  # seconds, beyond the policy's halving steps, to wait for the fleet to reach zero
+SCALE_IN_COOLDOWN = 3  # seconds before scale-in: a paced run keeps its worker, a passing backlog its fleet
+SCALE_IN_PATIENCE = 30.0  # seconds, beyond the policy's halving steps and cooldowns, to wait for zero workers
 COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the results queue after a Ctrl-C
 WORK_PER_MESSAGE = 0.01  # seconds of kernel work per task message: past this, bigger bundles gained nothing
 MAX_TASKS_PER_MESSAGE = 200  # ... and a few large messages would leave one worker with the tail
@@ -377,6 +378,7 @@ def role_env(folder: RunFolder, plan: Plan, max_workers: int, statsd_port: int) 
         "GRID_PRIME_MIN_BITS": str(plan.min_bits), "GRID_PRIME_MAX_BITS": str(plan.max_bits),
         "GRID_FACTORS_PER_TASK": str(plan.factors), "GRID_TASKS_PER_MESSAGE": str(plan.tasks_per_message),
         "GRID_METRIC_INTERVAL": str(METRIC_INTERVAL), "GRID_MIN_WORKERS": "0", "GRID_MAX_WORKERS": str(max_workers),
+        "GRID_SCALE_IN_COOLDOWN": str(SCALE_IN_COOLDOWN),
         "GRID_BACKLOG_PER_INSTANCE": str(BACKLOG_PER_WORKER), "GRID_CONCURRENCY": "1",
         "GRID_QUEUE_POLLING_WAIT_TIME": str(POLL_WAIT), "GRID_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
     }
@@ -486,7 +488,8 @@ class LocalRun:
 
     def scaled_in(self, sample: report.Sample) -> bool:
         waited = sample.t - self.timeline.drained_at
-        return (sample.running == 0 and sample.target == 0) or waited > SCALE_IN_PATIENCE + 2 * self.max_workers
+        patience = SCALE_IN_PATIENCE + 2 * SCALE_IN_COOLDOWN + 2 * self.max_workers
+        return (sample.running == 0 and sample.target == 0) or waited > patience
 
     def stop_roles(self, clean: bool) -> None:
         """Producer first, then the supervisor (its workers drain), then the collector once results are stored."""

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from grid.errors import ConfigError
-from grid.fleet import AsgFleet, FleetSize, ProcessFleet, backlog_per_instance, desired_workers, worker_command
+from grid.fleet import (Activity, AsgFleet, FleetSize, NeedWindow, ProcessFleet, backlog_per_instance,
+                        desired_workers, observe_activity, worker_command, workers_needed)
+from grid.queues.base import QueueCounts
 
 counts = st.integers(min_value=0, max_value=100_000)
 sizes = st.integers(min_value=0, max_value=200)
@@ -88,6 +90,93 @@ def test_repeated_steps_settle_on_the_needed_size(backlog, in_flight, target, mi
 def test_bad_policy_arguments_are_named(args, named):
     with pytest.raises(ValueError, match=named):
         desired_workers(*args)
+
+
+@pytest.mark.parametrize("extra, named", [({"recent_need": -1}, "recent_need=-1"), ({"idle_for": -0.5}, "idle_for=-0.5"),
+                                          ({"cooldown": -3}, "scale_in_cooldown=-3")])
+def test_bad_cooldown_arguments_are_named(extra, named):
+    with pytest.raises(ValueError, match=named):
+        desired_workers(0, 0, 0, 10, 0, 5, **extra)
+
+
+# ---- scale-in with a cooldown: steps of a queue that a producer uses now and then
+
+COOLDOWN = 30
+steps = st.lists(st.tuples(st.integers(min_value=1, max_value=20),  # seconds since the previous step
+                           st.integers(min_value=0, max_value=60),  # tasks waiting
+                           st.integers(min_value=0, max_value=3)),  # tasks sent (and done) since the previous step
+                 max_size=40)
+
+
+def run_policy(trace, cooldown=COOLDOWN, max_size=6, sent_counted=True):
+    """The supervisor's loop over `trace`, after a first look at an empty queue: (time, size the policy asked for,
+    whether the queue was used) per step."""
+    activity = observe_activity(None, QueueCounts(0, 0, 0, 0 if sent_counted else None), 0)
+    window, size, now, sent = NeedWindow(cooldown), 0, 0, 0
+    out = []
+    for gap, waiting, sends in trace:
+        now, sent = now + gap, sent + sends
+        counts = QueueCounts(waiting, 0, 0, sent if sent_counted else None)
+        activity = observe_activity(activity, counts, now)
+        recent = window.add(now, workers_needed(waiting, 0, 10))
+        size = desired_workers(waiting, 0, size, 10, 0, max_size, recent_need=recent,
+                               idle_for=activity.idle_for(now), cooldown=cooldown)
+        out.append((now, size, waiting > 0 or sends > 0))
+    return out
+
+
+@given(steps)
+def test_a_scale_out_is_not_undone_within_the_cooldown(trace):
+    out = run_policy(trace)
+    for k in range(1, len(out)):
+        if out[k][1] > out[k - 1][1]:
+            assert all(size >= out[k][1] for t, size, _ in out[k:] if t - out[k][0] < COOLDOWN)
+
+
+@given(steps)
+def test_the_fleet_reaches_zero_only_after_the_queue_was_idle_for_the_cooldown(trace):
+    out = run_policy(trace)
+    used = [t for t, _, in_use in out if in_use]
+    for t, size, _ in out:
+        if size == 0:
+            assert all(t - u >= COOLDOWN for u in used if u <= t)
+
+
+@given(steps, st.booleans())
+def test_an_idle_queue_reaches_zero_within_the_cooldown_and_the_halving_steps(trace, sent_counted):
+    quiet = [(1, 0, 0)] * (COOLDOWN + 2 + math.ceil(math.log2(6)))
+    assert run_policy(trace + quiet, sent_counted=sent_counted)[-1][1] == 0
+
+
+@given(steps)
+def test_tasks_sent_between_steps_keep_the_last_worker_only_where_the_queue_counts_them(trace):
+    counted, snapshots = run_policy(trace), run_policy(trace, sent_counted=False)
+    assert all(a[1] >= b[1] for a, b in zip(counted, snapshots))
+
+
+def test_a_task_that_came_and_went_between_two_steps_is_activity():
+    first = observe_activity(None, QueueCounts(0, 0, 0, 7), now=100.0)
+    assert first.idle_for(100.0) == math.inf  # nothing seen in use yet
+    second = observe_activity(first, QueueCounts(0, 0, 0, 8), now=101.0)
+    assert second.idle_for(103.0) == 2.0
+    assert observe_activity(second, QueueCounts(0, 0, 0, 8), now=104.0).idle_for(104.0) == 3.0
+
+
+def test_without_sent_total_messages_seen_then_gone_are_activity():
+    held = observe_activity(None, QueueCounts(3, 1, 0), now=10.0)
+    assert held == Activity(10.0, None, True)
+    assert observe_activity(held, QueueCounts(0, 0, 0), now=11.0) == Activity(11.0, None, False)
+    assert observe_activity(Activity(11.0, None, False), QueueCounts(0, 0, 0), now=12.0).last_used == 11.0
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=5), st.integers(min_value=0, max_value=50)),
+                min_size=1, max_size=40), st.integers(min_value=0, max_value=20))
+def test_need_window_is_the_peak_of_the_steps_within_its_seconds(trace, seconds):
+    window, now, seen = NeedWindow(seconds), 0, []
+    for gap, need in trace:
+        now += gap
+        seen.append((now, need))
+        assert window.add(now, need) == max(n for t, n in seen if now - t <= seconds)
 
 
 @given(counts, counts, st.integers(min_value=0, max_value=200))

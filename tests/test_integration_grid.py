@@ -33,6 +33,7 @@ SETTINGS = {
     "GRID_CONCURRENCY": "1",
     "GRID_METRIC_INTERVAL": "1",
     "GRID_MIN_WORKERS": "0",
+    "GRID_SCALE_IN_COOLDOWN": "1",
     "GRID_MAX_WORKERS": "2",
     "GRID_SCALE_MODE": "direct",
 }

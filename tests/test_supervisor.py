@@ -24,7 +24,7 @@ SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 
 def supervisor_config(broker_url, **flags):
     base = {"broker_url": broker_url, "backlog_per_instance": 10, "min_workers": 0, "max_workers": 4,
-            "metric_interval": 1, "statsd_host": "", "tasks_queue_name": "tasks"}
+            "metric_interval": 1, "statsd_host": "", "tasks_queue_name": "tasks", "scale_in_cooldown": 0}
     return config.load("supervisor", flags={**base, **flags}, environ={})
 
 
@@ -65,6 +65,83 @@ def test_local_fleet_scales_out_from_zero_holds_while_work_is_in_flight_then_goe
     finally:
         supervisor.teardown()
     assert fleet.size().running == 0
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stepper(supervisor):
+    """Steps of the supervisor at given seconds of its clock; each returns the desired size."""
+    clock = supervisor.clock = Clock()
+
+    def step_at(seconds: float) -> int:
+        clock.now = 1000.0 + seconds
+        return supervisor.step().desired
+
+    return step_at
+
+
+def consume(queue, count):
+    """Tasks sent and done between two steps: the snapshot at the next step sees nothing of them."""
+    fill(queue, count)
+    while messages := queue.receive(10, visibility_timeout=60):
+        queue.delete_batch([m.receipt for m in messages])
+
+
+def test_below_capacity_the_last_worker_stays_until_the_queue_was_idle_for_the_cooldown(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        fleet = ProcessFleet(SLEEPER, stop_timeout=5)
+        supervisor = make(supervisor_config(sqlite_url, scale_in_cooldown=10), broker, fleet)
+        step_at, tasks = stepper(supervisor), broker.queue("tasks")
+        try:
+            fill(tasks, 3)
+            assert step_at(0) == 1
+            consume(tasks, 0)
+            assert step_at(1) == 1  # the 3 tasks were received since the last step
+            consume(tasks, 2)
+            assert step_at(8) == 1 and supervisor.last.idle_seconds == 0  # sent and done between two steps
+            assert step_at(17) == 1 and supervisor.last.idle_seconds == 9
+            assert step_at(18) == 0
+        finally:
+            supervisor.teardown()
+        assert fleet.started == 1  # never stopped and restarted in between
+
+
+def test_on_sqs_only_messages_seen_at_a_step_count_as_use(aws):
+    cfg = supervisor_config("sqs://?region=us-east-1", scale_mode="direct", worker_asg_name="grid-workers",
+                            scale_in_cooldown=10)
+    fleet = AsgFleet("grid-workers", client=boto3.client("autoscaling"), mode="direct")
+    supervisor = make(cfg, aws, fleet)
+    step_at, tasks = stepper(supervisor), aws.queue("tasks")
+    fill(tasks, 3)
+    assert step_at(0) == 1
+    tasks.purge()
+    assert step_at(1) == 1 and step_at(10) == 1
+    assert tasks.counts().sent_total is None and step_at(11) == 0
+
+
+def test_a_passing_backlog_does_not_start_and_stop_workers_at_every_step(embedded):
+    cfg, broker = embedded
+    fleet = ProcessFleet(SLEEPER, stop_timeout=5)
+    supervisor = make(supervisor_config(cfg.broker_url, scale_in_cooldown=10), broker, fleet)
+    step_at, tasks = stepper(supervisor), broker.queue("tasks")
+    try:
+        fill(tasks, 35)
+        assert step_at(0) == 4
+        consume(tasks, 0)
+        assert step_at(1) == 4
+        fill(tasks, 15)
+        assert step_at(5) == 4
+        consume(tasks, 0)
+        assert [step_at(t) for t in (6, 10, 11, 16, 17)] == [4, 4, 2, 1, 0]
+    finally:
+        supervisor.teardown()
+    assert fleet.started == 4
 
 
 def test_the_step_is_recorded_for_grid_status(embedded, tmp_path):

@@ -1,7 +1,10 @@
 """The supervisor: every metric_interval, read the backlog and the fleet, publish the scaling metrics, size the fleet.
 
 The backlog counts tasks waiting and tasks in work (the AWS "backlog per instance" pattern with in-flight work
-included), so scale-in never sees an empty queue while tasks are still computing. One pure policy
+included), so scale-in never sees an empty queue while tasks are still computing. Scale-in waits
+scale_in_cooldown seconds: the fleet keeps the most workers needed during that time, and its last worker stops only
+once the queue has been idle that long (no message waiting, in work, or sent since the previous step: the embedded
+queue's sent_total sees tasks that came and went between two steps). One pure policy
 (`grid.fleet.desired_workers`) sizes both fleets. A transient queue, Auto Scaling or CloudWatch error is logged,
 counted and retried with backoff; the supervisor keeps running.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -17,8 +21,8 @@ from dataclasses import asdict, dataclass
 from grid import config
 from grid import metrics as names
 from grid.errors import QueueError
-from grid.fleet import (AsgFleet, Fleet, FleetError, FleetSize, ProcessFleet, backlog_per_instance, desired_workers,
-                        worker_command)
+from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet,
+                        backlog_per_instance, desired_workers, observe_activity, worker_command, workers_needed)
 from grid.queues.url import parse_broker_url
 from grid.roles import lifecycle
 
@@ -38,6 +42,7 @@ class Observation:
     desired: int  # what this step asked the fleet for
     backlog_per_instance: float
     fleet_name: str = ""
+    idle_seconds: float | None = None  # since the queue was last in use; None: not since the supervisor started
 
     @property
     def total_backlog(self) -> int:
@@ -81,6 +86,9 @@ class Supervisor(lifecycle.Daemon):
         self.status_path = status_path
         self.last: Observation | None = None
         self.history: list[Observation] = []
+        self.activity: Activity | None = None
+        self.needs = NeedWindow(cfg.scale_in_cooldown)
+        self.clock = time.monotonic  # of the cooldown; tests step through time with their own
         self._next_step = 0.0
         self._errors = lifecycle.Backoff(lifecycle.ERROR_MIN, max(lifecycle.ERROR_MAX, cfg.metric_interval))
 
@@ -102,9 +110,10 @@ class Supervisor(lifecycle.Daemon):
         self.tasks = self.open_queue(self.cfg.tasks_queue_name)
         if self.fleet is None:
             self.fleet, self.publisher = build_fleet(self.cfg)
-        self.log.info("supervising %s: fleet %s, %d..%d workers, target %d tasks per worker, every %s s",
-                      self.cfg.tasks_queue_name, self.fleet.name, self.cfg.min_workers, self.cfg.max_workers,
-                      self.cfg.backlog_per_instance, self.cfg.metric_interval)
+        self.log.info("supervising %s: fleet %s, %d..%d workers, target %d tasks per worker, every %s s; "
+                      "scale-in waits %g s", self.cfg.tasks_queue_name, self.fleet.name, self.cfg.min_workers,
+                      self.cfg.max_workers, self.cfg.backlog_per_instance, self.cfg.metric_interval,
+                      self.cfg.scale_in_cooldown)
 
     def run_once(self) -> bool:
         self.sleep_until(self._next_step)
@@ -127,18 +136,24 @@ class Supervisor(lifecycle.Daemon):
         """Read the backlog and the fleet, publish, and set the fleet's desired size."""
         counts = self.tasks.counts()
         size = self.fleet.size()
-        cfg = self.cfg
+        cfg, now = self.cfg, self.clock()
+        self.activity = observe_activity(self.activity, counts, now)
+        idle = self.activity.idle_for(now)
+        recent = self.needs.add(now, workers_needed(counts.visible, counts.in_flight, cfg.backlog_per_instance))
         desired = desired_workers(counts.visible, counts.in_flight, size.desired, cfg.backlog_per_instance,
-                                  cfg.min_workers, cfg.max_workers)
+                                  cfg.min_workers, cfg.max_workers, recent_need=recent, idle_for=idle,
+                                  cooldown=cfg.scale_in_cooldown)
         obs = Observation(time.time(), counts.visible, counts.in_flight, size, desired,
-                          backlog_per_instance(counts.visible, counts.in_flight, size.in_service), self.fleet.name)
+                          backlog_per_instance(counts.visible, counts.in_flight, size.in_service), self.fleet.name,
+                          idle if math.isfinite(idle) else None)
         self._publish(obs)
         self.fleet.set_desired(desired)
         self.last = obs
         self.history.append(obs)
         level = logging.INFO if desired != size.desired else logging.DEBUG
-        self.log.log(level, "backlog %d + %d in flight, fleet %d/%d in service, desired %d (%.1f per instance)",
-                     obs.backlog, obs.in_flight, size.in_service, size.desired, desired, obs.backlog_per_instance)
+        self.log.log(level, "backlog %d + %d in flight, idle %s, fleet %d/%d in service, desired %d (%.1f per "
+                     "instance)", obs.backlog, obs.in_flight, "-" if obs.idle_seconds is None else
+                     f"{obs.idle_seconds:.0f} s", size.in_service, size.desired, desired, obs.backlog_per_instance)
         return obs
 
     def teardown(self) -> None:
