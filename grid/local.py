@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import signal
@@ -42,6 +43,7 @@ WORK_PER_MESSAGE = 0.01  # seconds of kernel work per task message: past this, b
 MAX_TASKS_PER_MESSAGE = 200  # ... and a few large messages would leave one worker with the tail
 PROBE_TASKS, PROBE_SECONDS = 101, 0.05  # the task size is timed on at most this many tasks, or this much time
 SAMPLE_PERIOD = 0.25  # seconds between samples of the run (the view shows one every --interval)
+SEND_INTERVAL = 0.005  # seconds: a paced producer sends at most this often, with more messages per send if need be
 PIDS_FILE = "roles.pid"  # JSON {role: pid} while the roles run
 
 
@@ -237,6 +239,12 @@ def pick_tasks_per_message(min_bits: int, max_bits: int, factors: int, rate: flo
         timings.append(time.perf_counter() - start)
     per_task = statistics.median(timings)  # the median: robust to other processes taking the CPU for a while
     return max(1, min(MAX_TASKS_PER_MESSAGE, int(WORK_PER_MESSAGE / max(per_task, 1e-9))))
+
+
+def paced_batch(rate: float) -> int:
+    """Messages per send of a paced producer: one each while that is within SEND_INTERVAL, so a task does not wait
+    for the others of its batch to be drawn (10 of them: 0.3 ms), and its worker takes it alone."""
+    return max(1, min(MAX_BATCH, math.ceil(rate * SEND_INTERVAL)))
 
 
 def resume_plan(args: argparse.Namespace, folder: RunFolder) -> Plan:
@@ -526,7 +534,9 @@ class LocalRun:
             self.sender = threading.Thread(target=self._send_workload, name="grid-local-workload", daemon=True)
             self.sender.start()
             return
-        pace = ["--rate", str(self.plan.rate)] if self.plan.rate else []
+        pace = []
+        if self.plan.rate:
+            pace = ["--rate", str(self.plan.rate), "--batch-size", str(paced_batch(self.plan.rate))]
         self.roles.start("producer", "--count", str(left), "--seed", str(self.segment["seed"]), "--job", job, *pace)
 
     def producing(self) -> bool:

@@ -209,3 +209,11 @@ def test_on_a_terminal_the_view_is_a_live_table(tmp_path):
     text = shown.decode(errors="replace")
     assert "tasks done" in text and "workers (target)" in text and "│" in text
     assert "done: 200 of 200 tasks" in text
+
+
+@given(st.floats(min_value=0.001, max_value=1e6))
+def test_a_paced_producer_sends_one_message_at_a_time_until_that_would_be_more_often_than_its_send_interval(rate):
+    batch, most_sends = local.paced_batch(rate), 1 / local.SEND_INTERVAL
+    assert 1 <= batch <= local.MAX_BATCH
+    assert batch == local.MAX_BATCH or rate / batch <= most_sends * (1 + 1e-9)
+    assert batch == 1 or rate / (batch - 1) > most_sends * (1 - 1e-9)
