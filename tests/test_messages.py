@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from grid.errors import MessageError
@@ -21,6 +21,7 @@ from grid.messages import (
     pack_results,
     pack_tasks,
 )
+from grid.messages import _parse_json
 
 names = st.text(min_size=1, max_size=128)
 times = st.none() | st.floats(0, 1e11, allow_nan=False)
@@ -255,6 +256,8 @@ def _decoders_hold(body):
             assert items and all(isinstance(i, (Task, Rejected, Result)) for i in items)
             for task in (i for i in items if isinstance(i, Task)):  # built unchecked on the fast path
                 assert Task(task.n, task.id, task.job, task.submitted_at) == task
+            for result in (i for i in items if isinstance(i, Result)):  # so are results
+                assert Result(**vars(result)) == result
             assert all(i.code in (400, 413) and i.message for i in items if isinstance(i, Rejected))
 
 
@@ -268,3 +271,20 @@ def test_random_json_gets_a_clear_answer(value):
 @given(st.binary(max_size=200) | st.text(max_size=200))
 def test_random_bytes_and_text_get_a_clear_answer(body):
     _decoders_hold(body)
+
+
+json_documents = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**40, 10**40) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_documents, st.booleans())
+@example({"id": "\ud800", "n": 2**64}, True).via("a lone surrogate and a 20-digit integer")
+@example([-(2**63) - 1, 2**64 - 1, 2**64], False).via("the edges of orjson's integers")
+def test_the_fast_json_reader_reads_what_the_stdlib_reads(value, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert json.dumps(_parse_json(text)) == json.dumps(json.loads(text))  # dumps tells 1 from 1.0

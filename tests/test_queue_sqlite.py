@@ -9,9 +9,13 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grid.errors import ConfigError
 from grid.queues import SendEntry, open_broker
+from grid.queues import sqlite as sqlite_backend
+from grid.queues.base import MAX_MESSAGE_BYTES, entry_problem
 from grid.queues.sqlite import SqliteBroker
 
 
@@ -180,3 +184,46 @@ def test_threads_sharing_one_queue_object_never_get_the_same_message(sqlite_url)
         with ThreadPoolExecutor(4) as pool:
             received = [mid for got in pool.map(drain, range(4)) for mid in got]
     assert sorted(received) == sorted(sent)
+
+
+def _answer_and_delete(broker, fail: bool) -> None:
+    tasks, results = broker.queue("tasks"), broker.queue("results")
+    [message] = tasks.receive(1)
+    with broker.atomic():
+        assert results.send_batch([SendEntry("0", "result")]).ok
+        assert tasks.delete_batch([message.receipt]).ok
+        with open_broker(broker.url) as other:  # another connection sees neither until the commit
+            assert other.queue("results").counts().visible == 0
+            assert other.queue("tasks").counts().in_flight == 1
+        if fail:
+            raise RuntimeError("the worker died between the two")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_calls_inside_atomic_commit_together_or_not_at_all(sqlite_url, fail):
+    with open_broker(sqlite_url) as broker:
+        tasks, results = broker.queue("tasks", create=True), broker.queue("results", create=True)
+        tasks.send_batch([SendEntry("0", "task")])
+        if fail:
+            with pytest.raises(RuntimeError):
+                _answer_and_delete(broker, fail)
+        else:
+            _answer_and_delete(broker, fail)
+        assert results.counts().visible == (0 if fail else 1)
+        assert tasks.counts().in_flight == (1 if fail else 0)
+
+
+entries = st.builds(
+    SendEntry, id=st.just("0"),
+    body=st.text(max_size=40) | st.sampled_from(['{"input":"15","type":"Decimal"}', "a\tb", "x" * MAX_MESSAGE_BYTES]),
+    attributes=st.dictionaries(st.sampled_from(["requestMessageId", "a..b", "AWS.x", "", "n" * 300]),
+                               st.text(max_size=12) | st.just("v" * 200), max_size=3),
+    delay_seconds=st.sampled_from([0, 0.0, 5, -1, 901]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(entries, min_size=1, max_size=4))
+def test_the_quick_entry_check_answers_as_the_full_one(batch):
+    for entry in batch:  # in turn: names the full check accepted are then checked quickly
+        assert sqlite_backend._entry_problem(entry) == entry_problem(entry)
