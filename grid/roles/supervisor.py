@@ -23,6 +23,7 @@ from grid import metrics as names
 from grid.errors import QueueError
 from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet,
                         backlog_per_instance, desired_workers, observe_activity, worker_command, workers_needed)
+from grid.queues.base import QueueCounts
 from grid.queues.url import parse_broker_url
 from grid.roles import lifecycle
 
@@ -136,6 +137,22 @@ class Supervisor(lifecycle.Daemon):
         """Read the backlog and the fleet, publish, and set the fleet's desired size."""
         counts = self.tasks.counts()
         size = self.fleet.size()
+        desired, idle = self._decide(counts, size)
+        obs = Observation(time.time(), counts.visible, counts.in_flight, size, desired,
+                          backlog_per_instance(counts.visible, counts.in_flight, size.in_service), self.fleet.name,
+                          idle)
+        self._publish(obs)
+        self.fleet.set_desired(desired)
+        self.last = obs
+        self.history.append(obs)
+        level = logging.INFO if desired != size.desired else logging.DEBUG
+        self.log.log(level, "backlog %d + %d in flight, idle %s s, fleet %d/%d in service, desired %d (%.1f per "
+                     "instance)", obs.backlog, obs.in_flight, "-" if idle is None else f"{idle:.0f}", size.in_service,
+                     size.desired, desired, obs.backlog_per_instance)
+        return obs
+
+    def _decide(self, counts: QueueCounts, size: FleetSize) -> tuple[int, float | None]:
+        """The policy's size for this step, and the seconds the queue has been idle (None: not seen in use)."""
         cfg, now = self.cfg, self.clock()
         self.activity = observe_activity(self.activity, counts, now)
         idle = self.activity.idle_for(now)
@@ -143,18 +160,7 @@ class Supervisor(lifecycle.Daemon):
         desired = desired_workers(counts.visible, counts.in_flight, size.desired, cfg.backlog_per_instance,
                                   cfg.min_workers, cfg.max_workers, recent_need=recent, idle_for=idle,
                                   cooldown=cfg.scale_in_cooldown)
-        obs = Observation(time.time(), counts.visible, counts.in_flight, size, desired,
-                          backlog_per_instance(counts.visible, counts.in_flight, size.in_service), self.fleet.name,
-                          idle if math.isfinite(idle) else None)
-        self._publish(obs)
-        self.fleet.set_desired(desired)
-        self.last = obs
-        self.history.append(obs)
-        level = logging.INFO if desired != size.desired else logging.DEBUG
-        self.log.log(level, "backlog %d + %d in flight, idle %s, fleet %d/%d in service, desired %d (%.1f per "
-                     "instance)", obs.backlog, obs.in_flight, "-" if obs.idle_seconds is None else
-                     f"{obs.idle_seconds:.0f} s", size.in_service, size.desired, desired, obs.backlog_per_instance)
-        return obs
+        return desired, idle if math.isfinite(idle) else None
 
     def teardown(self) -> None:
         if self.fleet is not None:  # after a second signal, don't wait for the workers to drain
