@@ -92,7 +92,8 @@ def test_bad_policy_arguments_are_named(args, named):
         desired_workers(*args)
 
 
-@pytest.mark.parametrize("extra, named", [({"recent_need": -1}, "recent_need=-1"), ({"idle_for": -0.5}, "idle_for=-0.5"),
+@pytest.mark.parametrize("extra, named", [({"recent_need": -1}, "recent_need=-1"),
+                                          ({"idle_for": -0.5}, "idle_for=-0.5"),
                                           ({"cooldown": -3}, "scale_in_cooldown=-3")])
 def test_bad_cooldown_arguments_are_named(extra, named):
     with pytest.raises(ValueError, match=named):
