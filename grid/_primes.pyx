@@ -27,7 +27,8 @@ cdef extern from *:
 
 DEF N_TRIAL = 172          # odd primes below 1024: tables, and trial division beyond 2^128
 DEF N_TRIAL_FACTOR = 53    # odd primes below 257, divided out before any splitting
-DEF N_QUICK = 15           # odd primes up to 53, screened before every primality test
+DEF N_QUICK = 53           # odd primes below 257, screened before a 64-bit primality test
+DEF N_QUICK128 = 15        # odd primes up to 53, before a 128-bit test (its remainders cost more)
 DEF MAX_FACTORS = 130      # a 128-bit number has at most 128 prime factors
 DEF CLOCK_EVERY = 4096     # rho steps between two looks at the clock
 DEF HART_BITS = 38         # below 2^38 Hart's one line factoring comes first (above, rho is faster)
@@ -149,6 +150,17 @@ cdef inline uint64_t powm(uint64_t b, uint64_t e, const Mont64* m) noexcept nogi
         i -= 1
     return r
 
+cdef inline uint64_t pow2m(uint64_t e, const Mont64* m) noexcept nogil:
+    """2^e in Montgomery form, e >= 1: a doubling instead of a product on every 1 bit."""
+    cdef uint64_t r = m.two
+    cdef int i = 62 - clz64(e)
+    while i >= 0:
+        r = mulm(r, r, m)
+        if (e >> i) & 1:
+            r = addm(r, r, m.n)
+        i -= 1
+    return r
+
 cdef int jacobi64(uint64_t a, uint64_t n) noexcept nogil:
     cdef int result = 1
     cdef uint64_t t
@@ -177,7 +189,7 @@ cdef bint sprp2_64(const Mont64* m) noexcept nogil:
     cdef uint64_t d = m.n - 1, x, mone = m.n - m.one
     cdef int s = ctz64(d), r
     d >>= s
-    x = powm(m.two, d, m)
+    x = pow2m(d, m)
     if x == m.one or x == mone:
         return True
     for r in range(s - 1):
@@ -194,7 +206,7 @@ cdef int lucas_p64(uint64_t n) noexcept nogil:
         j = jacobi64(p * p - 4, n)
         if j == -1:
             return <int>p
-        if j == 0:  # n > 59^2 > p^2 - 4 here, so n shares a proper factor with it
+        if j == 0:  # n > 257^2 > p^2 - 4 here, so n shares a proper factor with it
             return 0
         p += 1
         if p == 40:
@@ -239,8 +251,8 @@ cdef bint is_prime64(uint64_t n) noexcept nogil:
         return False
     for i in range(N_QUICK):
         if divides(i, n):
-            return False
-    if n < 59 * 59:
+            return n == TRIAL_P[i]
+    if n < TRIAL_P[N_QUICK] * TRIAL_P[N_QUICK]:
         return True
     mont_init(&m, n)
     return sprp2_64(&m) and es_lucas64(&m)
@@ -426,7 +438,7 @@ cdef bint is_prime128(u128 n) noexcept nogil:
         return is_prime64(<uint64_t>n)
     if not (n & 1):
         return False
-    for i in range(N_QUICK):
+    for i in range(N_QUICK128):
         if mod128_small(n, TRIAL_P[i]) == 0:
             return False
     mont128_init(&m, n)
