@@ -242,8 +242,8 @@ def pick_tasks_per_message(min_bits: int, max_bits: int, factors: int, rate: flo
 
 
 def paced_batch(rate: float) -> int:
-    """Messages per send of a paced producer: one each while that is within SEND_INTERVAL, so a task does not wait
-    for the others of its batch to be drawn (10 of them: 0.3 ms), and its worker takes it alone."""
+    """Messages per send of a paced producer (or --workload): one each while that is within SEND_INTERVAL, so a task
+    does not wait for the others of its batch to be drawn (10 of them: 0.3 ms), nor behind them in one worker."""
     return max(1, min(MAX_BATCH, math.ceil(rate * SEND_INTERVAL)))
 
 
@@ -560,7 +560,7 @@ class LocalRun:
 
         with open(self.folder.workload) as f:
             numbers = [int(line) for line in f][self.segment["start"]:]
-        chunk = MAX_BATCH * self.plan.tasks_per_message
+        chunk = (paced_batch(self.plan.rate) if self.plan.rate else MAX_BATCH) * self.plan.tasks_per_message
         for offset in range(0, len(numbers), chunk):
             if self.interrupted.count:
                 return
