@@ -36,9 +36,9 @@ DEF HART_STEPS = 4096      # for this many steps (n * 480 * HART_STEPS < 2^64)
 DEF RHO_BLOCK = 128        # rho steps between two gcds
 DEF WALKS = 2              # rho walks in lockstep: k walks do sqrt(k) times the work, and
                            # two keep the multiplier busy (one waits on latency, three spill)
-DEF ECM64_BITS = 56        # from 2^56 on, rho hands over to ECM
+DEF ECM64_BITS = 52        # from 2^52 on, rho hands over to ECM
 DEF ECM64_AFTER = 1 << 7   # once its cycle bound passes this (it catches small factors)
-DEF ECM60_B1 = 150         # ECM's bounds below 2^60 (factors up to 30 bits),
+DEF ECM60_B1 = 150         # ECM's bounds below 2^60 (factors of 26 to 30 bits),
 DEF ECM60_B2 = 6000
 DEF ECM64_B1 = 300         # and up to 2^64 (32 bits); all tuned on the benchmark's A rows
 DEF ECM64_B2 = 15000
