@@ -13,11 +13,13 @@ import argparse
 import multiprocessing
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 # Run as a script, this directory comes first on sys.path, and benchmarks/grid.py would shadow the grid package.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
@@ -29,6 +31,7 @@ from grid.queues import Queue, SendEntry, open_broker
 WORKERS = 2
 BUNDLE = 100  # tasks per message in the bundled form
 SEED = 1
+WORKER = "bench:0"  # the worker name results carry
 PARTS = ("rates", "ceiling", "single", "bundles", "latency", "sqs")  # what --only selects
 
 
@@ -39,7 +42,8 @@ def tiny_numbers(count: int) -> list[int]:
 
 
 def task_bodies(numbers: Sequence[int], per_message: int) -> list[str]:
-    return pack_tasks([Task(n, f"t{i}", submitted_at=time.time()) for i, n in enumerate(numbers)], per_message)
+    now = time.time()  # one time, as the producer stamps a batch
+    return pack_tasks([Task(n, f"t{i}", submitted_at=now) for i, n in enumerate(numbers)], per_message)
 
 
 def send_all(queue: Queue, bodies: Sequence[str]) -> None:
@@ -50,11 +54,13 @@ def send_all(queue: Queue, bodies: Sequence[str]) -> None:
 
 
 def answer(body: str, message_id: str) -> str:
-    """What a worker does with one task message: decode, factorize each task, encode the results."""
-    results = [
-        Result(t.id, t.job, str(t.n), tuple(factorize(t.n)), submitted_at=t.submitted_at)
-        for t in decode_tasks(body, default_id=message_id)
-    ]
+    """What a worker does with one task message: decode, factorize each task, encode the results with their times."""
+    results = []
+    for t in decode_tasks(body, default_id=message_id):
+        started = time.time()
+        factors = tuple(factorize(t.n))
+        results.append(Result(t.id, t.job, str(t.n), factors, worker=WORKER, submitted_at=t.submitted_at,
+                              started_at=started, completed_at=time.time()))
     return encode_results(results)
 
 
@@ -86,8 +92,9 @@ def collect(results: Queue, expected: int) -> None:
         results.delete_batch([m.receipt for m in batch])
 
 
-def end_to_end(url: str, numbers: Sequence[int], per_message: int) -> float:
-    """Tasks/s from the first send to the last result collected, with WORKERS worker processes."""
+def end_to_end(url: str, numbers: Sequence[int], per_message: int, cpu: list[float] | None = None) -> float:
+    """Tasks/s from the first send to the last result collected, with WORKERS worker processes; appends to `cpu`
+    the CPU time of all processes (producer, workers, collector) per task, in microseconds."""
     bodies = task_bodies(numbers, per_message)
     context = multiprocessing.get_context("fork")
     stop = context.Event()
@@ -98,15 +105,24 @@ def end_to_end(url: str, numbers: Sequence[int], per_message: int) -> float:
         for p in workers:
             p.start()
         time.sleep(0.5)  # workers are long-polling before the clock starts
+        children, collector = _children_cpu(), time.process_time()
         started = time.perf_counter()
         feeder = context.Process(target=producer, args=(url, bodies))
         feeder.start()
         collect(broker.queue("results"), len(numbers))
         elapsed = time.perf_counter() - started
         stop.set()
+        collector = time.process_time() - collector
         for p in [feeder, *workers]:
             p.join()
+    if cpu is not None:
+        cpu.append((collector + _children_cpu() - children) / len(numbers) * 1e6)
     return len(numbers) / elapsed
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # of the children waited for
+    return usage.ru_utime + usage.ru_stime
 
 
 def _pool_task(n: int) -> tuple[int, ...]:
@@ -217,12 +233,12 @@ def main() -> None:
         numbers = tiny_numbers(args.tasks)
         if "ceiling" in parts:
             measure("multiprocessing.Pool(2), the ceiling", "tasks/s", lambda: pool_ceiling(numbers), repeat)
-        if "single" in parts:
-            measure("embedded end to end, 1 task per message, 2 workers", "tasks/s",
-                    lambda: end_to_end(url, numbers, 1), repeat)
-        if "bundles" in parts:
-            measure(f"embedded end to end, {BUNDLE} tasks per message, 2 workers", "tasks/s",
-                    lambda: end_to_end(url, numbers, BUNDLE), repeat)
+        for part, per_message in (("single", 1), ("bundles", BUNDLE)):
+            if part in parts:
+                cpu: list[float] = []
+                name = f"embedded end to end, {per_message} task{'s' * (per_message > 1)} per message, 2 workers"
+                measure(name, "tasks/s", partial(end_to_end, url, numbers, per_message, cpu), repeat)
+                print(f"{'  CPU of its processes per task (the least)':<58} {min(cpu):>12,.1f} us", flush=True)
         if "latency" in parts:
             latencies = sorted(idle_latency(url, args.latency_samples))
             print(f"{'embedded idle send-to-receive latency p50 / p90':<58} "

@@ -4,6 +4,11 @@ A task is the original's `{"input": "<decimal>", "type": "Decimal"}` plus option
 and `v`; a bundle `{"v": 1, "type": "Decimal", "tasks": [{"id": ..., "input": ...}, ...]}` carries many tasks in
 one message, with `job` and `submitted_at` hoisted to the top when all items share them. Results mirror this with
 `output`/`error` and a `results` list. Integers travel as decimal strings. Decoding raises nothing but MessageError.
+
+Version 2 adds the compact bundle, written when the tasks share job and time and their ids count up from a prefix
+(`job-1`, `job-2`, ...): `{"v": 2, "id_prefix": "job-", "id_start": 1, "inputs": ["15", ...], ...}`; its results
+`{"v": 2, "id_prefix": ..., "id_start": ..., "inputs": [...], "factors": [["3", "5"], ...], "started_at": [...],
+"completed_at": [...], ...}` when none is an error. A list per field: one check over each list, no dict per task.
 """
 from __future__ import annotations
 
@@ -12,13 +17,15 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 import orjson
 
 from grid.errors import MessageError
 from grid.queues.base import MAX_MESSAGE_BYTES
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this grid reads and writes (the compact bundle); the other shapes are written as 1
+_V1 = 1
 REQUEST_MESSAGE_ID = "requestMessageId"  # message attribute on results: the task message's SQS message id
 TYPE_DECIMAL = "Decimal"
 ACCEPTED_TYPES = (None, "decimal", "dec", "Decimal")  # what the original worker accepted in `type`
@@ -111,11 +118,11 @@ def encode_tasks(tasks: Sequence[Task]) -> str:
         raise ValueError("encode_tasks needs at least one task")
     if len(tasks) == 1:
         t = tasks[0]
-        doc = {"input": str(t.n), "type": TYPE_DECIMAL, "v": FORMAT_VERSION, "id": t.id}
+        doc = {"input": str(t.n), "type": TYPE_DECIMAL, "v": _V1, "id": t.id}
         _put_optional(doc, job=t.job, submitted_at=t.submitted_at)
-    else:
+    elif not (doc := _compact_tasks(tasks)):
         items = [{"id": t.id, "input": str(t.n), "job": t.job, "submitted_at": t.submitted_at} for t in tasks]
-        doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, **_hoist(items, ("job", "submitted_at")), "tasks": items}
+        doc = {"v": _V1, "type": TYPE_DECIMAL, **_hoist(items, ("job", "submitted_at")), "tasks": items}
     return _dump(doc, len(tasks), "tasks")
 
 
@@ -124,12 +131,12 @@ def encode_results(results: Sequence[Result]) -> str:
     if not results:
         raise ValueError("encode_results needs at least one result")
     if len(results) == 1:
-        doc = {**_result_item(results[0]), "v": FORMAT_VERSION}
-    else:
+        doc = {**_result_item(results[0]), "v": _V1}
+    elif not (doc := _compact_results(results)):
         items = [_result_item(r) for r in results]
         for item in items:
             item.pop("type", None)
-        doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, **_hoist(items, ("job", "worker")), "results": items}
+        doc = {"v": _V1, "type": TYPE_DECIMAL, **_hoist(items, ("job", "worker")), "results": items}
     return _dump(doc, len(results), "results")
 
 
@@ -152,6 +159,46 @@ def _result_item(r: Result) -> dict:
     _put_optional(item, input=r.n, job=r.job, worker=r.worker, submitted_at=r.submitted_at, started_at=r.started_at,
                   completed_at=r.completed_at)
     return item
+
+
+def _compact_tasks(tasks: Sequence[Task]) -> dict | None:
+    """The compact bundle of `tasks`, if they share job and time and their ids count up from a prefix."""
+    first = tasks[0]
+    run = _id_run([t.id for t in tasks])
+    if run is None or any(t.job != first.job or t.submitted_at != first.submitted_at for t in tasks):
+        return None
+    doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
+    _put_optional(doc, job=first.job, submitted_at=first.submitted_at)
+    doc["inputs"] = [str(t.n) for t in tasks]
+    return doc
+
+
+def _compact_results(results: Sequence[Result]) -> dict | None:
+    """The compact bundle of `results`, if none is an error, they share job, worker and submission time, every one
+    has its times, and their ids count up from a prefix."""
+    first = results[0]
+    run = _id_run([r.task_id for r in results])
+    if run is None or any(r.factors is None or r.n is None or r.started_at is None or r.completed_at is None
+                          or (r.job, r.worker, r.submitted_at) != (first.job, first.worker, first.submitted_at)
+                          for r in results):
+        return None
+    doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
+    _put_optional(doc, job=first.job, worker=first.worker, submitted_at=first.submitted_at)
+    doc.update(inputs=[r.n for r in results], factors=[[str(f) for f in r.factors] for r in results],
+               started_at=[r.started_at for r in results], completed_at=[r.completed_at for r in results])
+    return doc
+
+
+_ID_RUN = re.compile(r"(.*?)(0|[1-9][0-9]*)", re.DOTALL)
+
+
+def _id_run(ids: Sequence[str]) -> tuple[str, int] | None:
+    """(prefix, start) when the ids are prefix + start, prefix + (start + 1), ... in decimal; else None."""
+    match = _ID_RUN.fullmatch(ids[0])
+    if match is None:
+        return None
+    prefix, start = match[1], int(match[2])
+    return (prefix, start) if all(i == f"{prefix}{start + k}" for k, i in enumerate(ids)) else None
 
 
 def _put_optional(doc: dict, **fields) -> None:
@@ -299,11 +346,50 @@ def decode_tasks(body: str | bytes, *, default_id: str) -> list[Task | Rejected]
     """The tasks of one message, in order. A bad item becomes a Rejected with its own code; MessageError only
     when the whole message is unusable (not JSON, not an object, over the size limit, unknown version)."""
     doc = _load(body)
+    if "inputs" in doc:
+        return _decode_inputs(doc)
     items = _bundle(doc, "tasks", ("input",))
     if items is None:
         return [_decode_task(doc, {}, default_id)]
     shared = {k: doc[k] for k in ("job", "submitted_at", "type") if k in doc}
     return [_decode_task(item, shared, f"{default_id}:{i}") for i, item in enumerate(items)]
+
+
+def _decode_inputs(doc: dict) -> list[Task | Rejected]:
+    """The tasks of a compact bundle: checked list by list; where a check fails, item by item for the details."""
+    inputs = _bundle(doc, "inputs", ("input", "tasks"))
+    ids = _run_ids(doc, len(inputs))
+    numbers = _plain_numbers(inputs)
+    if numbers is not None and len(ids[-1]) <= MAX_ID_CHARS:
+        try:
+            job, submitted_at = _parse_name("job", doc.get("job")), _parse_time("submitted_at", doc.get("submitted_at"))
+            _parse_type(doc.get("type"))
+        except MessageError:
+            pass
+        else:
+            return [_task(n, task_id, job, submitted_at) for n, task_id in zip(numbers, ids)]
+    shared = {k: doc[k] for k in ("job", "submitted_at", "type") if k in doc}
+    return [_decode_task({"id": task_id, "input": text}, shared, task_id) for task_id, text in zip(ids, inputs)]
+
+
+def _run_ids(doc: dict, count: int) -> list[str]:
+    prefix, start = doc.get("id_prefix"), doc.get("id_start")
+    if type(prefix) is not str or len(prefix) > MAX_ID_CHARS or type(start) is not int or start < 0:
+        raise MessageError(f"a bundle of 'inputs' names its items by 'id_prefix' (a string of at most {MAX_ID_CHARS} "
+                           f"characters) and 'id_start' (an integer >= 0), got {_short(prefix)} and {_short(start)}",
+                           Code.BAD_INPUT)
+    return [f"{prefix}{start + k}" for k in range(count)]
+
+
+def _plain_numbers(texts: list) -> list[int] | None:
+    """The integers of `texts` if every one is a decimal string of a positive number within the digit limit."""
+    if not all(type(t) is str and t for t in texts):
+        return None
+    joined = "".join(texts)
+    if texts and not (joined.isascii() and joined.isdigit()) or max(map(len, texts), default=0) > MAX_INPUT_DIGITS:
+        return None
+    numbers = list(map(int, texts))
+    return numbers if min(numbers, default=1) >= 1 else None
 
 
 def _decode_task(item: object, shared: dict, fallback_id: str) -> Task | Rejected:
@@ -421,11 +507,51 @@ def decode_results(body: str | bytes, *, default_id: str | None = None) -> list[
     """The results of one message. A result without an `id` (the original's shape) takes `default_id`, e.g. the
     message's `requestMessageId` attribute. Any bad item makes the whole message a MessageError."""
     doc = _load(body)
+    if "inputs" in doc:
+        return _decode_result_columns(doc)
     items = _bundle(doc, "results", ("output", "error"))
     if items is None:
         return [_decode_result(doc, {}, default_id)]
     shared = {k: doc[k] for k in ("job", "worker", "type") if k in doc}
     return [_decode_result(item, shared, default_id and f"{default_id}:{i}") for i, item in enumerate(items)]
+
+
+def _decode_result_columns(doc: dict) -> list[Result]:
+    """The results of a compact bundle: checked list by list; where a check fails, item by item for the details."""
+    inputs = _bundle(doc, "inputs", ("output", "error", "results"))
+    ids = _run_ids(doc, len(inputs))
+    columns = [doc.get(key) for key in ("factors", "started_at", "completed_at")]
+    if not all(type(column) is list and len(column) == len(inputs) for column in columns):
+        raise MessageError(f"a bundle of {len(inputs)} 'inputs' needs 'factors', 'started_at' and 'completed_at': "
+                           "lists of as many items", Code.BAD_INPUT)
+    factors, started, completed = columns
+    shared = {k: doc[k] for k in ("job", "worker", "type", "submitted_at") if k in doc}
+    fast = _plain_results(ids, inputs, factors, started + completed, shared)
+    if fast is not None:
+        return fast
+    return [_decode_result({"id": task_id, "input": text, "output": {"factors": fs}, "started_at": s,
+                            "completed_at": c}, shared, None)
+            for task_id, text, fs, s, c in zip(ids, inputs, factors, started, completed)]
+
+
+def _plain_results(ids: list[str], inputs: list, factors: list, times: list, shared: dict) -> list[Result] | None:
+    """The results of a compact bundle whose every value is of the usual kind; None to check them one by one."""
+    if (len(ids[-1]) > MAX_ID_CHARS or not all(type(fs) is list for fs in factors)
+            or not all(type(t) is str and len(t) <= MAX_INPUT_DIGITS for t in inputs)
+            or not all(type(t) is float for t in times) or not 0 <= min(times) <= max(times) < _MAX_SECONDS):
+        return None
+    numbers = _plain_numbers([f for fs in factors for f in fs])
+    try:
+        job, worker = _parse_name("job", shared.get("job")), _parse_name("worker", shared.get("worker"))
+        submitted_at = _parse_time("submitted_at", shared.get("submitted_at"))
+        _parse_type(shared.get("type"))
+    except MessageError:
+        return None
+    if numbers is None:
+        return None
+    count, numbers = len(ids), iter(numbers)
+    return [_result(task_id, job, text, tuple(islice(numbers, len(fs))), None, None, worker, submitted_at, s, c)
+            for task_id, text, fs, s, c in zip(ids, inputs, factors, times[:count], times[count:])]
 
 
 def _decode_result(item: object, shared: dict, fallback_id: str | None) -> Result:

@@ -174,7 +174,7 @@ def test_a_rejected_item_becomes_an_error_result():
     ('["15"]', 400, "must be a JSON object, got an array"),
     ('"15"', 400, "must be a JSON object, got a string"),
     ("null", 400, "got null"),
-    ('{"v": 2, "input": "15"}', 400, "version"),
+    ('{"v": 3, "input": "15"}', 400, "version"),
     ('{"v": "1", "input": "15"}', 400, "version"),
     ('{"tasks": []}', 400, "non-empty JSON array"),
     ('{"tasks": {"input": "15"}}', 400, "non-empty JSON array"),
@@ -240,7 +240,8 @@ json_values = st.recursive(
     | st.sampled_from(["15", "0", "-3", "0x1F", "Decimal", "1e5"]),
     lambda inner: st.lists(inner, max_size=4)
     | st.dictionaries(st.sampled_from(["input", "type", "id", "job", "submitted_at", "v", "tasks", "results",
-                                       "output", "error", "factors", "code", "message", "worker"])
+                                       "output", "error", "factors", "code", "message", "worker", "inputs",
+                                       "id_prefix", "id_start", "started_at", "completed_at"])
                       | st.text(max_size=5), inner, max_size=6),
     max_leaves=25,
 )
@@ -288,3 +289,53 @@ json_documents = st.recursive(
 def test_the_fast_json_reader_reads_what_the_stdlib_reads(value, ascii_only):
     text = json.dumps(value, ensure_ascii=ascii_only)
     assert json.dumps(_parse_json(text)) == json.dumps(json.loads(text))  # dumps tells 1 from 1.0
+
+
+stamps = st.floats(0, 1e11, allow_nan=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=20), st.integers(0, 10**6), st.lists(numbers, min_size=2, max_size=20), st.none() | names,
+       st.none() | stamps)
+def test_tasks_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, start, ns, job, submitted_at):
+    tasks = [Task(n, f"{prefix}{start + i}", job, submitted_at) for i, n in enumerate(ns)]
+    body = encode_tasks(tasks)
+    assert json.loads(body)["inputs"] == [str(n) for n in ns]
+    assert decode_tasks(body, default_id="m") == tasks
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=20), st.integers(0, 10**6), st.lists(st.tuples(numbers, st.lists(numbers, max_size=4), stamps,
+                                                                      stamps), min_size=2, max_size=12),
+       st.none() | names, st.none() | names, st.none() | stamps)
+def test_results_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, start, items, job, worker, submitted_at):
+    results = [Result(f"{prefix}{start + i}", job, str(n), tuple(factors), worker=worker, submitted_at=submitted_at,
+                      started_at=started, completed_at=completed)
+               for i, (n, factors, started, completed) in enumerate(items)]
+    body = encode_results(results)
+    assert "inputs" in json.loads(body)
+    assert decode_results(body) == results
+
+
+def test_a_bad_item_of_a_compact_bundle_gets_its_own_answer():
+    body = json.dumps({"v": 2, "id_prefix": "j-", "id_start": 7, "inputs": ["15", "x", "0", 21, ""]})
+    items = decode_tasks(body, default_id="m")
+    assert [type(i).__name__ for i in items] == ["Task", "Rejected", "Rejected", "Task", "Rejected"]
+    assert [i.id for i in items] == ["j-7", "j-8", "j-9", "j-10", "j-11"]
+    assert "not a decimal integer" in items[1].message and "positive" in items[2].message
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"id_start": -1}, "id_start"),
+    ({"id_prefix": 5}, "id_prefix"),
+    ({"started_at": [1.0]}, "as many items"),
+    ({"factors": [["3", "5"], ["3", "-7"]]}, "positive"),
+    ({"factors": [["3", "5"], "35"]}, "factors"),
+    ({"completed_at": [2.0, "later"]}, "completed_at"),
+    ({"worker": ""}, "worker"),
+])
+def test_a_bad_compact_result_bundle_is_a_message_error(change, words):
+    doc = {"v": 2, "id_prefix": "j-", "id_start": 1, "inputs": ["15", "21"], "factors": [["3", "5"], ["3", "7"]],
+           "started_at": [1.0, 1.0], "completed_at": [2.0, 2.0], "worker": "w"}
+    with pytest.raises(MessageError, match=words):
+        decode_results(json.dumps({**doc, **change}))
