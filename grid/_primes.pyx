@@ -14,12 +14,14 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 cdef extern from *:
     """
     typedef unsigned __int128 grid_u128;
+    typedef __int128 grid_i128;
     static inline int grid_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
     static inline int grid_clz64(unsigned long long x) { return __builtin_clzll(x); }
     static inline long double grid_sqrtl(long double x) { return __builtin_sqrtl(x); }
     static inline long double grid_cbrtl(long double x) { return __builtin_cbrtl(x); }
     """
     ctypedef unsigned long long u128 "grid_u128"
+    ctypedef long long i128 "grid_i128"
     int ctz64 "grid_ctz64"(uint64_t x) noexcept nogil
     int clz64 "grid_clz64"(uint64_t x) noexcept nogil
     long double sqrtl "grid_sqrtl"(long double x) noexcept nogil
@@ -830,13 +832,54 @@ cdef uint64_t ecm64_stage2(const Point64* q, uint64_t a24, uint64_t b1, uint64_t
             return 0
     return acc
 
+cdef uint64_t inv_mod64(uint64_t a, uint64_t n) noexcept nogil:
+    """a^-1 mod n by Euclid, 0 when gcd(a, n) != 1."""
+    cdef uint64_t r0 = n, r1 = a % n, q, t
+    cdef i128 s0 = 0, s1 = 1, st
+    while r1:
+        q = r0 // r1
+        t = r0 - q * r1
+        r0 = r1
+        r1 = t
+        st = s0 - <i128>q * s1
+        s0 = s1
+        s1 = st
+    if r0 != 1:
+        return 0
+    return <uint64_t>(s0 + n if s0 < 0 else s0)
+
+cdef uint64_t suyama64(uint64_t sigma, Point64* p, uint64_t* a24, const Mont64* m) noexcept nogil:
+    """Suyama's curve for sigma (its group order is a multiple of 12, not just 4): 1, or a
+    divisor of n met on the way. The start point goes to p, (A + 2) / 4 to a24, in Montgomery form."""
+    cdef uint64_t n = m.n, s = to_mont_small(sigma, m), g, inv
+    cdef uint64_t u = subm(mulm(s, s, m), to_mont_small(5, m), n)
+    cdef uint64_t v = addm(addm(s, s, n), addm(s, s, n), n)
+    cdef uint64_t u3 = mulm(mulm(u, u, m), u, m), d = subm(v, u, n)
+    cdef uint64_t num = mulm(mulm(mulm(d, d, m), d, m), addm(addm(u, u, n), addm(u, v, n), n), m)
+    cdef uint64_t den = mulm(u3, v, m)
+    cdef int k
+    for k in range(4):
+        den = addm(den, den, n)
+    p.x = u3
+    p.z = mulm(mulm(v, v, m), v, m)
+    den = mulm(den, 1, m)  # out of Montgomery form
+    inv = inv_mod64(den, n)
+    if inv == 0:
+        g = gcd64(den, n)
+        return g if g != n else 1
+    g = <uint64_t>(((<u128>m.one) << 64) % n)  # R^2 mod n
+    a24[0] = mulm(mulm(num, inv, m), g, m)
+    return 1
+
 cdef uint64_t ecm64(uint64_t n, uint64_t curve, uint64_t b1, uint64_t b2, Budget* b) noexcept nogil:
+    """ecm128 on Suyama's curves (sigma = curve + 5)."""
     cdef Mont64 m
     mont_init(&m, n)
-    cdef uint64_t a24 = to_mont_small(curve + 2, &m), g
+    cdef uint64_t a24 = 0, g
     cdef Point64 p
-    p.x = m.two
-    p.z = m.one
+    g = suyama64(curve + 5, &p, &a24, &m)
+    if g != 1:
+        return g
     g = ecm64_stage1(&p, a24, b1, &m, b)
     if b.exceeded:
         return 0
