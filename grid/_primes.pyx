@@ -1025,6 +1025,8 @@ cdef bint factor_work(Work* w, u128 n, Budget* b) noexcept nogil:
 # ---------------------------------------------------------------- Python-facing helpers
 
 cdef object u128_to_int(u128 x):
+    if (x >> 64) == 0:
+        return <uint64_t>x
     return (<object>(<uint64_t>(x >> 64)) << 64) | <object>(<uint64_t>x)
 
 cdef u128 int_to_u128(object x):
@@ -1140,13 +1142,18 @@ def factor(n, double deadline, int64_t iterations):
     cdef Budget b
     cdef u128 n128
     cdef int i
-    if n.bit_length() > 128:
+    if n <= U64_MAX:
+        n128 = <uint64_t>n
+        if is_prime64(<uint64_t>n):  # a task of one prime, as the original sent: no GIL round trip
+            return [n], 1
+    elif n.bit_length() > 128:
         return _factor_big(n, _PyBudget(deadline, iterations))
+    else:
+        n128 = int_to_u128(n)
     b.deadline = deadline
     b.iterations = iterations
     b.since_clock = 0
     b.exceeded = False
-    n128 = int_to_u128(n)
     with nogil:
         factor_work(&w, n128, &b)
     rest = 1
