@@ -61,6 +61,40 @@ def test_is_prime_accepts_sympy_primes(bits, seed):
     assert is_prime(sympy.randprime(2**(bits - 1), 2**bits))
 
 
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32))
+def test_is_prime_matches_sympy_below_2_32(n):
+    assert is_prime(n) == sympy.isprime(n)
+
+
+def sprp2(n):
+    """Strong probable prime to base 2, from the definition (odd n > 2): the reference for the table."""
+    s = ((n - 1) & -(n - 1)).bit_length() - 1
+    x = pow(2, (n - 1) >> s, n)
+    if x == 1:
+        return True
+    for _ in range(s):
+        if x == n - 1:
+            return True
+        x = x * x % n
+    return False
+
+
+def test_sprp2_reference_knows_the_first_strong_pseudoprimes():
+    odd_composites = [n for n in range(3, 50_000, 2) if not sympy.isprime(n)]
+    assert [n for n in odd_composites if sprp2(n)] == [2047, 3277, 4033, 4681, 8321, 15841, 29341, 42799,
+                                                       49141]
+
+
+def test_strong_pseudoprime_table_holds_composites_that_pass_base_2():
+    table = _primes._SPSP2_32
+    assert list(table) == sorted(set(table)) and table[-1] < 2**32
+    small = list(sympy.primerange(3, 257))
+    for n in table:
+        assert sprp2(n) and not sympy.isprime(n) and all(n % p for p in small), n
+        assert not is_prime(n)
+
+
 def test_is_prime_is_exact_below_200000():
     sieve = set(sympy.primerange(0, 200_000))
     assert [n for n in range(200_000) if is_prime(n)] == sorted(sieve)
@@ -130,6 +164,14 @@ def test_pseudoprimes_are_composite(n):
 def test_prime_powers(p, k):
     assert factorize(p**k) == [p] * k
     assert not is_prime(p**k)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(2**19, 2**32), min_size=2, max_size=3))
+def test_products_of_20_to_32_bit_primes(starts):
+    """The 64-bit ECM (Suyama's curves) from 2^52 on, rho and Hart below."""
+    primes = sorted(sympy.nextprime(x) for x in starts)
+    assert factorize(math.prod(primes)) == primes
 
 
 def test_semiprimes_just_below_2_64():
