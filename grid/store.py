@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+import orjson
+
 from grid.errors import ConfigError
 from grid.messages import Code, Result
 
@@ -179,14 +181,14 @@ def _write_csv(out: TextIO, records: Iterable[dict]) -> int:
 
 
 def _row(r: Result) -> tuple:
-    factors = None if r.factors is None else json.dumps([str(f) for f in r.factors])
+    factors = None if r.factors is None else orjson.dumps([str(f) for f in r.factors]).decode()
     return (r.task_id, r.job, r.n, factors, r.error_code, r.error_message, r.worker,
             r.submitted_at, r.started_at, r.completed_at, latency(r))
 
 
 def _result(row: tuple) -> Result:
     task_id, job, n, factors, *rest = row
-    return Result(task_id, job, n, None if factors is None else tuple(int(f) for f in json.loads(factors)), *rest)
+    return Result(task_id, job, n, None if factors is None else tuple(int(f) for f in orjson.loads(factors)), *rest)
 
 
 def _job_filter(job: str | None, *conditions: str) -> tuple[str, tuple]:
