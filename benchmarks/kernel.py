@@ -109,21 +109,21 @@ def measure(function, inputs, call, seconds, rounds):
     The clock is read about every 10 ms, not after every op: a read of the thread CPU clock
     is a system call that costs about 1 us here, more than a whole is_prime, and reading it
     per op flattened the ratios of the fast rows."""
-    best, results, count = 0.0, [], len(inputs)
+    best, results, count = 0.0, None, len(inputs)
     for _ in range(rounds):
         rng = random.Random(7)
-        done, chunk = 0, 1
+        done, chunk, out = 0, 1, []
         start = time.thread_time()
         while True:
-            out = [call(function, inputs[(done + k) % count], rng) for k in range(chunk)]
-            if len(results) < count:
-                results += out[:count - len(results)]
+            batch = [call(function, inputs[(done + k) % count], rng) for k in range(chunk)]
+            out += batch[:count - len(out)]
             done += chunk
             elapsed = time.thread_time() - start
             if elapsed > seconds:
                 break
             chunk = max(1, min(1000, int(done * 0.01 / max(elapsed, 1e-6))))
         best = max(best, done / elapsed)
+        results = results or out
     return best, results
 
 
