@@ -1,11 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """The factorization kernel: nogil loops on uint64_t and unsigned __int128, Python ints beyond.
 
-Layout, bottom up: small-prime tables; 64-bit Montgomery arithmetic and BPSW; the same on
-128 bits; the budget; Hart's one line factoring and Brent's rho; ECM on 128 bits; the nogil
+Layout, bottom up: small-prime tables; 64-bit Montgomery arithmetic, a base-2 test and a
+table of its pseudoprimes below 2^32, BPSW above; the same on 128 bits; the budget; Hart's one
+line factoring and Brent's rho; ECM on 128 bits, and on 64 bits with Suyama's curves; the nogil
 drivers that factor a whole 64- or 128-bit number; the Python-level entry points; the
-Python-int path beyond 128 bits. The 64- and 128-bit functions mirror each other on purpose:
-Cython has no templates, and a shared 128-bit version would slow the 64-bit path threefold.
+Python-int path beyond 128 bits; the pseudoprime table. The 64- and 128-bit functions mirror
+each other on purpose: Cython has no templates, and a shared 128-bit version would slow the
+64-bit path threefold.
 """
 from libc.stdint cimport uint64_t, int64_t, uint32_t
 from libc.math cimport sqrt, cbrt
@@ -27,7 +29,7 @@ cdef extern from *:
     long double sqrtl "grid_sqrtl"(long double x) noexcept nogil
     long double cbrtl "grid_cbrtl"(long double x) noexcept nogil
 
-DEF N_SPSP2_32 = 1971       # base-2 strong pseudoprimes below 2^32 free of primes below 257
+DEF N_SPSP2_32 = 1971      # base-2 strong pseudoprimes below 2^32 free of primes below 257
 DEF N_TRIAL = 172          # odd primes below 1024: tables, and trial division beyond 2^128
 DEF N_TRIAL_FACTOR = 53    # odd primes below 257, divided out before any splitting
 DEF N_QUICK = 53           # odd primes below 257, screened before a 64-bit primality test
