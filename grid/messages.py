@@ -312,7 +312,7 @@ def _load(body: str | bytes) -> dict:
 
 
 def _parse_json(text: str) -> object:
-    """orjson (several times faster) where it reads what the stdlib reads; else the stdlib with its hooks and messages."""
+    """orjson (several times faster) where it reads what the stdlib reads; else the stdlib, its hooks and messages."""
     raw = text.encode("utf-8", "surrogatepass")
     shape = raw.translate(_DIGITS_AS_ZEROS)
     if not any(run in shape for run in _LONG_RUNS):

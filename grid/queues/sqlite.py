@@ -320,8 +320,7 @@ class SqliteQueue(Queue):
         params = [
             value
             for e in good
-            for value in (self.name, ids[e.id], e.body, orjson.dumps(dict(e.attributes)).decode() if e.attributes else None,
-                          now, now + e.delay_seconds)
+            for value in (self.name, ids[e.id], e.body, _attributes_json(e.attributes), now, now + e.delay_seconds)
         ]
         if params:
             self._broker.execute(_INSERT + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(good)), params)
@@ -466,6 +465,10 @@ def _entry_problem(entry: SendEntry) -> str | None:
 def _plain(text: object) -> bool:
     """A non-empty string of printable ASCII: characters SQS accepts, each one byte."""
     return type(text) is str and text != "" and text.isascii() and text.isprintable()
+
+
+def _attributes_json(attributes) -> str | None:
+    return orjson.dumps(dict(attributes)).decode() if attributes else None
 
 
 def _message_ids(count: int) -> list[str]:

@@ -72,6 +72,7 @@ class Worker(lifecycle.Daemon):
             self._release([m.receipt for m in messages])
             return True
         self._batch = [self._open(m) for m in messages]
+        self.metrics.incr("tasks_handled", sum(len(h.tasks) + len(h.results) for h in self._batch))  # once a batch
         try:
             self._compute(self._batch)
             self._answer(self._batch)
@@ -110,7 +111,6 @@ class Worker(lifecycle.Daemon):
                 hand.tasks.append(item)
             else:
                 hand.results.append(self._rejected(item))
-        self.metrics.incr("tasks_handled", len(items))
         return hand
 
     def _rejected(self, item: Rejected) -> Result:
