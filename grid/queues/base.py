@@ -4,6 +4,7 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from grid.errors import ConfigError
@@ -111,6 +112,10 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:
         """The queue `name`; with create, make it and its dead-letter queue `name-dlq` if missing."""
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """Queue calls made inside commit together where the backend can (the embedded queue); elsewhere each stands alone."""
+        return nullcontext()
 
     def close(self) -> None:
         """Release connections."""

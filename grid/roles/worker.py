@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -189,17 +188,12 @@ class Worker(lifecycle.Daemon):
         if released:
             self._release(released)
         answered = [h for h in batch if not h.skipped]
-        with self.metrics.timer("send_time"), self._atomic():  # one commit on the embedded queue; SQS: two calls
+        with self.metrics.timer("send_time"), self.broker.atomic():  # one commit on the embedded queue; SQS: two calls
             unsent = self._send_results(answered)
             done = [h for h in answered if not h.fault and id(h) not in unsent]
             with self.metrics.timer("delete_time"):
                 deleted = self._delete(done)
         self._count(batch, deleted)
-
-    def _atomic(self):
-        """The broker's atomic(), where it has one (the embedded queue): results and deletes commit together."""
-        atomic = getattr(self.broker, "atomic", None)
-        return atomic() if atomic else nullcontext()
 
     def _send_results(self, hands: Sequence[InHand]) -> set[int]:
         """Send the results of `hands`; the ids of hands with a result the results queue did not accept."""
