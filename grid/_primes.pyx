@@ -503,13 +503,14 @@ cdef inline uint64_t mulm_lazy(uint64_t a, uint64_t b, const Mont64* m) noexcept
 
 cdef inline uint64_t rho_acc(uint64_t q, uint64_t x, uint64_t y, const Mont64* m) noexcept nogil:
     """q * (x - y), the product of rho's differences, in Montgomery form."""
-    # lazy: q < 2n and x + 2n - y < 5n, so the product stays below n 2^64 for n < 2^60
+    # lazy: x, y < 2n + c < 3n, so 0 < x + 3n - y < 6n, and with q < 2n the product stays
+    # below 12 n^2 < n 2^64 for n < 2^60
     if m.lazy:
-        return mulm_lazy(q, x + 2 * m.n - y, m)
+        return mulm_lazy(q, x + 3 * m.n - y, m)
     return mulm(q, absdiff(x, y), m)
 
 cdef inline uint64_t rho_step(uint64_t y, uint64_t c, const Mont64* m) noexcept nogil:
-    # lazy: y < 2n + c keeps y^2 < n 2^64, so neither the product nor the sum is reduced
+    # lazy: y < 2n + c < 3n keeps y^2 < n 2^64, so neither the product nor the sum is reduced
     if m.lazy:
         return mulm_lazy(y, y, m) + c
     return addm(mulm(y, y, m), c, m.n)
