@@ -367,7 +367,7 @@ def _decode_inputs(doc: dict) -> list[Task | Rejected]:
         except MessageError:
             pass
         else:
-            return [_task(n, task_id, job, submitted_at) for n, task_id in zip(numbers, ids)]
+            return [unchecked_task(n, task_id, job, submitted_at) for n, task_id in zip(numbers, ids)]
     shared = {k: doc[k] for k in ("job", "submitted_at", "type") if k in doc}
     return [_decode_task({"id": task_id, "input": text}, shared, task_id) for task_id, text in zip(ids, inputs)]
 
@@ -400,14 +400,15 @@ def _decode_task(item: object, shared: dict, fallback_id: str) -> Task | Rejecte
             job = _parse_name("job", fields.get("job"))
             submitted_at = _parse_time("submitted_at", fields.get("submitted_at"))
             _parse_type(fields.get("type"))
-            return _task(_parse_input(fields), task_id, job, submitted_at)
+            return unchecked_task(_parse_input(fields), task_id, job, submitted_at)
         except MessageError:
             pass
     return _reject(item, shared, fallback_id)
 
 
-def _task(n: int, task_id: str, job: str | None, submitted_at: float | None) -> Task:
-    """A Task from values the decoder has checked, without checking them again (the hot path of a worker)."""
+def unchecked_task(n: int, task_id: str, job: str | None, submitted_at: float | None) -> Task:
+    """A Task from values known to be valid (checked by a decoder, drawn by the kernel), without Task's checks: the
+    hot paths of the worker and the producer, where the checks cost as much as a small task's kernel work."""
     task = object.__new__(Task)
     task.__dict__.update(n=n, id=task_id, job=job, submitted_at=submitted_at)
     return task
@@ -550,7 +551,7 @@ def _plain_results(ids: list[str], inputs: list, factors: list, times: list, sha
     if numbers is None:
         return None
     count, numbers = len(ids), iter(numbers)
-    return [_result(task_id, job, text, tuple(islice(numbers, len(fs))), None, None, worker, submitted_at, s, c)
+    return [unchecked_result(task_id, job, text, tuple(islice(numbers, len(fs))), None, None, worker, submitted_at, s, c)
             for task_id, text, fs, s, c in zip(ids, inputs, factors, times[:count], times[count:])]
 
 
@@ -562,7 +563,7 @@ def _decode_result(item: object, shared: dict, fallback_id: str | None) -> Resul
     task_id = _parse_name("id", get("id"), required=fallback_id is None) or fallback_id
     _parse_type(get("type"))
     factors, code, message = _parse_outcome(fields)
-    return _result(task_id, _parse_name("job", get("job")), _parse_echo(get("input")), factors, code, message,
+    return unchecked_result(task_id, _parse_name("job", get("job")), _parse_echo(get("input")), factors, code, message,
                    _parse_name("worker", get("worker")), _parse_time("submitted_at", get("submitted_at")),
                    _parse_time("started_at", get("started_at")), _parse_time("completed_at", get("completed_at")))
 
@@ -570,8 +571,9 @@ def _decode_result(item: object, shared: dict, fallback_id: str | None) -> Resul
 _RESULT_FIELDS = tuple(Result.__dataclass_fields__)
 
 
-def _result(*values) -> Result:
-    """A Result from values the decoder has checked (exactly one of factors and code), without Result's checks."""
+def unchecked_result(*values) -> Result:
+    """A Result from values known to be valid (exactly one of factors and code), in Result's field order, without
+    Result's checks: the hot paths of the worker and the collector."""
     result = object.__new__(Result)
     result.__dict__.update(zip(_RESULT_FIELDS, values))
     return result

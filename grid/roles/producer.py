@@ -13,7 +13,7 @@ import uuid
 
 from grid import primes
 from grid.errors import QueueError
-from grid.messages import Task, decode_tasks, pack_tasks
+from grid.messages import Task, decode_tasks, pack_tasks, unchecked_task
 from grid.queues.base import SendEntry
 from grid.roles import lifecycle
 
@@ -86,16 +86,17 @@ class Producer(lifecycle.Daemon):
         return k
 
     def _generate(self) -> list[tuple[str, int]]:
-        cfg = self.cfg
+        cfg, job, rng = self.cfg, self.job, self.rng
+        low, high, factors = cfg.prime_min_bits, cfg.prime_max_bits, cfg.factors_per_task
         now = time.time()  # one time for the batch: its tasks go out together, and share it in a compact bundle
-        with self.metrics.timer("exec_time"):
-            tasks = [self._task(cfg, now) for _ in range(self._batch_tasks())]
+        first = self.generated + 1
+        with self.metrics.timer("exec_time"):  # the kernel draws valid numbers, the id is well formed: no checks
+            tasks = [unchecked_task(primes.task_number(low, high, factors, rng=rng), f"{job}-{i}", job, now)
+                     for i in range(first, first + self._batch_tasks())]
+        if tasks:  # the longest id is the last: Task checks it (and the job) as it checked every task before
+            Task(tasks[-1].n, tasks[-1].id, job, now)
+        self.generated += len(tasks)
         return _messages(tasks, cfg.tasks_per_message)
-
-    def _task(self, cfg, now: float) -> Task:
-        n = primes.task_number(cfg.prime_min_bits, cfg.prime_max_bits, cfg.factors_per_task, rng=self.rng)
-        self.generated += 1
-        return Task(n=n, id=f"{self.job}-{self.generated}", job=self.job, submitted_at=now)
 
     def _send(self) -> int:
         """Send up to a batch of pending messages; the number of tasks the queue accepted."""

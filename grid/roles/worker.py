@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from grid import primes
 from grid.errors import MessageError, QueueError
-from grid.messages import REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, decode_tasks, pack_results
+from grid.messages import (REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, decode_tasks, pack_results,
+                           unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.roles import lifecycle
 
@@ -150,30 +151,30 @@ class Worker(lifecycle.Daemon):
             self.log.warning("heartbeat failed for a message in work (it may be delivered again): %s", reason)
 
     def _solve_all(self, chunk: list[tuple[InHand, Task]]) -> list[Result | None]:
-        return [self._solve(hand, task) for hand, task in chunk]
+        budget = self.cfg.work_budget
+        return [self._solve(hand, task, budget) for hand, task in chunk]
 
-    def _solve(self, hand: InHand, task: Task) -> Result | None:
+    def _solve(self, hand: InHand, task: Task, budget: float) -> Result | None:
         """Runs on a kernel thread: the task's result, or None when skipped on stop or failed inside the worker."""
-        with self._lock:
-            if not hand.started and self.stopping:
-                hand.skipped = True
-                return None
-            hand.started = True
+        if not hand.started:  # once started, a message is finished: only its first task needs the lock
+            with self._lock:
+                if not hand.started and self.stopping:
+                    hand.skipped = True
+                    return None
+                hand.started = True
         started = time.time()
         try:
-            factors = primes.factorize(task.n, budget=self.cfg.work_budget)
+            factors = primes.factorize(task.n, budget=budget)
         except primes.BudgetExceeded:
-            return self._error(task, started, Code.OVER_BUDGET, f"over the work budget of {self.cfg.work_budget} s")
+            return self._error(task, started, Code.OVER_BUDGET, f"over the work budget of {budget} s")
         except (ValueError, TypeError) as e:
             return self._error(task, started, Code.BAD_INPUT, str(e))
         except Exception:
             self.log.exception("task %s: worker fault; the message is left for retry", task.id)
             hand.fault = True
             return None
-        return Result(
-            task_id=task.id, job=task.job, n=str(task.n), factors=tuple(factors), worker=self.worker_id,
-            submitted_at=task.submitted_at, started_at=started, completed_at=time.time(),
-        )
+        return unchecked_result(task.id, task.job, str(task.n), tuple(factors), None, None, self.worker_id,
+                                task.submitted_at, started, time.time())
 
     def _error(self, task: Task, started: float, code: Code, message: str) -> Result:
         self.log.warning("task %s: error %d: %s", task.id, code, message)
