@@ -42,7 +42,8 @@ COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the re
 WORK_PER_MESSAGE = 0.01  # seconds of kernel work per task message: past this, bigger bundles gained nothing
 MAX_TASKS_PER_MESSAGE = 200  # ... and a few large messages would leave one worker with the tail
 PROBE_TASKS, PROBE_SECONDS = 101, 0.05  # the task size is timed on at most this many tasks, or this much time
-SAMPLE_PERIOD = 0.25  # seconds between samples of the run (the view shows one every --interval)
+SAMPLE_PERIOD = 0.1  # seconds between samples of the run (the view shows one every --interval); the end of the
+# work is known to within this
 SEND_INTERVAL = 0.005  # seconds: a paced producer sends at most this often, with more messages per send if need be
 PIDS_FILE = "roles.pid"  # JSON {role: pid} while the roles run
 
