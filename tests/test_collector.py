@@ -7,11 +7,11 @@ import pytest
 from moto import mock_aws
 
 from grid import config
-from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results
+from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack_results
 from grid.metrics import Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
-from grid.roles.collector import Collector
+from grid.roles.collector import LATENCY_SAMPLES, Collector
 from grid.store import ResultStore
 
 
@@ -130,3 +130,38 @@ def test_the_collector_emits_the_registrys_metrics_over_statsd(tmp_path):
         while not expected <= names:
             names |= {line.split(":", 1)[0] for line in sock.recv(65536).decode().splitlines()}
     assert names == expected
+
+
+class TimingsKept(Metrics):
+    """Metrics that keep each timing (the statsd client only sends them)."""
+
+    def __init__(self):
+        super().__init__("collector")
+        self.timings: list[tuple[str, float]] = []
+
+    def timing(self, name, ms):
+        super().timing(name, ms)
+        self.timings.append((name, ms))
+
+
+@pytest.mark.parametrize("count", [1, 7, 100, 101, 2000])
+def test_latency_timings_are_each_results_up_to_a_bounded_sample_per_step(tmp_path, count):
+    url = f"sqlite://{tmp_path}/grid.db"
+    with open_broker(url) as broker, ResultStore(tmp_path / "results.db") as store:
+        results = [Result(f"job-{i}", "job", "15", (3, 5), worker="w", submitted_at=10.0, started_at=10.5,
+                          completed_at=11.0 + i / 1000) for i in range(1, count + 1)]
+        send(broker.queue("results", create=True), *pack_results(results, per_message=count // 2 + 1))
+        metrics = TimingsKept()
+        daemon = Collector(collector_config(url), broker, metrics, store=store)
+        daemon.setup()
+        drain(daemon)
+    latencies = [ms for name, ms in metrics.timings if name == "latency"]
+    assert store_total(tmp_path) == count
+    assert 1 <= len(latencies) <= min(count, LATENCY_SAMPLES)
+    sent = {(r.completed_at - r.submitted_at) * 1000.0 for r in results}
+    assert len(latencies) == len(set(latencies)) and set(latencies) <= sent
+
+
+def store_total(tmp_path):
+    with ResultStore(tmp_path / "results.db") as store:
+        return store.counts().total

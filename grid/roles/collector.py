@@ -72,7 +72,7 @@ class Collector(lifecycle.Daemon):
         self.duplicates += added.duplicates
         self.metrics.incr("results_stored", added.stored)
         self.metrics.incr("duplicates", added.duplicates)
-        for r in results[:: max(1, len(results) // LATENCY_SAMPLES)]:
+        for r in results[:: -(-len(results) // LATENCY_SAMPLES) or 1]:
             if (seconds := latency(r)) is not None:
                 self.metrics.timing("latency", seconds * 1000.0)
         self.log.debug("stored %d results (%d duplicates) from %d messages", added.stored, added.duplicates,
