@@ -51,7 +51,8 @@ STATSD_METRICS: tuple[Metric, ...] = (
     Metric("collector", "results_stored", COUNTER, "results written to the result store"),
     Metric("collector", "duplicates", COUNTER, "results dropped because their task id was stored already"),
     Metric("collector", "store_time", TIMER, "time to store and delete a batch of results"),
-    Metric("collector", "latency", TIMER, "completed_at - submitted_at of stored results (a sample of at most 100 per collector step)"),
+    Metric("collector", "latency", TIMER,
+           "completed_at - submitted_at of stored results (a sample of at most 100 per collector step)"),
 )
 
 # The supervisor's CloudWatch metrics, as the original published them (Unit Count, dimension AutoScalingGroupName).
