@@ -65,10 +65,15 @@ class Timeline:
         return self.samples[-1].t if self.drained_at is None else self.drained_at
 
     def scale_in(self) -> float | None:
-        """Seconds from the last task done to no worker running."""
+        """Seconds from the last task done to no worker running nor wanted.
+
+        `running` is what the supervisor saw before its last decision, so alone it reads 0 between the first
+        scale-out and the next step; the target says the workers were still wanted then.
+        """
         if self.drained_at is None:
             return None
-        gone = next((s.t for s in self.samples if s.t >= self.drained_at and s.running == 0), None)
+        gone = next((s.t for s in self.samples
+                     if s.t >= self.drained_at and s.running == 0 and s.target == 0), None)
         return None if gone is None else gone - self.drained_at
 
 

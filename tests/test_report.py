@@ -35,6 +35,16 @@ def test_rates_first_scale_out_and_scale_in_come_from_the_samples():
     assert timeline.rate_now() == 300.0
 
 
+def test_scale_in_waits_for_the_target_when_work_ends_before_the_next_supervisor_step():
+    # the supervisor's first step saw no worker yet (running 0) and asked for 2; all work ends before its next step
+    timeline = report.Timeline([
+        sample(0.0), sample(0.5, target=2), sample(1.5, 400, target=2), sample(2.5, 400, workers=2, target=1,
+                                                                               running=2),
+        sample(3.5, 400, workers=1, running=1), sample(4.5, 400),
+    ], drained_at=1.4)
+    assert timeline.scale_in() == pytest.approx(3.1)
+
+
 def test_an_unfinished_run_has_no_scale_in_and_counts_its_whole_time():
     timeline = report.Timeline([sample(0.0, 10), sample(2.0, 50, workers=1, target=1, running=1)])
     assert timeline.scale_in() is None
