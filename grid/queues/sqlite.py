@@ -159,6 +159,13 @@ class SqliteBroker(Broker):
         return self._local
 
     def _connect(self) -> None:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        try:  # the embedded queue makes what it needs on first use: its folder too (the default is under ~/.local)
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            why = "a file of that name is in the way" if isinstance(e, FileExistsError) else e.strerror
+            raise ConfigError(f"cannot create the folder {folder} of the queue database (broker {self.url}): "
+                              f"{why}") from e
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
