@@ -138,8 +138,10 @@ def test_embedded_grid_answers_every_task_once_and_scales_out_then_to_zero(grid_
     codes = grid_run.stop()
     tps = check_results(store, "it-a", 2000)
     assert codes == {"supervisor": 0, "collector": 0, "producer": 0}
-    # the decision to scale out is deterministic; how many workers come up before 2000 small tasks are done is not
-    assert max(o.desired for o in seen) == 2 and max(o.fleet.in_service for o in seen) >= 1
+    # scaled out from zero, then back: how far out depends on the backlog a step happens to see (a step in the
+    # middle of production may start one worker that keeps the backlog below two workers' worth); the policy's
+    # sizes are tested in test_fleet.py
+    assert 1 <= max(o.desired for o in seen) <= 2 and max(o.fleet.in_service for o in seen) >= 1
     assert seen[-1].total_backlog == 0
     assert "started worker pid" in grid_run.log("supervisor") and "stopping worker pid" in grid_run.log("supervisor")
     with capsys.disabled():
