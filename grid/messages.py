@@ -182,10 +182,26 @@ def _compact_results(results: Sequence[Result]) -> dict | None:
                           or (r.job, r.worker, r.submitted_at) != (first.job, first.worker, first.submitted_at)
                           for r in results):
         return None
-    doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
-    _put_optional(doc, job=first.job, worker=first.worker, submitted_at=first.submitted_at)
-    doc.update(inputs=[r.n for r in results], factors=[[str(f) for f in r.factors] for r in results],
-               started_at=[r.started_at for r in results], completed_at=[r.completed_at for r in results])
+    return _result_columns(run[0], run[1], first.job, first.worker, first.submitted_at, [r.n for r in results],
+                           [r.factors for r in results], [r.started_at for r in results],
+                           [r.completed_at for r in results])
+
+
+def encode_result_run(run: TaskRun, factors: Sequence[Sequence[int]], started_at: list[float],
+                      completed_at: list[float], worker: str | None) -> str:
+    """The compact bundle of the answers to `run`: factors[i] of run.inputs[i], computed from started_at[i] to
+    completed_at[i]. MessageError (413) when it is over the size limit."""
+    return _dump(_result_columns(run.id_prefix, run.id_start, run.job, worker, run.submitted_at, run.inputs, factors,
+                                 started_at, completed_at), len(factors), "results")
+
+
+def _result_columns(prefix: str, start: int, job: str | None, worker: str | None, submitted_at: float | None,
+                    inputs: list[str], factors: Sequence[Sequence[int]], started_at: list[float],
+                    completed_at: list[float]) -> dict:
+    doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": prefix, "id_start": start}
+    _put_optional(doc, job=job, worker=worker, submitted_at=submitted_at)
+    doc.update(inputs=inputs, factors=[[str(f) for f in fs] for fs in factors], started_at=started_at,
+               completed_at=completed_at)
     return doc
 
 
@@ -342,9 +358,33 @@ def _bundle(doc: dict, key: str, single_keys: tuple[str, ...]) -> list | None:
     return items
 
 
+@dataclass(frozen=True)
+class TaskRun:
+    """The tasks of a compact bundle (v2) whose every value is of the usual kind, as columns: tasks
+    `id_prefix + str(id_start + i)`, numbers[i] sent as inputs[i]. The worker answers it without a Task per task."""
+
+    id_prefix: str
+    id_start: int
+    numbers: list[int]
+    inputs: list[str]
+    job: str | None
+    submitted_at: float | None
+
+    def tasks(self) -> list[Task]:
+        prefix, start, job, submitted_at = self.id_prefix, self.id_start, self.job, self.submitted_at
+        return [unchecked_task(n, f"{prefix}{start + k}", job, submitted_at) for k, n in enumerate(self.numbers)]
+
+
 def decode_tasks(body: str | bytes, *, default_id: str) -> list[Task | Rejected]:
     """The tasks of one message, in order. A bad item becomes a Rejected with its own code; MessageError only
     when the whole message is unusable (not JSON, not an object, over the size limit, unknown version)."""
+    read = read_tasks(body, default_id=default_id)
+    return read.tasks() if isinstance(read, TaskRun) else read
+
+
+def read_tasks(body: str | bytes, *, default_id: str) -> TaskRun | list[Task | Rejected]:
+    """A task message as the worker reads it: a TaskRun when it is a compact bundle whose every value is of the
+    usual kind, else as decode_tasks."""
     doc = _load(body)
     if "inputs" in doc:
         return _decode_inputs(doc)
@@ -355,41 +395,52 @@ def decode_tasks(body: str | bytes, *, default_id: str) -> list[Task | Rejected]
     return [_decode_task(item, shared, f"{default_id}:{i}") for i, item in enumerate(items)]
 
 
-def _decode_inputs(doc: dict) -> list[Task | Rejected]:
+def _decode_inputs(doc: dict) -> TaskRun | list[Task | Rejected]:
     """The tasks of a compact bundle: checked list by list; where a check fails, item by item for the details."""
     inputs = _bundle(doc, "inputs", ("input", "tasks"))
-    ids = _run_ids(doc, len(inputs))
+    prefix, start = _run_start(doc)
     numbers = _plain_numbers(inputs)
-    if numbers is not None and len(ids[-1]) <= MAX_ID_CHARS:
+    if numbers is not None and len(f"{prefix}{start + len(inputs) - 1}") <= MAX_ID_CHARS:
         try:
             job, submitted_at = _parse_name("job", doc.get("job")), _parse_time("submitted_at", doc.get("submitted_at"))
             _parse_type(doc.get("type"))
         except MessageError:
             pass
         else:
-            return [unchecked_task(n, task_id, job, submitted_at) for n, task_id in zip(numbers, ids)]
+            return TaskRun(prefix, start, numbers, inputs, job, submitted_at)
+    ids = _run_ids(doc, len(inputs))
     shared = {k: doc[k] for k in ("job", "submitted_at", "type") if k in doc}
     return [_decode_task({"id": task_id, "input": text}, shared, task_id) for task_id, text in zip(ids, inputs)]
 
 
 def _run_ids(doc: dict, count: int) -> list[str]:
+    prefix, start = _run_start(doc)
+    return [f"{prefix}{start + k}" for k in range(count)]
+
+
+def _run_start(doc: dict) -> tuple[str, int]:
     prefix, start = doc.get("id_prefix"), doc.get("id_start")
     if type(prefix) is not str or len(prefix) > MAX_ID_CHARS or type(start) is not int or start < 0:
         raise MessageError(f"a bundle of 'inputs' names its items by 'id_prefix' (a string of at most {MAX_ID_CHARS} "
                            f"characters) and 'id_start' (an integer >= 0), got {_short(prefix)} and {_short(start)}",
                            Code.BAD_INPUT)
-    return [f"{prefix}{start + k}" for k in range(count)]
+    return prefix, start
 
 
 def _plain_numbers(texts: list) -> list[int] | None:
     """The integers of `texts` if every one is a decimal string of a positive number within the digit limit."""
-    if not all(type(t) is str and t for t in texts):
+    if not (_all_of_type(texts, str) and all(texts)):
         return None
     joined = "".join(texts)
     if texts and not (joined.isascii() and joined.isdigit()) or max(map(len, texts), default=0) > MAX_INPUT_DIGITS:
         return None
     numbers = list(map(int, texts))
     return numbers if min(numbers, default=1) >= 1 else None
+
+
+def _all_of_type(items: list, kind: type) -> bool:
+    """True when every item is exactly of `kind` (not a subclass): one pass in C, not a Python test per item."""
+    return not items or set(map(type, items)) == {kind}
 
 
 def _decode_task(item: object, shared: dict, fallback_id: str) -> Task | Rejected:
@@ -537,22 +588,72 @@ def _decode_result_columns(doc: dict) -> list[Result]:
 
 def _plain_results(ids: list[str], inputs: list, factors: list, times: list, shared: dict) -> list[Result] | None:
     """The results of a compact bundle whose every value is of the usual kind; None to check them one by one."""
-    if (len(ids[-1]) > MAX_ID_CHARS or not all(type(fs) is list for fs in factors)
-            or not all(type(t) is str and len(t) <= MAX_INPUT_DIGITS for t in inputs)
-            or not all(type(t) is float for t in times) or not 0 <= min(times) <= max(times) < _MAX_SECONDS):
+    plain = _plain_columns(ids[-1], inputs, factors, times, shared)
+    if plain is None:
         return None
-    numbers = _plain_numbers([f for fs in factors for f in fs])
-    try:
-        job, worker = _parse_name("job", shared.get("job")), _parse_name("worker", shared.get("worker"))
-        submitted_at = _parse_time("submitted_at", shared.get("submitted_at"))
-        _parse_type(shared.get("type"))
-    except MessageError:
-        return None
-    if numbers is None:
-        return None
+    numbers, (job, worker, submitted_at) = plain
     count, numbers = len(ids), iter(numbers)
     return [unchecked_result(task_id, job, text, tuple(islice(numbers, len(fs))), None, None, worker, submitted_at, s, c)
             for task_id, text, fs, s, c in zip(ids, inputs, factors, times[:count], times[count:])]
+
+
+def _plain_columns(last_id: str, inputs: list, factors: list, times: list,
+                   shared: dict) -> tuple[list[int], tuple[str | None, str | None, float | None]] | None:
+    """The factors as integers and (job, worker, submitted_at) of a compact bundle whose every value is of the usual
+    kind; None when one is not."""
+    if (len(last_id) > MAX_ID_CHARS or not _all_of_type(factors, list) or not _all_of_type(inputs, str)
+            or max(map(len, inputs)) > MAX_INPUT_DIGITS or not _all_of_type(times, float)
+            or not 0 <= min(times) <= max(times) < _MAX_SECONDS):
+        return None
+    numbers = _plain_numbers([f for fs in factors for f in fs])
+    try:
+        shared_values = (_parse_name("job", shared.get("job")), _parse_name("worker", shared.get("worker")),
+                         _parse_time("submitted_at", shared.get("submitted_at")))
+        _parse_type(shared.get("type"))
+    except MessageError:
+        return None
+    return None if numbers is None else (numbers, shared_values)
+
+
+@dataclass(frozen=True)
+class ResultRun:
+    """The answers to tasks `id_prefix + str(id_start + i)` for i < count, none an error: a compact bundle (v2) kept
+    as its checked body. The collector stores it whole, one row for the run instead of one per result."""
+
+    id_prefix: str  # empty, or ending in a character that is not a digit: each id has one (prefix, number) reading
+    id_start: int
+    count: int
+    job: str | None
+    latencies: tuple[float, ...]  # completed_at - submitted_at of each result; empty without submitted_at
+    body: str
+
+    def results(self) -> list[Result]:
+        return decode_results(self.body)
+
+
+def read_results(body: str, *, default_id: str | None = None) -> ResultRun | list[Result]:
+    """A result message as the collector stores it: a ResultRun when it is a compact bundle whose every value is of
+    the usual kind, else its Results (decode_results). MessageError as decode_results."""
+    doc = _load(body)
+    run = _result_run(doc, body) if "inputs" in doc else None
+    return run if run is not None else decode_results(body, default_id=default_id)
+
+
+def _result_run(doc: dict, body: str) -> ResultRun | None:
+    inputs, prefix, start = doc.get("inputs"), doc.get("id_prefix"), doc.get("id_start")
+    columns = [doc.get(key) for key in ("factors", "started_at", "completed_at")]
+    if (type(inputs) is not list or not inputs or "output" in doc or "error" in doc or "results" in doc
+            or type(prefix) is not str or prefix[-1:].isdigit() or type(start) is not int or start < 0
+            or not all(type(column) is list and len(column) == len(inputs) for column in columns)):
+        return None
+    factors, started, completed = columns
+    shared = {k: doc[k] for k in ("job", "worker", "type", "submitted_at") if k in doc}
+    plain = _plain_columns(f"{prefix}{start + len(inputs) - 1}", inputs, factors, started + completed, shared)
+    if plain is None:
+        return None
+    job, _, submitted_at = plain[1]
+    latencies = () if submitted_at is None else tuple([c - submitted_at for c in completed])
+    return ResultRun(prefix, start, len(inputs), job, latencies, body)
 
 
 def _decode_result(item: object, shared: dict, fallback_id: str | None) -> Result:

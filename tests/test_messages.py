@@ -14,6 +14,8 @@ from grid.messages import (
     Rejected,
     Result,
     Task,
+    ResultRun,
+    TaskRun,
     decode_results,
     decode_tasks,
     encode_results,
@@ -21,7 +23,7 @@ from grid.messages import (
     pack_results,
     pack_tasks,
 )
-from grid.messages import _parse_json
+from grid.messages import _parse_json, read_results, read_tasks
 
 names = st.text(min_size=1, max_size=128)
 times = st.none() | st.floats(0, 1e11, allow_nan=False)
@@ -295,9 +297,10 @@ stamps = st.floats(0, 1e11, allow_nan=False)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(max_size=20), st.integers(0, 10**6), st.lists(numbers, min_size=2, max_size=20), st.none() | names,
-       st.none() | stamps)
+@given(st.text(max_size=20).filter(lambda p: not p[-1:].isdigit()), st.integers(0, 10**6),
+       st.lists(numbers, min_size=2, max_size=20), st.none() | names, st.none() | stamps)
 def test_tasks_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, start, ns, job, submitted_at):
+    # A prefix ending in a digit has other readings ("1" + "9", "1" + "10" is no run of "" + n): see the test above.
     tasks = [Task(n, f"{prefix}{start + i}", job, submitted_at) for i, n in enumerate(ns)]
     body = encode_tasks(tasks)
     assert json.loads(body)["inputs"] == [str(n) for n in ns]
@@ -339,3 +342,31 @@ def test_a_bad_compact_result_bundle_is_a_message_error(change, words):
            "started_at": [1.0, 1.0], "completed_at": [2.0, 2.0], "worker": "w"}
     with pytest.raises(MessageError, match=words):
         decode_results(json.dumps({**doc, **change}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["job-", "", "j.7-", "x1", "job-0"]), st.integers(0, 10**6),
+       st.lists(st.integers(1, 10**30), min_size=2, max_size=20))
+def test_a_compact_bundle_reads_as_columns_that_match_its_decoding(prefix, start, numbers):
+    tasks = [Task(n, f"{prefix}{start + i}", "j", 100.0) for i, n in enumerate(numbers)]
+    body = encode_tasks(tasks)
+    run = read_tasks(body, default_id="m")
+    assert isinstance(run, TaskRun) or prefix[-1:].isdigit()  # "x1" + "9", "x1" + "10" is no run of "x" + n
+    assert (run.tasks() if isinstance(run, TaskRun) else run) == tasks == decode_tasks(body, default_id="m")
+    results = [Result(t.id, "j", str(t.n), (t.n,), worker="w", submitted_at=100.0, started_at=100.5,
+                      completed_at=101.0 + i) for i, t in enumerate(tasks)]
+    [answer] = pack_results(results)
+    read = read_results(answer)
+    assert isinstance(read, ResultRun) or prefix[-1:].isdigit()
+    assert (read.results() if isinstance(read, ResultRun) else read) == results
+    if isinstance(read, ResultRun):
+        assert f"{read.id_prefix}{read.id_start}" == tasks[0].id and read.count == len(numbers)
+        assert read.latencies == tuple(1.0 + i for i in range(len(numbers)))
+
+
+def test_a_compact_bundle_with_an_unusual_value_reads_item_by_item():
+    body = json.dumps({"v": 2, "id_prefix": "t-", "id_start": 0, "inputs": ["15", "x"], "job": "j"})
+    assert [type(item) for item in read_tasks(body, default_id="m")] == [Task, Rejected]
+    results = json.dumps({"v": 2, "id_prefix": "t-", "id_start": 0, "inputs": ["15"], "factors": [[3, 5]],
+                          "started_at": [1.0], "completed_at": [2.0]})
+    assert read_results(results) == [Result("t-0", None, "15", (3, 5), started_at=1.0, completed_at=2.0)]

@@ -5,11 +5,12 @@ import json
 
 import numpy
 import pytest
+import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grid.errors import ConfigError
-from grid.messages import Code, Result
+from grid.messages import Code, Result, ResultRun, TaskRun, encode_result_run, read_results
 from grid.store import Added, ResultStore, export_record
 
 
@@ -44,25 +45,57 @@ def test_a_later_answer_replaces_a_worker_fault_but_not_a_final_error(store):
     assert by_id["a"].factors == (3, 5) and by_id["b"].error_code == Code.OVER_BUDGET
 
 
+def run(start, count, worker="w1", prefix="t-", job="j1"):
+    """The ResultRun the collector reads from a compact bundle of answers to tasks prefix + start, ..."""
+    numbers = [15 + 2 * i for i in range(count)]
+    tasks = TaskRun(prefix, start, numbers, [str(n) for n in numbers], job, 100.0)
+    factors = [tuple(sympy.factorint(n, multiple=True)) for n in numbers]
+    read = read_results(encode_result_run(tasks, factors, [100.0] * count, [101.5] * count, worker))
+    assert isinstance(read, ResultRun)
+    return read
+
+
+ids = st.sampled_from(["a", "b", "t-0", "t-1", "t-2", "t-3", "t-5", "t-8", "t-13"])
 answers = st.one_of(
-    st.builds(ok, st.sampled_from("abcdefgh"), worker=st.sampled_from(["w1", "w2", "w3"])),
-    st.builds(error, st.sampled_from("abcdefgh"), st.sampled_from(list(Code))),
+    st.builds(ok, ids, worker=st.sampled_from(["w1", "w2", "w3"])),
+    st.builds(error, ids, st.sampled_from(list(Code))),
+    st.builds(run, st.integers(0, 12), st.integers(1, 5), worker=st.sampled_from(["w1", "w2"])),
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.lists(answers, max_size=12), max_size=6))
 def test_dedup_matches_a_reference_model(tmp_path_factory, batches):
     expected: dict[str, Result] = {}
     with ResultStore(tmp_path_factory.mktemp("s") / "r.db") as store:
         for batch in batches:
-            stored = 0
-            for r in batch:
+            stored = offered = 0
+            for r in (r for item in batch for r in (item.results() if isinstance(item, ResultRun) else [item])):
+                offered += 1
                 if r.task_id not in expected or expected[r.task_id].error_code == Code.WORKER_FAULT:
                     expected[r.task_id] = r
                     stored += 1
-            assert store.add(batch) == Added(stored, len(batch) - stored)
+            assert store.add(batch) == Added(stored, offered - stored)
         assert {r.task_id: r for r in store.results()} == expected
+        assert store.counts().total == len(expected)
+
+
+def test_a_run_is_one_row_and_reads_back_as_its_results(store):
+    assert store.add([run(0, 200)]) == Added(200, 0)
+    assert store.add([run(100, 200), ok("t-300")]) == Added(101, 100)
+    assert [r.task_id for r in store.results()] == [f"t-{i}" for i in range(301)]
+    assert store._db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1 + 100 + 1
+    assert [r.task_id for r in store.last(3)] == ["t-300", "t-299", "t-298"]
+    assert store.latency_percentiles("j1", [50]) == {50: 1.5}
+
+
+def test_a_store_of_the_older_layout_is_named_not_read(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).execute("CREATE TABLE results (task_id TEXT)").connection.commit()
+    with pytest.raises(ConfigError, match=r"old.db.*older grid"):
+        ResultStore(path, source="result_store")
 
 
 @settings(max_examples=60, deadline=None)

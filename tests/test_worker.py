@@ -1,6 +1,7 @@
 """The worker's step, on the embedded queue and on SQS through moto: answers, deletes, errors, stop, heartbeats."""
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -268,3 +269,45 @@ def test_a_batch_is_split_into_at_most_parts_contiguous_nonempty_pieces(items, p
     pieces = _split(items, parts)
     assert [x for piece in pieces for x in piece] == items
     assert len(pieces) <= parts and all(pieces)
+
+
+def run_tasks(ns, prefix="r") -> list[Task]:
+    """Tasks with ids counting up from one prefix and one job and time: sent as one compact bundle."""
+    return [Task(n=n, id=f"{prefix}{i}", job="run", submitted_at=100.0) for i, n in enumerate(ns)]
+
+
+@pytest.mark.parametrize("broken, code", [(RuntimeError("injected fault"), None), (primes.BudgetExceeded(77, [7], 11,
+                                                                                                       "1 s"), 422)])
+def test_a_failure_inside_a_compact_bundle_is_answered_like_a_lone_tasks_and_computed_once(sqlite_broker, monkeypatch,
+                                                                                          broken, code):
+    real, calls = primes.factorize, []
+
+    def failing_at_77(n, *, budget=None):
+        calls.append(n)
+        if n == 77:
+            raise broken
+        return real(n, budget=budget)
+
+    monkeypatch.setattr(primes, "factorize", failing_at_77)
+    w = started(sqlite_broker, worker_cfg("runfail"))
+    ns = [15, 21, 77, 35, 143]
+    send(w.tasks, [encode_tasks(run_tasks(ns))])
+    assert w.run_once()
+    found = results_by_task(drain(w.results))
+    assert sorted(calls) == sorted(ns)
+    assert {i: found[f"r{i}"][0].factors for i in (0, 1, 3, 4)} == {i: expected_factors(ns[i]) for i in (0, 1, 3, 4)}
+    if code is None:  # a fault: no answer, and the message stays for a retry
+        assert "r2" not in found and w.tasks.counts().in_flight == 1
+    else:
+        assert found["r2"][0].error_code == code and w.tasks.counts().total == 0
+
+
+def test_a_compact_bundle_is_answered_with_one_compact_body(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("compact"))
+    send(w.tasks, [encode_tasks(run_tasks([6, 10, 14]))])
+    assert w.run_once()
+    [message] = drain(w.results)
+    body = json.loads(message.body)
+    assert (body["v"], body["id_prefix"], body["id_start"], body["factors"]) == (2, "r", 0, [["2", "3"], ["2", "5"],
+                                                                                          ["2", "7"]])
+    assert w.metrics.counts["tps"] == 3

@@ -7,7 +7,7 @@ queue, where `grid dlq peek` shows it.
 from __future__ import annotations
 
 from grid.errors import MessageError
-from grid.messages import REQUEST_MESSAGE_ID, Result, decode_results
+from grid.messages import REQUEST_MESSAGE_ID, Result, ResultRun, read_results
 from grid.queues.base import Message
 from grid.roles import lifecycle
 from grid.store import ResultStore, latency
@@ -53,16 +53,17 @@ class Collector(lifecycle.Daemon):
         if self.store is not None:
             self.store.close()
 
-    def _decode(self, message: Message) -> list[Result] | None:
+    def _decode(self, message: Message) -> list[Result | ResultRun] | None:
         try:
-            return decode_results(message.body, default_id=message.attributes.get(REQUEST_MESSAGE_ID,
-                                                                                    message.message_id))
+            read = read_results(message.body, default_id=message.attributes.get(REQUEST_MESSAGE_ID,
+                                                                               message.message_id))
         except MessageError as e:
             self.log.error("result message %s (receive %d) left for the dead-letter queue: %s",
                            message.message_id, message.receive_count, e)
             return None
+        return [read] if isinstance(read, ResultRun) else read
 
-    def _store(self, results: list[Result], receipts: list[str]) -> None:
+    def _store(self, results: list[Result | ResultRun], receipts: list[str]) -> None:
         with self.metrics.timer("store_time"):
             added = self.store.add(results)
             deleted = self.results.delete_batch(receipts)
@@ -72,11 +73,18 @@ class Collector(lifecycle.Daemon):
         self.duplicates += added.duplicates
         self.metrics.incr("results_stored", added.stored)
         self.metrics.incr("duplicates", added.duplicates)
-        for r in results[:: -(-len(results) // LATENCY_SAMPLES) or 1]:
-            if (seconds := latency(r)) is not None:
-                self.metrics.timing("latency", seconds * 1000.0)
+        latencies = [s for item in results for s in _latencies(item)]
+        for seconds in latencies[:: -(-len(latencies) // LATENCY_SAMPLES) or 1]:
+            self.metrics.timing("latency", seconds * 1000.0)
         self.log.debug("stored %d results (%d duplicates) from %d messages", added.stored, added.duplicates,
                        len(receipts))
+
+
+def _latencies(item: Result | ResultRun) -> tuple[float, ...]:
+    if isinstance(item, ResultRun):
+        return item.latencies
+    seconds = latency(item)
+    return () if seconds is None else (seconds,)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from grid import primes
 from grid.errors import MessageError, QueueError
-from grid.messages import (REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, decode_tasks, pack_results,
-                           unchecked_result)
+from grid.messages import (REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun, encode_result_run,
+                           pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.roles import lifecycle
 
@@ -35,9 +35,20 @@ class InHand:
     message: Message
     tasks: list[Task] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
+    run: TaskRun | None = None  # a compact bundle, answered as one body, without a Task or Result per task
+    body: str | None = None  # the answer to `run`
     started: bool = False  # a task of it began: it is finished, not released, on stop
     skipped: bool = False  # stop came before any task began: released
     fault: bool = False  # a task failed inside the worker: not deleted, so it is retried
+
+    @property
+    def size(self) -> int:
+        """Tasks in the message."""
+        return len(self.run.numbers) if self.run is not None else len(self.tasks) + len(self.results)
+
+    @property
+    def answered(self) -> int:
+        return len(self.run.numbers) if self.body is not None else len(self.results)
 
 
 class Worker(lifecycle.Daemon):
@@ -72,7 +83,7 @@ class Worker(lifecycle.Daemon):
             self._release([m.receipt for m in messages])
             return True
         self._batch = [self._open(m) for m in messages]
-        self.metrics.incr("tasks_handled", sum(len(h.tasks) + len(h.results) for h in self._batch))  # once a batch
+        self.metrics.incr("tasks_handled", sum(h.size for h in self._batch))  # once a batch
         try:
             self._compute(self._batch)
             self._answer(self._batch)
@@ -103,9 +114,12 @@ class Worker(lifecycle.Daemon):
     def _open(self, message: Message) -> InHand:
         hand = InHand(message)
         try:
-            items = decode_tasks(message.body, default_id=message.message_id)
+            items = read_tasks(message.body, default_id=message.message_id)
         except MessageError as e:
             items = [Rejected(id=message.message_id, code=e.code, message=str(e))]
+        if isinstance(items, TaskRun):
+            hand.run = items
+            return hand
         for item in items:
             if isinstance(item, Task):
                 hand.tasks.append(item)
@@ -123,6 +137,7 @@ class Worker(lifecycle.Daemon):
         work = [(hand, task) for hand in batch for task in hand.tasks]
         parts = 1 if self.concurrency == 1 else self.concurrency * CHUNKS_PER_THREAD
         chunks = {self.pool.submit(self._solve_all, chunk): chunk for chunk in _split(work, parts)}
+        chunks.update({self.pool.submit(self._solve_run, hand): [(hand, None)] for hand in batch if hand.run})
         with self.metrics.timer("execution_time"):
             self._wait_with_heartbeats(chunks)
         for future, chunk in chunks.items():
@@ -154,27 +169,78 @@ class Worker(lifecycle.Daemon):
         budget = self.cfg.work_budget
         return [self._solve(hand, task, budget) for hand, task in chunk]
 
-    def _solve(self, hand: InHand, task: Task, budget: float) -> Result | None:
-        """Runs on a kernel thread: the task's result, or None when skipped on stop or failed inside the worker."""
+    def _solve_run(self, hand: InHand) -> list[None]:
+        """Runs on a kernel thread: answers a TaskRun with one body, or, at its first failure or when the body is
+        too large, turns it into Tasks and Results for the usual path."""
+        if not self._start(hand):
+            return [None]
+        run, budget = hand.run, self.cfg.work_budget
+        factors, started, completed = [], [], []
+        failure = None
+        for n in run.numbers:
+            began = time.time()
+            try:
+                found = primes.factorize(n, budget=budget)
+            except Exception as e:
+                failure = (began, e)
+                break
+            factors.append(found)
+            started.append(began)
+            completed.append(time.time())
+        else:
+            try:
+                hand.body = encode_result_run(run, factors, started, completed, self.worker_id)
+                return [None]
+            except MessageError:
+                pass
+        self._unbundle(hand, factors, started, completed, failure, budget)
+        return [None]
+
+    def _unbundle(self, hand: InHand, factors: list, started: list, completed: list,
+                  failure: tuple[float, Exception] | None, budget: float) -> None:
+        """Results for the tasks of hand.run: the first len(factors) computed already, the next one's `failure`, the
+        rest solved one by one."""
+        tasks, hand.run = hand.run.tasks(), None
+        done = len(factors)
+        hand.results = [unchecked_result(t.id, t.job, str(t.n), tuple(fs), None, None, self.worker_id,
+                                         t.submitted_at, s, c)
+                        for t, fs, s, c in zip(tasks, factors, started, completed)]
+        if failure is not None:
+            hand.results += [r for r in [self._failed(hand, tasks[done], *failure)] if r is not None]
+            done += 1
+        hand.results += [r for t in tasks[done:] if (r := self._solve(hand, t, budget)) is not None]
+
+    def _start(self, hand: InHand) -> bool:
+        """Mark `hand` started, unless a stop came first (then it is skipped and released)."""
         if not hand.started:  # once started, a message is finished: only its first task needs the lock
             with self._lock:
                 if not hand.started and self.stopping:
                     hand.skipped = True
-                    return None
+                    return False
                 hand.started = True
+        return True
+
+    def _solve(self, hand: InHand, task: Task, budget: float) -> Result | None:
+        """Runs on a kernel thread: the task's result, or None when skipped on stop or failed inside the worker."""
+        if not self._start(hand):
+            return None
         started = time.time()
         try:
             factors = primes.factorize(task.n, budget=budget)
-        except primes.BudgetExceeded:
-            return self._error(task, started, Code.OVER_BUDGET, f"over the work budget of {budget} s")
-        except (ValueError, TypeError) as e:
-            return self._error(task, started, Code.BAD_INPUT, str(e))
-        except Exception:
-            self.log.exception("task %s: worker fault; the message is left for retry", task.id)
-            hand.fault = True
-            return None
+        except Exception as e:
+            return self._failed(hand, task, started, e)
         return unchecked_result(task.id, task.job, str(task.n), tuple(factors), None, None, self.worker_id,
                                 task.submitted_at, started, time.time())
+
+    def _failed(self, hand: InHand, task: Task, started: float, e: Exception) -> Result | None:
+        """The error result of a task that raised `e`; None for a worker fault (the message is kept for a retry)."""
+        if isinstance(e, primes.BudgetExceeded):
+            return self._error(task, started, Code.OVER_BUDGET, f"over the work budget of {self.cfg.work_budget} s")
+        if isinstance(e, (ValueError, TypeError)):
+            return self._error(task, started, Code.BAD_INPUT, str(e))
+        self.log.error("task %s: worker fault; the message is left for retry", task.id, exc_info=e)
+        hand.fault = True
+        return None
 
     def _error(self, task: Task, started: float, code: Code, message: str) -> Result:
         self.log.warning("task %s: error %d: %s", task.id, code, message)
@@ -214,6 +280,8 @@ class Worker(lifecycle.Daemon):
         return unsent
 
     def _bodies(self, hand: InHand, unsent: set[int]) -> list[str]:
+        if hand.body is not None:
+            return [hand.body]
         try:
             return pack_results(hand.results) if hand.results else []
         except MessageError as e:  # one result over the size limit: nothing to send, so keep the message
@@ -240,7 +308,7 @@ class Worker(lifecycle.Daemon):
         self.log.info("released %d messages for others to take", len(receipts))
 
     def _count(self, batch: Sequence[InHand], deleted: Sequence[InHand]) -> None:
-        answered = sum(len(h.results) for h in deleted)
+        answered = sum(h.answered for h in deleted)
         errors = sum(r.error_code is not None for h in deleted for r in h.results)
         faults = sum(h.fault for h in batch)
         self.metrics.incr("tps", answered)
