@@ -203,6 +203,10 @@ _DECLARATIONS = [
              "Auto Scaling group of the supervisors (the dimension of the published metrics)", pattern=ASG_NAME),
     _declare(("supervisor",), "metric_interval", int, 15, "seconds between scaling decisions and metrics",
              min=1, max=3600),
+    _declare(("supervisor",), "scale_out_poll_interval", float, 15.0,
+             "seconds between backlog reads while the fleet is below max_workers, so that a scale-out (from zero too) "
+             "follows the backlog at once rather than at the next metric_interval; each read is one SQS request, and "
+             "at or above metric_interval it changes nothing", min=0.01, max=3600),
     _declare(("supervisor",), "backlog_per_instance", int, 5000,
              "scaling target: tasks waiting or in work per worker (the original's target tracking value)",
              min=1, max=10_000_000),

@@ -31,6 +31,8 @@ from grid.roles.producer import _positive
 DEFAULT_TASKS = 20_000
 DEFAULT_DIR = "grid-run"
 METRIC_INTERVAL = 1  # seconds between the supervisor's scaling steps: fast enough to watch
+SCALE_OUT_POLL = 0.02  # seconds between the supervisor's backlog reads below max workers: a read of the embedded
+# queue is cheap, and scale-out (from zero: at the first task) follows the backlog within this
 BACKLOG_PER_WORKER = 10  # task messages per worker the supervisor aims at: one receive each; full until the tail
 BATCHES_PER_WORKER = 4  # a run has at least this many receives of messages per worker, so every worker gets work
 POLL_WAIT = 1  # seconds of a worker's long poll: an idle worker notices SIGTERM within this
@@ -387,7 +389,7 @@ def role_env(folder: RunFolder, plan: Plan, max_workers: int, statsd_port: int) 
         "GRID_PRIME_MIN_BITS": str(plan.min_bits), "GRID_PRIME_MAX_BITS": str(plan.max_bits),
         "GRID_FACTORS_PER_TASK": str(plan.factors), "GRID_TASKS_PER_MESSAGE": str(plan.tasks_per_message),
         "GRID_METRIC_INTERVAL": str(METRIC_INTERVAL), "GRID_MIN_WORKERS": "0", "GRID_MAX_WORKERS": str(max_workers),
-        "GRID_SCALE_IN_COOLDOWN": str(SCALE_IN_COOLDOWN),
+        "GRID_SCALE_IN_COOLDOWN": str(SCALE_IN_COOLDOWN), "GRID_SCALE_OUT_POLL_INTERVAL": str(SCALE_OUT_POLL),
         "GRID_BACKLOG_PER_INSTANCE": str(BACKLOG_PER_WORKER), "GRID_CONCURRENCY": "1",
         "GRID_QUEUE_POLLING_WAIT_TIME": str(POLL_WAIT), "GRID_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
     }
@@ -461,13 +463,11 @@ class LocalRun:
         return 0
 
     def start_roles(self) -> None:
-        self.roles.start("collector")
-        self.start_production()
-        self._wait_for_first_task()
-        if self.interrupted.count:
-            return
+        """All at once: the supervisor, at zero workers, scales out as soon as it sees the first task."""
         worker_args = [f"--worker-arg=--log-filename={self.folder.log('workers')}"]
         self.roles.start("supervisor", "--fleet", "local", *worker_args)
+        self.start_production()
+        self.roles.start("collector")
 
     def watch(self) -> str | None:
         """Sample until the work is done and the fleet is back to zero, a role fails, or Ctrl-C; the failure."""
@@ -621,13 +621,10 @@ class LocalRun:
         print(f"report: {self.folder.file(report.REPORT_JSON)}, {self.folder.file(report.REPORT_PNG)}")
 
     # -- waiting ----------------------------------------------------------------------------------------------
-    def _wait_for_first_task(self) -> None:
-        self._wait_for(lambda: self.tasks.counts().total > 0 or not self.producing(), 10.0, interrupts=1)
-
-    def _wait_for(self, condition, timeout: float, interrupts: int = 2) -> None:
-        """Until `condition()`, `timeout` seconds, or the `interrupts`-th Ctrl-C."""
+    def _wait_for(self, condition, timeout: float) -> None:
+        """Until `condition()`, `timeout` seconds, or a second Ctrl-C."""
         deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline and self.interrupted.count < interrupts:
+        while not condition() and time.monotonic() < deadline and self.interrupted.count < 2:
             time.sleep(0.02)
 
     def _sleep(self, seconds: float) -> None:

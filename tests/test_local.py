@@ -6,7 +6,6 @@ import math
 import os
 import pty
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 
 from grid import local
 from grid.report import read_json
+from grid.store import ResultStore
 
 PATIENCE = 120.0  # seconds a run may take before the test calls it stuck
 
@@ -34,17 +34,22 @@ def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def stored(folder) -> list[tuple[str, str, list[str] | None, int | None]]:
-    with sqlite3.connect(os.path.join(folder, "results.db")) as db:
-        rows = db.execute("SELECT task_id, n, factors, error_code FROM results").fetchall()
-    return [(task_id, n, None if f is None else json.loads(f), code) for task_id, n, f, code in rows]
+    store = ResultStore(os.path.join(folder, "results.db"))
+    try:
+        return [(r.task_id, r.n, None if r.factors is None else list(map(str, r.factors)), r.error_code)
+                for r in store.results()]
+    finally:
+        store.close()
 
 
 def result_count(folder) -> int:
-    try:
-        with sqlite3.connect(os.path.join(folder, "results.db")) as db:
-            return db.execute("SELECT count(*) FROM results").fetchone()[0]
-    except sqlite3.Error:
+    if not os.path.exists(os.path.join(folder, "results.db")):
         return 0
+    store = ResultStore(os.path.join(folder, "results.db"))
+    try:
+        return store.counts().total
+    finally:
+        store.close()
 
 
 def assert_correct(rows) -> None:

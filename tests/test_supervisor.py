@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 import boto3
@@ -13,7 +14,7 @@ from botocore.config import Config as BotoConfig
 from moto import mock_aws
 
 from grid import config
-from grid.fleet import AsgFleet, FleetSize, ProcessFleet
+from grid.fleet import AsgFleet, Fleet, FleetError, FleetSize, ProcessFleet
 from grid.metrics import CLOUDWATCH_DIMENSION, CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE, Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
@@ -142,6 +143,74 @@ def test_a_passing_backlog_does_not_start_and_stop_workers_at_every_step(embedde
     finally:
         supervisor.teardown()
     assert fleet.started == 4
+
+
+class MemoryFleet(Fleet):
+    name = "memory"
+
+    def __init__(self, fail: bool = False):
+        self.desired, self.fail = 0, fail
+
+    def size(self) -> FleetSize:
+        return FleetSize(self.desired, self.desired, self.desired)
+
+    def set_desired(self, count: int) -> None:
+        if self.fail and count:
+            raise FleetError("the fleet is unreachable")
+        self.desired = count
+
+
+class Arriving:
+    """The tasks queue, whose tasks arrive in bursts at given backlog reads (1: the first step's)."""
+
+    def __init__(self, queue, bursts: dict[int, int]):
+        self.queue, self.bursts, self.reads = queue, bursts, 0
+
+    def counts(self):
+        self.reads += 1
+        fill(self.queue, self.bursts.get(self.reads, 0))
+        return self.queue.counts()
+
+
+def run_until_stepped(supervisor, steps: int) -> list[int]:
+    """run_once until `steps` steps are done; a step due only at the next metric_interval (an hour) ends the wait."""
+    guard = threading.Timer(30, supervisor.request_stop)
+    guard.start()
+    try:
+        while len(supervisor.history) < steps and supervisor.run_once():
+            pass
+    finally:
+        guard.cancel()
+    return [obs.desired for obs in supervisor.history]
+
+
+def test_below_max_workers_a_step_follows_the_backlog_long_before_the_metric_interval(embedded):
+    cfg, broker = embedded
+    fast = supervisor_config(cfg.broker_url, metric_interval=3600, scale_out_poll_interval=0.01)
+    supervisor = make(fast, broker, MemoryFleet())
+    supervisor.tasks = arriving = Arriving(broker.queue("tasks"), {4: 5, 7: 10, 9: 30})
+    assert run_until_stepped(supervisor, 4) == [0, 1, 2, 4]  # from zero at the first task, then as the backlog grew
+    assert arriving.reads == 10 and supervisor.scale_out_poll() is None  # at max_workers: no reads until the step
+
+
+def test_scale_out_polling_is_off_when_it_is_not_sooner_than_the_metric_interval_or_nothing_can_grow(embedded):
+    cfg, broker = embedded
+    for flags in ({"scale_out_poll_interval": 1.0, "metric_interval": 1}, {"max_workers": 0, "min_workers": 0}):
+        supervisor = make(supervisor_config(cfg.broker_url, **flags), broker, MemoryFleet())
+        assert supervisor.scale_out_poll() is None and supervisor.step().desired == 0
+        assert supervisor.scale_out_poll() is None
+
+
+def test_a_failed_scale_out_waits_for_its_backoff_not_for_the_next_backlog_read(embedded, caplog):
+    cfg, broker = embedded
+    fast = supervisor_config(cfg.broker_url, metric_interval=3600, scale_out_poll_interval=0.01)
+    supervisor = make(fast, broker, MemoryFleet(fail=True))
+    supervisor.tasks = Arriving(broker.queue("tasks"), {2: 5})
+    assert supervisor.run_once() and supervisor.scale_out_poll() == 0.01
+    with caplog.at_level(logging.ERROR):
+        assert supervisor.run_once()
+    assert "the fleet is unreachable; retrying in 1.0 s" in caplog.text
+    assert supervisor.scale_out_poll() is None and supervisor._next_step > time.monotonic()
 
 
 def test_the_step_is_recorded_for_grid_status(embedded, tmp_path):

@@ -1,5 +1,9 @@
 """The supervisor: every metric_interval, read the backlog and the fleet, publish the scaling metrics, size the fleet.
 
+Scale-out does not wait for the next metric_interval: while the fleet is below max_workers, the supervisor reads the
+backlog every scale_out_poll_interval and steps as soon as it needs more workers than the last step asked for (from
+zero: as soon as the first task arrives). Each such step scales out, so the reads never turn into a busy loop.
+
 The backlog counts tasks waiting and tasks in work (the AWS "backlog per instance" pattern with in-flight work
 included), so scale-in never sees an empty queue while tasks are still computing. Scale-in waits
 scale_in_cooldown seconds: the fleet keeps the most workers needed during that time, and its last worker stops only
@@ -91,6 +95,7 @@ class Supervisor(lifecycle.Daemon):
         self.needs = NeedWindow(cfg.scale_in_cooldown)
         self.clock = time.monotonic  # of the cooldown; tests step through time with their own
         self._next_step = 0.0
+        self._retrying = False  # the last step failed: wait out its backoff, don't read the backlog in between
         self._errors = lifecycle.Backoff(lifecycle.ERROR_MIN, max(lifecycle.ERROR_MAX, cfg.metric_interval))
 
     @classmethod
@@ -111,27 +116,51 @@ class Supervisor(lifecycle.Daemon):
         self.tasks = self.open_queue(self.cfg.tasks_queue_name)
         if self.fleet is None:
             self.fleet, self.publisher = build_fleet(self.cfg)
-        self.log.info("supervising %s: fleet %s, %d..%d workers, target %d tasks per worker, every %s s; "
-                      "scale-in waits %g s", self.cfg.tasks_queue_name, self.fleet.name, self.cfg.min_workers,
-                      self.cfg.max_workers, self.cfg.backlog_per_instance, self.cfg.metric_interval,
-                      self.cfg.scale_in_cooldown)
+        cfg = self.cfg
+        self.log.info("supervising %s: fleet %s, %d..%d workers, target %d tasks per worker, every %s s (backlog "
+                      "read every %g s below %d workers); scale-in waits %g s", cfg.tasks_queue_name, self.fleet.name,
+                      cfg.min_workers, cfg.max_workers, cfg.backlog_per_instance, cfg.metric_interval,
+                      min(cfg.scale_out_poll_interval, cfg.metric_interval), cfg.max_workers, cfg.scale_in_cooldown)
 
     def run_once(self) -> bool:
-        self.sleep_until(self._next_step)
+        self._wait_for_step()
         if self.stopping:
             return False
         try:
             self.step()
             self._errors.reset()
-            delay = self.cfg.metric_interval
+            delay, self._retrying = self.cfg.metric_interval, False
         except (FleetError, QueueError) as e:
             if e.exit_code != 1:
                 raise
-            delay = self._errors.next()
+            delay, self._retrying = self._errors.next(), True
             self.metrics.incr("errors")
             self.log.error("%s; retrying in %.1f s", e, delay)
         self._next_step = time.monotonic() + delay
         return True
+
+    def scale_out_poll(self) -> float | None:
+        """Seconds between backlog reads before the next step: while the last step succeeded and left room to scale
+        out, and only where that is sooner than metric_interval (None: no read before the step)."""
+        cfg, last = self.cfg, self.last
+        room = not self._retrying and last is not None and last.desired < cfg.max_workers
+        return cfg.scale_out_poll_interval if room and cfg.scale_out_poll_interval < cfg.metric_interval else None
+
+    def _wait_for_step(self) -> None:
+        """Until the next step is due, or sooner once the backlog needs more workers than the last step asked for."""
+        poll = self.scale_out_poll()
+        if poll is None:
+            self.sleep_until(self._next_step)
+            return
+        while not self.stopping and time.monotonic() < self._next_step and not self._needs_more():
+            self.sleep_until(min(self._next_step, time.monotonic() + poll))
+
+    def _needs_more(self) -> bool:
+        try:
+            counts = self.tasks.counts()
+        except QueueError:  # the step meets it again, and logs and backs off as it does for its own errors
+            return True
+        return workers_needed(counts.visible, counts.in_flight, self.cfg.backlog_per_instance) > self.last.desired
 
     def step(self) -> Observation:
         """Read the backlog and the fleet, publish, and set the fleet's desired size."""
