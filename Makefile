@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXT    := grid/_primes.stamp
+PYC    := grid/__pycache__/.compiled
 
 .PHONY: test demo bench bench-kernel bench-queues bench-grid wheel clean
 
@@ -17,21 +18,27 @@ $(EXT): grid/_primes.pyx setup.py $(STAMP)
 	$(BIN)/python setup.py -q build_ext --inplace
 	touch $@
 
-test: $(STAMP) $(EXT)
+# Byte-compiled once here: every role is a process of its own, and where PYTHONDONTWRITEBYTECODE is set each one
+# compiled the package again at start (0.2-0.4 s of a worker's start-up; compileall writes the files regardless).
+$(PYC): $(wildcard grid/*.py grid/*/*.py) $(STAMP)
+	$(BIN)/python -m compileall -q grid
+	touch $@
+
+test: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -m pytest
 
-demo: $(STAMP) $(EXT)
+demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local
 
 bench: bench-kernel bench-queues bench-grid
 
-bench-kernel: $(STAMP) $(EXT)
+bench-kernel: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/kernel.py
 
-bench-queues: $(STAMP) $(EXT)
+bench-queues: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/queues.py
 
-bench-grid: $(STAMP) $(EXT)
+bench-grid: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/grid.py
 
 wheel: $(STAMP)
