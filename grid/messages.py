@@ -167,9 +167,19 @@ def _compact_tasks(tasks: Sequence[Task]) -> dict | None:
     run = _id_run([t.id for t in tasks])
     if run is None or any(t.job != first.job or t.submitted_at != first.submitted_at for t in tasks):
         return None
-    doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
-    _put_optional(doc, job=first.job, submitted_at=first.submitted_at)
-    doc["inputs"] = [str(t.n) for t in tasks]
+    return _task_columns(run[0], run[1], first.job, first.submitted_at, [str(t.n) for t in tasks])
+
+
+def encode_task_run(run: TaskRun) -> str:
+    """The compact bundle of `run`'s tasks (its numbers as run.inputs). MessageError (413) when over the size limit."""
+    return _dump(_task_columns(run.id_prefix, run.id_start, run.job, run.submitted_at, run.inputs), len(run.inputs),
+                 "tasks")
+
+
+def _task_columns(prefix: str, start: int, job: str | None, submitted_at: float | None, inputs: list[str]) -> dict:
+    doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": prefix, "id_start": start}
+    _put_optional(doc, job=job, submitted_at=submitted_at)
+    doc["inputs"] = inputs
     return doc
 
 

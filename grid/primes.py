@@ -12,7 +12,7 @@ import time
 
 from grid import _primes
 
-__all__ = ["BudgetExceeded", "factorize", "is_prime", "random_prime", "task_number",
+__all__ = ["BudgetExceeded", "factorize", "is_prime", "random_prime", "task_number", "task_numbers",
            "MIN_BITS", "MAX_BITS"]
 
 MIN_BITS = 2
@@ -68,15 +68,32 @@ def _random_prime_args(bits, rng) -> tuple[int, random.Random]:
 
 def task_number(min_bits: int, max_bits: int, factors: int = 2, rng=None) -> int:
     """The product of `factors` random primes, each of a size drawn uniformly from [min_bits, max_bits]."""
-    low = _bits(min_bits, "task_number", "min_bits")
-    high = _bits(max_bits, "task_number", "max_bits")
+    return _task_numbers(1, *_task_args("task_number", min_bits, max_bits, factors, rng))[0]
+
+
+def task_numbers(count: int, min_bits: int, max_bits: int, factors: int = 2, rng=None) -> list[int]:
+    """`count` task numbers: what `count` calls of task_number draw from `rng`, with the arguments checked once."""
+    count = _integer(count, "task_numbers", "count")
+    if count < 0:
+        raise ValueError(f"task_numbers: count must be >= 0, got {count}")
+    return _task_numbers(count, *_task_args("task_numbers", min_bits, max_bits, factors, rng))
+
+
+def _task_args(func: str, min_bits, max_bits, factors, rng) -> tuple[int, int, int, random.Random]:
+    low, high = _bits(min_bits, func, "min_bits"), _bits(max_bits, func, "max_bits")
     if low > high:
-        raise ValueError(f"task_number: min_bits ({low}) must not exceed max_bits ({high})")
-    count = _integer(factors, "task_number", "factors")
-    if count < 1:
-        raise ValueError(f"task_number: factors must be >= 1, got {count}")
-    rng = _rng(rng, "task_number")
-    return math.prod(_primes.random_prime(rng.randint(low, high), rng) for _ in range(count))
+        raise ValueError(f"{func}: min_bits ({low}) must not exceed max_bits ({high})")
+    k = _integer(factors, func, "factors")
+    if k < 1:
+        raise ValueError(f"{func}: factors must be >= 1, got {k}")
+    return low, high, k, _rng(rng, func)
+
+
+def _task_numbers(count: int, low: int, high: int, k: int, rng: random.Random) -> list[int]:
+    prime, size = _primes.random_prime, rng.randint
+    if k == 2:  # the usual task, without a generator per number: half the cost of drawing it
+        return [prime(size(low, high), rng) * prime(size(low, high), rng) for _ in range(count)]
+    return [math.prod([prime(size(low, high), rng) for _ in range(k)]) for _ in range(count)]
 
 
 def factorize(n: int, *, budget: float | None = None, max_iterations: int | None = None) -> list[int]:

@@ -9,7 +9,7 @@ import sympy
 from hypothesis import given, settings, strategies as st
 
 from grid import _primes
-from grid.primes import BudgetExceeded, factorize, is_prime, random_prime, task_number
+from grid.primes import BudgetExceeded, factorize, is_prime, random_prime, task_number, task_numbers
 
 U64 = 1 << 64
 P64 = U64 - 59  # the largest prime below 2^64
@@ -139,6 +139,16 @@ def test_task_number_is_a_product_of_primes_of_the_sizes(low, extra, count, seed
     assert task_number(low, high, count, rng=random.Random(seed)) == n
 
 
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 30), st.integers(2, 40), st.integers(0, 20), st.integers(1, 4), st.integers(0, 2**32))
+def test_task_numbers_draw_what_as_many_task_number_calls_draw(count, low, extra, factors, seed):
+    high = min(low + extra, 40)
+    one_by_one = random.Random(seed)
+    expected = [task_number(low, high, factors, rng=one_by_one) for _ in range(count)]
+    assert task_numbers(count, low, high, factors, rng=seed) == expected
+
+
 CARMICHAEL = [561, 1105, 1729, 2465, 2821, 6601, 8911, 41041, 825265, 321197185,
               5394826801, 232250619601, 9746347772161]
 STRONG_PSEUDOPRIMES_BASE_2 = [2047, 3277, 4033, 4681, 8321, 3215031751, 2152302898747,
@@ -244,6 +254,8 @@ def test_random_prime_without_gmpy2(without_gmpy2):
     (task_number, (1, 20), ValueError, ["min_bits", "[2, 4096]"]),
     (task_number, (20, 30, 0), ValueError, ["factors", ">= 1", "0"]),
     (task_number, (20, 30, 2.0), TypeError, ["factors", "int", "float"]),
+    (task_numbers, (-1, 20, 30), ValueError, ["task_numbers", "count", ">= 0", "-1"]),
+    (task_numbers, (2, 30, 20), ValueError, ["task_numbers", "min_bits", "30"]),
 ])
 def test_bad_arguments_are_named(func, args, error, words):
     with pytest.raises(error) as caught:

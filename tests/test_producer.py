@@ -163,3 +163,14 @@ def test_main_reports_a_bad_parameter_with_its_source(capsys, root_logger, monke
     assert producer.main(["--log-filename", "-", "--count", "1"]) == 2
     assert capsys.readouterr().err.strip() == (
         "grid producer: error: batch_size=12 from env GRID_BATCH_SIZE: must be 1..10")
+
+
+def test_a_bundle_over_the_size_limit_is_split_and_each_part_counted(sqlite_broker, monkeypatch):
+    from grid import messages
+
+    monkeypatch.setattr(messages, "MAX_BODY_BYTES", 1500)  # about 60 tasks of 16-bit primes' products
+    cfg = producer_cfg("split", tasks_per_message=200, prime_min_bits=16)
+    p = make(sqlite_broker, cfg, count=200, seed=0)
+    p.run()
+    sizes = [len(message) for message in messages_on(p.tasks)]
+    assert len(sizes) > 1 and sum(sizes) == 200 == p.sent

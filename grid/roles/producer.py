@@ -12,8 +12,8 @@ import time
 import uuid
 
 from grid import primes
-from grid.errors import QueueError
-from grid.messages import Task, decode_tasks, pack_tasks, unchecked_task
+from grid.errors import MessageError, QueueError
+from grid.messages import Task, TaskRun, decode_tasks, encode_task_run, pack_tasks
 from grid.queues.base import SendEntry
 from grid.roles import lifecycle
 
@@ -86,17 +86,16 @@ class Producer(lifecycle.Daemon):
         return k
 
     def _generate(self) -> list[tuple[str, int]]:
-        cfg, job, rng = self.cfg, self.job, self.rng
-        low, high, factors = cfg.prime_min_bits, cfg.prime_max_bits, cfg.factors_per_task
+        cfg, job = self.cfg, self.job
         now = time.time()  # one time for the batch: its tasks go out together, and share it in a compact bundle
         first = self.generated + 1
-        with self.metrics.timer("exec_time"):  # the kernel draws valid numbers, the id is well formed: no checks
-            tasks = [unchecked_task(primes.task_number(low, high, factors, rng=rng), f"{job}-{i}", job, now)
-                     for i in range(first, first + self._batch_tasks())]
-        if tasks:  # the longest id is the last: Task checks it (and the job) as it checked every task before
-            Task(tasks[-1].n, tasks[-1].id, job, now)
-        self.generated += len(tasks)
-        return _messages(tasks, cfg.tasks_per_message)
+        with self.metrics.timer("exec_time"):
+            numbers = primes.task_numbers(self._batch_tasks(), cfg.prime_min_bits, cfg.prime_max_bits,
+                                          cfg.factors_per_task, self.rng)
+        if numbers:  # the longest id is the last: Task checks it (and the job); the kernel drew valid numbers
+            Task(numbers[-1], f"{job}-{first + len(numbers) - 1}", job, now)
+        self.generated += len(numbers)
+        return _messages(f"{job}-", first, numbers, job, now, cfg.tasks_per_message)
 
     def _send(self) -> int:
         """Send up to a batch of pending messages; the number of tasks the queue accepted."""
@@ -115,15 +114,18 @@ class Producer(lifecycle.Daemon):
         return accepted
 
 
-def _messages(tasks: list[Task], per_message: int) -> list[tuple[str, int]]:
-    """Message bodies of `per_message` tasks each, with their task counts (a body split for size is recounted)."""
+def _messages(prefix: str, first: int, numbers: list[int], job: str, now: float,
+              per_message: int) -> list[tuple[str, int]]:
+    """Bodies of `per_message` tasks each (ids prefix + first, prefix + first + 1, ...), with their task counts."""
     out = []
-    for chunk in (tasks[i : i + per_message] for i in range(0, len(tasks), per_message)):
-        bodies = pack_tasks(chunk, per_message)
-        if len(bodies) == 1:
-            out.append((bodies[0], len(chunk)))
-        else:
-            out.extend((body, len(decode_tasks(body, default_id="-"))) for body in bodies)
+    for start in range(0, len(numbers), per_message):
+        chunk = numbers[start : start + per_message]
+        try:
+            out.append((encode_task_run(TaskRun(prefix, first + start, chunk, list(map(str, chunk)), job, now)),
+                        len(chunk)))
+        except MessageError:  # over the size limit: split where it must be, and count each part
+            tasks = [Task(n, f"{prefix}{first + start + k}", job, now) for k, n in enumerate(chunk)]
+            out.extend((body, len(decode_tasks(body, default_id="-"))) for body in pack_tasks(tasks, per_message))
     return out
 
 
