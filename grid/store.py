@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS runs (
     latencies BLOB,            -- float64 completed_at - submitted_at of each result that has both
     body TEXT NOT NULL         -- the results as a result message (grid.messages), decoded when read
 );
-CREATE INDEX IF NOT EXISTS runs_by_id ON runs (id_prefix, id_start);
+CREATE INDEX IF NOT EXISTS runs_by_id ON runs (id_prefix, id_start, id_stop, error_code);  -- dedup reads no row
 """
 # One row per stored message, not per result: a compact bundle of answers (a ResultRun) is stored as it came, so the
 # collector spends about 0.1 us per result where a row per result cost 8-11 us (the workers' CPU on a small machine).
@@ -74,14 +74,17 @@ class ResultStore:
     def add(self, items: Iterable[Result | ResultRun]) -> Added:
         """Store results and runs of results in one transaction; a task id already stored keeps its first answer."""
         stored = offered = 0
+        pending: dict[tuple[str, int], tuple] = {}  # rows of lone results, inserted together: one statement
         with self._db:
             for item in items:
                 if isinstance(item, ResultRun):
+                    self._insert(pending)
                     offered += item.count
                     stored += self._add_run(item)
                 else:
                     offered += 1
-                    stored += self._add_result(item)
+                    stored += self._add_result(item, pending)
+            self._insert(pending)
         return Added(stored, offered - stored)
 
     def counts(self, job: str | None = None) -> StoreCounts:
@@ -142,23 +145,35 @@ class ResultStore:
 
     def _add_run(self, run: ResultRun) -> int:
         if self._covering(run.id_prefix, run.id_start, run.id_start + run.count):
-            return sum(self._add_result(r) for r in run.results())  # some are stored already: one by one
+            pending: dict[tuple[str, int], tuple] = {}  # some are stored already: one by one
+            stored = sum(self._add_result(r, pending) for r in run.results())
+            self._insert(pending)
+            return stored
         self._db.execute(_INSERT, (run.id_prefix, run.id_start, run.id_start + run.count, run.job, None,
                                    _latency_blob(run.latencies), run.body))
         return run.count
 
-    def _add_result(self, r: Result) -> int:
-        prefix, number = _id_key(r.task_id)
-        covering = self._covering(prefix, number, number + 1)
-        if covering:
+    def _add_result(self, r: Result, pending: dict[tuple[str, int], tuple]) -> int:
+        """Add the row of `r` to `pending` unless its task id has an answer (stored, or pending) other than a fault."""
+        key = prefix, number = _id_key(r.task_id)
+        if key in pending:
+            if pending[key][4] != Code.WORKER_FAULT:
+                return 0
+        elif covering := self._covering(prefix, number, number + 1):
             seq, code = covering[0]
             if code != Code.WORKER_FAULT:
                 return 0
             self._db.execute("DELETE FROM runs WHERE seq = ?", (seq,))
         seconds = latency(r)
-        self._db.execute(_INSERT, (prefix, number, number + 1, r.job, r.error_code,
-                                   None if seconds is None else _latency_blob((seconds,)), encode_results([r])))
+        pending.pop(key, None)  # a replaced fault: the answer goes last, in arrival order
+        pending[key] = (prefix, number, number + 1, r.job, r.error_code,
+                        None if seconds is None else _latency_blob((seconds,)), encode_results([r]))
         return 1
+
+    def _insert(self, pending: dict[tuple[str, int], tuple]) -> None:
+        if pending:
+            self._db.executemany(_INSERT, pending.values())
+            pending.clear()
 
     def _covering(self, prefix: str, start: int, stop: int) -> list[tuple[int, int | None]]:
         """(seq, error_code) of the rows holding a task id prefix + n, start <= n < stop."""
