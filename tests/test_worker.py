@@ -17,6 +17,7 @@ from grid.messages import REQUEST_MESSAGE_ID, Task, decode_results, encode_tasks
 from grid.metrics import Metrics
 from grid.queues import open_broker
 from grid.queues.base import BatchResult, SendEntry
+from grid.roles.heartbeat import Heartbeat
 from grid.roles.worker import Worker
 from test_lifecycle import root_logger  # noqa: F401  (a fixture: restores the root logger after main())
 
@@ -221,8 +222,10 @@ class Watching:
         return self.queue.change_visibility(receipts, timeout)
 
 
-def test_heartbeats_extend_the_visibility_of_messages_in_work(sqlite_broker, monkeypatch):
-    w = started(sqlite_broker, worker_cfg("beat", visibility_timeout=2, heartbeat_interval=0.05, concurrency=1))
+@pytest.mark.parametrize("concurrency", [1, 2])  # computed in the worker's thread, or on the pool's threads
+def test_heartbeats_extend_the_visibility_of_messages_in_work(sqlite_broker, monkeypatch, concurrency):
+    w = started(sqlite_broker, worker_cfg(f"beat{concurrency}", visibility_timeout=2, heartbeat_interval=0.05,
+                                          concurrency=concurrency))
     w.tasks = watching = Watching(w.tasks)
     real = primes.factorize
 
@@ -311,3 +314,23 @@ def test_a_compact_bundle_is_answered_with_one_compact_body(sqlite_broker):
     assert (body["v"], body["id_prefix"], body["id_start"], body["factors"]) == (2, "r", 0, [["2", "3"], ["2", "5"],
                                                                                           ["2", "7"]])
     assert w.metrics.counts["tps"] == 3
+
+
+def test_a_heartbeat_beats_for_what_is_held_and_never_after_release():
+    beats = []
+    beaten = threading.Semaphore(0)
+
+    def extend(items):
+        beats.append(list(items))
+        beaten.release()
+
+    heartbeat = Heartbeat(extend, 0.01)
+    heartbeat.hold(["a", "b"])
+    assert beaten.acquire(timeout=10) and beaten.acquire(timeout=10)
+    heartbeat.release()
+    after = len(beats)
+    heartbeat.hold(["c"])
+    assert beaten.acquire(timeout=10)
+    heartbeat.release()
+    heartbeat.close()
+    assert beats[:2] == [["a", "b"], ["a", "b"]] and beats[after:] == [["c"]] * (len(beats) - after)

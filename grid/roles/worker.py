@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from grid import primes
@@ -22,6 +22,7 @@ from grid.messages import (REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, Tas
                            pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.roles import lifecycle
+from grid.roles.heartbeat import Heartbeat
 
 HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is configured
 CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, so cheap to hand out; enough to balance the load
@@ -67,9 +68,11 @@ class Worker(lifecycle.Daemon):
         self.tasks = self.open_queue(cfg.tasks_queue_name)
         self.results = self.open_queue(cfg.results_queue_name)
         self.concurrency = cfg.concurrency or _cpu_count()
-        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="grid-kernel")
+        if self.concurrency > 1:
+            self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="grid-kernel")
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.heartbeat_interval = _heartbeat_interval(cfg)
+        self.heartbeat = Heartbeat(self._heartbeat, self.heartbeat_interval)
         if cfg.queue_repolling_sleep_time > 0 or cfg.queue_polling_wait_time > 0:
             self.idle_backoff = (cfg.queue_repolling_sleep_time, cfg.queue_repolling_sleep_time)
         self.log.info("worker %s: %d kernel threads, heartbeat every %.1f s", self.worker_id, self.concurrency,
@@ -85,12 +88,16 @@ class Worker(lifecycle.Daemon):
         self._batch = [self._open(m) for m in messages]
         self.metrics.incr("tasks_handled", sum(h.size for h in self._batch))  # once a batch
         try:
-            self._compute(self._batch)
+            self.heartbeat.hold(self._batch)
+            try:
+                self._compute(self._batch)
+            finally:
+                self.heartbeat.release()
             self._answer(self._batch)
         except Exception:
             self._batch = []
             raise
-        self._batch = []
+        self._batch = []  # not on a second signal (ForcedExit): teardown gives the batch back
         return True
 
     def teardown(self) -> None:
@@ -98,6 +105,8 @@ class Worker(lifecycle.Daemon):
             self._release([h.message.receipt for h in self._batch])
         if self.pool is not None:
             self.pool.shutdown(wait=not self.forced, cancel_futures=True)
+        if getattr(self, "heartbeat", None) is not None:
+            self.heartbeat.close()
         counts = self.metrics.counts
         self.log.info("worker stopping: %d tasks answered, %d errors, %d faults, %d messages released",
                       counts.get("tps", 0), counts.get("task_errors", 0), counts.get("worker_faults", 0),
@@ -134,26 +143,20 @@ class Worker(lifecycle.Daemon):
 
     # -- compute -----------------------------------------------------------------------------------------------
     def _compute(self, batch: Sequence[InHand]) -> None:
+        """Solve the batch: in this thread with one kernel thread, else in pieces on the pool's threads."""
         work = [(hand, task) for hand in batch for task in hand.tasks]
         parts = 1 if self.concurrency == 1 else self.concurrency * CHUNKS_PER_THREAD
-        chunks = {self.pool.submit(self._solve_all, chunk): chunk for chunk in _split(work, parts)}
-        chunks.update({self.pool.submit(self._solve_run, hand): [(hand, None)] for hand in batch if hand.run})
+        jobs = [(self._solve_all, chunk, chunk) for chunk in _split(work, parts)]
+        jobs += [(self._solve_run, hand, [(hand, None)]) for hand in batch if hand.run]
         with self.metrics.timer("execution_time"):
-            self._wait_with_heartbeats(chunks)
-        for future, chunk in chunks.items():
-            for (hand, _), result in zip(chunk, future.result()):
+            if self.pool is None:
+                outputs = [solve(arg) for solve, arg, _ in jobs]
+            else:
+                outputs = [f.result() for f in [self.pool.submit(solve, arg) for solve, arg, _ in jobs]]
+        for (_, _, chunk), output in zip(jobs, outputs):
+            for (hand, _), result in zip(chunk, output):
                 if result is not None:
                     hand.results.append(result)
-
-    def _wait_with_heartbeats(self, chunks: dict[Future, list[tuple[InHand, Task]]]) -> None:
-        pending = set(chunks)
-        beat = time.monotonic() + self.heartbeat_interval
-        while pending:
-            _, pending = wait(pending, timeout=max(0.0, beat - time.monotonic()))
-            if pending and time.monotonic() >= beat:
-                in_work = {id(hand): hand for f in pending for hand, _ in chunks[f]}  # each message once
-                self._heartbeat(in_work.values())
-                beat = time.monotonic() + self.heartbeat_interval
 
     def _heartbeat(self, hands) -> None:
         receipts = [h.message.receipt for h in hands]
