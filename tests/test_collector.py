@@ -165,3 +165,13 @@ def test_latency_timings_are_each_results_up_to_a_bounded_sample_per_step(tmp_pa
 def store_total(tmp_path):
     with ResultStore(tmp_path / "results.db") as store:
         return store.counts().total
+
+
+def test_results_that_come_fast_are_stored_in_one_step_with_one_commit(setup):
+    daemon, results, store = setup
+    for start in range(0, 25, 10):
+        send(results, *[encode_results([answer(f"t{i}")]) for i in range(start, min(start + 10, 25))])
+    commits = []
+    store._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    assert daemon.run_once()
+    assert store.counts().total == 25 and results.counts().total == 0 and len(commits) == 1
