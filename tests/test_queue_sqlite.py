@@ -235,3 +235,46 @@ def test_a_folder_that_cannot_be_made_is_a_clear_configuration_error(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ConfigError, match=r"cannot create the folder .*a-file of the queue database .*in the way"):
         open_broker(f"sqlite://{tmp_path}/a-file/grid.db")
+
+
+def test_a_database_of_the_first_schema_is_a_clear_configuration_error(tmp_path):
+    path = tmp_path / "grid.db"
+    with sqlite3.connect(path) as db:  # the first schema: queue names in every row, no schema version
+        db.execute("CREATE TABLE queues (name TEXT PRIMARY KEY, dead_letter TEXT, max_receive_count INTEGER)")
+        db.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, body TEXT NOT NULL)")
+    with pytest.raises(ConfigError, match=r"grid\.db \(broker .*\) has schema version 0, made by an older version of grid"
+                                          r".*reads version 2: drain its queues .*or use a new file"):
+        open_broker(f"sqlite://{path}")
+
+
+def test_a_database_of_a_newer_schema_is_a_clear_configuration_error(tmp_path):
+    path = tmp_path / "grid.db"
+    with SqliteBroker(str(path)):
+        pass
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {sqlite_backend.SCHEMA_VERSION + 1}")
+    with pytest.raises(ConfigError, match=r"has schema version 3, made by a newer version of grid"):
+        open_broker(f"sqlite://{path}")
+
+
+def test_processes_opening_a_new_database_together_all_get_its_schema(tmp_path):
+    url = f"sqlite://{tmp_path}/grid.db"
+    opener = "import sys; from grid.queues import open_broker; open_broker(sys.argv[1]).queue('q', create=True)"
+    children = [subprocess.Popen([sys.executable, "-c", opener, url], stderr=subprocess.PIPE, text=True)
+                for _ in range(4)]
+    errors = [child.communicate(timeout=60)[1] for child in children]
+    assert [child.returncode for child in children] == [0] * 4, errors
+    with open_broker(url) as broker:
+        assert broker.queue("q").counts().total == 0
+
+
+def test_sent_total_counts_every_message_sent_and_none_of_a_rolled_back_batch(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        tasks = broker.queue("tasks", create=True)
+        tasks.send_batch([SendEntry(str(i), "x") for i in range(3)] + [SendEntry("bad", "")])
+        [message] = tasks.receive(1)
+        tasks.delete_batch([message.receipt])
+        with pytest.raises(RuntimeError), broker.atomic():
+            tasks.send_batch([SendEntry("0", "y")])
+            raise RuntimeError("rolled back")
+        assert tasks.counts().sent_total == 3 and tasks.counts().total == 2

@@ -3,11 +3,16 @@
 Durability: WAL with synchronous=NORMAL, so a commit is in the OS before `send_batch` returns and
 survives a SIGKILL of any process; `synchronous="full"` also fsyncs each commit (survives power loss).
 
-Speed: each call is one statement and one transaction (send: one multi-row INSERT; receive: one
-UPDATE ... RETURNING; delete: one DELETE), retried after 0.1 ms on a locked database rather than SQLite's
-1 ms busy sleep, and the WAL is checkpointed once a second per process rather than on every commit.
-`SqliteBroker.atomic()` commits several calls in one transaction (a worker's results and the deletes of
-their tasks): one write lock and one commit instead of two.
+Speed: each call is one transaction of one or two statements (send: one multi-row INSERT and the queue's
+sent count; receive: one UPDATE ... RETURNING; delete: one DELETE), retried after 0.1 ms on a locked
+database rather than SQLite's 1 ms busy sleep, and the WAL is checkpointed once a second per process rather
+than on every commit. Queues are small integers in the rows and the index, receipts' tokens are integers,
+message ids are made from one read of the system's randomness per batch. `SqliteBroker.atomic()` commits
+several calls in one transaction (a worker's results and the deletes of their tasks): one write lock and
+one commit instead of two.
+
+Schema: its version is the database's user_version; a database of another version is a ConfigError that
+says what to do, never a traceback.
 
 Waking: a receiver that waits binds a Linux abstract UNIX datagram socket and records its address in
 the `waiters` table; a sender pokes the waiters of its queue after commit. The receiver also wakes when
@@ -17,7 +22,6 @@ a poke was lost (or where abstract sockets do not exist).
 from __future__ import annotations
 
 import os
-import secrets
 import select
 import socket
 import sqlite3
@@ -64,7 +68,8 @@ WAITERS_TTL = 0.5  # seconds a sender trusts its list of waiters; a newer waiter
 _WAITER_PREFIX = b"\0grid-queue-"
 
 _NO_LIMIT = 1 << 62  # max receive count of a queue without a dead-letter queue
-_INSERT = "INSERT INTO messages (queue, message_id, body, attributes, sent_at, visible_at) VALUES "
+_INSERT = "INSERT INTO messages (queue, visible_at, sent_at, message_id, body, attributes) VALUES "
+_COUNT_SENT = "UPDATE queues SET sent_total = sent_total + ? WHERE id = ?"
 # "+queue": look rows up by id, not by the queue's index. A receipt older than the latest receive deletes nothing,
 # as SQS documents ("you must provide the most recently received receipt handle").
 _DELETE = "DELETE FROM messages WHERE +queue = ? AND id IN ({}) AND (id, token) IN (VALUES {})"
@@ -79,38 +84,41 @@ _ANY_EXHAUSTED = (
     " WHERE receive_count >= ? LIMIT 1"
 )
 _BURY = f"UPDATE messages SET queue = ?, token = NULL WHERE id IN ({_NEXT_VISIBLE}) AND receive_count >= ?"
+_QUEUE = (
+    "SELECT q.id, d.id, d.name, q.max_receive_count FROM queues q LEFT JOIN queues d ON d.id = q.dead_letter"
+    " WHERE q.name = ?"
+)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS queues (
-    name TEXT PRIMARY KEY,
-    dead_letter TEXT,
-    max_receive_count INTEGER
+SCHEMA_VERSION = 2  # the database's user_version; 0 with tables in it: the first schema (queue names in every row)
+# Run one statement at a time, split at ";": no ";" in a comment.
+SCHEMA = f"""
+CREATE TABLE queues (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    dead_letter INTEGER,                   -- queues.id of its dead-letter queue
+    max_receive_count INTEGER,
+    sent_total INTEGER NOT NULL DEFAULT 0  -- messages ever sent: tells a supervisor the queue was used
 );
-CREATE TABLE IF NOT EXISTS messages (
+-- What a receive reads and changes comes before the body: a large body spills to overflow pages, which a column
+-- after it would have to read.
+CREATE TABLE messages (
     id INTEGER PRIMARY KEY,                -- may be reused: a receipt is (id, token), never id alone
-    queue TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    attributes TEXT,                       -- JSON object; NULL when there are none
-    sent_at REAL NOT NULL,
+    queue INTEGER NOT NULL,                -- queues.id
     visible_at REAL NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
-    token TEXT                             -- names the latest receive
+    token INTEGER,                         -- names the latest receive
+    sent_at REAL NOT NULL,
+    message_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attributes TEXT                        -- JSON object, NULL when there are none
 );
-CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at, receive_count);
-CREATE TABLE IF NOT EXISTS waiters (
+CREATE INDEX messages_by_visibility ON messages (queue, visible_at);
+CREATE TABLE waiters (
     address BLOB PRIMARY KEY,
     queue TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS waiters_by_queue ON waiters (queue);
-CREATE TABLE IF NOT EXISTS sent_totals (
-    queue TEXT PRIMARY KEY,
-    total INTEGER NOT NULL                 -- messages ever sent: tells a supervisor the queue was used
-) WITHOUT ROWID;
--- Counted by an UPDATE of the row made with the queue: an upsert costs about 6x as much per message sent.
-CREATE TRIGGER IF NOT EXISTS count_sent AFTER INSERT ON messages BEGIN
-    UPDATE sent_totals SET total = total + 1 WHERE queue = NEW.queue;
-END;
+CREATE INDEX waiters_by_queue ON waiters (queue);
+PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 
@@ -130,13 +138,15 @@ class SqliteBroker(Broker):
             check_max_receive_count(max_receive_count)
             dead_letter = name + DLQ_SUFFIX
             with self.transaction() as db:
-                db.execute("INSERT OR IGNORE INTO queues VALUES (?, NULL, NULL)", (dead_letter,))
-                db.execute("INSERT OR IGNORE INTO queues VALUES (?, ?, ?)", (name, dead_letter, max_receive_count))
-                db.executemany("INSERT OR IGNORE INTO sent_totals VALUES (?, 0)", [(name,), (dead_letter,)])
-        row = self.execute("SELECT dead_letter, max_receive_count FROM queues WHERE name = ?", (name,)).fetchone()
+                db.execute("INSERT OR IGNORE INTO queues (name) VALUES (?)", (dead_letter,))
+                db.execute("INSERT OR IGNORE INTO queues (name, dead_letter, max_receive_count)"
+                           " SELECT ?, id, ? FROM queues WHERE name = ?", (name, max_receive_count, dead_letter))
+        row = self.execute(_QUEUE, (name,)).fetchone()
         if row is None:
             raise QueueNotFound(f"queue {name!r} does not exist in {self.path} (broker {self.url}); create it first")
-        return SqliteQueue(self, name, dead_letter=row[0], max_receive_count=row[1])
+        key, dead_letter_key, dead_letter, max_receive_count = row
+        return SqliteQueue(self, name, key, dead_letter=dead_letter, dead_letter_key=dead_letter_key,
+                           max_receive_count=max_receive_count)
 
     def close(self) -> None:
         local = self._state()
@@ -172,7 +182,7 @@ class SqliteBroker(Broker):
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise ConfigError(f"the queue database {self.path} (broker {self.url}) cannot use WAL mode")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            conn.executescript(SCHEMA)
+            self._check_schema(conn)
             conn.execute("PRAGMA busy_timeout = 0")  # from here on, execute() retries
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # see checkpoint()
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
@@ -186,6 +196,28 @@ class SqliteBroker(Broker):
         local.grouped = None  # inside atomic(): the queues to poke after its commit
         local.poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         local.poker.setblocking(False)
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Make the tables of a new database; a database of another schema is a ConfigError that says what to do."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            conn.execute("BEGIN IMMEDIATE")  # another process may be making them too
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0 and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0:
+                    for statement in filter(str.strip, SCHEMA.split(";")):  # executescript() would commit first
+                        conn.execute(statement)
+                    version = SCHEMA_VERSION
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if version != SCHEMA_VERSION:
+            made_by = "an older version of grid" if version < SCHEMA_VERSION else "a newer version of grid"
+            raise ConfigError(
+                f"the queue database {self.path} (broker {self.url}) has schema version {version}, made by {made_by}"
+                f" or another program; this grid reads version {SCHEMA_VERSION}: drain its queues with the grid that"
+                " made it, or use a new file (deleting this one loses its messages)")
 
     @contextmanager
     def atomic(self):
@@ -309,10 +341,12 @@ class SqliteBroker(Broker):
 
 
 class SqliteQueue(Queue):
-    def __init__(self, broker: SqliteBroker, name: str, *, dead_letter: str | None, max_receive_count: int | None):
+    def __init__(self, broker: SqliteBroker, name: str, key: int, *, dead_letter: str | None,
+                 dead_letter_key: int | None, max_receive_count: int | None):
         self.name = name
         self._broker = broker
-        self._dead_letter = dead_letter
+        self._key = key  # queues.id: what the rows and the index hold
+        self._dead_letter, self._dead_letter_key = dead_letter, dead_letter_key
         self._max_receive_count = max_receive_count
 
     def __repr__(self) -> str:
@@ -323,14 +357,16 @@ class SqliteQueue(Queue):
         failed = {e.id: problem for e in entries if (problem := _entry_problem(e))}
         good = [e for e in entries if e.id not in failed]
         ids = dict(zip((e.id for e in good), _message_ids(len(good))))
-        now = time.time()
+        now, key = time.time(), self._key
         params = [
             value
             for e in good
-            for value in (self.name, ids[e.id], e.body, _attributes_json(e.attributes), now, now + e.delay_seconds)
+            for value in (key, now + e.delay_seconds, now, ids[e.id], e.body, _attributes_json(e.attributes))
         ]
         if params:
-            self._broker.execute(_INSERT + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(good)), params)
+            with self._broker.transaction() as db:
+                db.execute(_INSERT + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(good)), params)
+                db.execute(_COUNT_SENT, (len(good), key))
             self._broker.poke(self.name)
             self._broker.checkpoint()
         return BatchResult(succeeded=tuple(ids), failed=failed, message_ids=ids)
@@ -358,11 +394,11 @@ class SqliteQueue(Queue):
         return messages
 
     def _receive_now(self, limit: int, timeout: int) -> list[Message]:
-        token = secrets.token_hex(6)
+        token = int.from_bytes(os.urandom(6), "little")
         rows = []
         while True:
             now = time.time()
-            rows += self._broker.execute(_DELIVER, (now + timeout, token, self.name, now, limit - len(rows),
+            rows += self._broker.execute(_DELIVER, (now + timeout, token, self._key, now, limit - len(rows),
                                                   self._max_receive_count or _NO_LIMIT)).fetchall()
             if len(rows) == limit or not self._bury_exhausted(now, limit):
                 break
@@ -374,15 +410,16 @@ class SqliteQueue(Queue):
 
     def _bury_exhausted(self, now: float, limit: int) -> int:
         """Move the next visible messages that used up their receives to the dead-letter queue, as SQS does."""
-        if self._dead_letter is None:
+        if self._dead_letter_key is None:
             return 0
-        if not self._broker.execute(_ANY_EXHAUSTED, (self.name, now, limit, self._max_receive_count)).fetchone():
+        if not self._broker.execute(_ANY_EXHAUSTED, (self._key, now, limit, self._max_receive_count)).fetchone():
             return 0  # the usual case, found by a read: no write lock
-        return self._broker.execute(_BURY, (self._dead_letter, self.name, now, limit, self._max_receive_count)).rowcount
+        return self._broker.execute(_BURY, (self._dead_letter_key, self._key, now, limit,
+                                            self._max_receive_count)).rowcount
 
     def _next_visible_in(self) -> float:
         """Seconds until a message of this queue is visible: 0 if one is now, inf if the queue is empty."""
-        [first] = self._broker.execute("SELECT min(visible_at) FROM messages WHERE queue = ?", (self.name,)).fetchone()
+        [first] = self._broker.execute("SELECT min(visible_at) FROM messages WHERE queue = ?", (self._key,)).fetchone()
         return float("inf") if first is None else max(0.0, first - time.time())
 
     def delete_batch(self, receipts: Sequence[str]) -> BatchResult:
@@ -392,7 +429,7 @@ class SqliteQueue(Queue):
             rowids = [rowid for rowid, _ in parsed.values()]
             pairs = [value for rowid_token in parsed.values() for value in rowid_token]
             sql = _DELETE.format(",".join("?" * len(parsed)), ",".join(["(?, ?)"] * len(parsed)))
-            self._broker.execute(sql, (self.name, *rowids, *pairs))
+            self._broker.execute(sql, (self._key, *rowids, *pairs))
             self._broker.checkpoint()
         return BatchResult(succeeded=tuple(parsed), failed=failed)
 
@@ -405,7 +442,7 @@ class SqliteQueue(Queue):
             for receipt, (rowid, token) in parsed.items():
                 changed = db.execute(
                     "UPDATE messages SET visible_at = ? WHERE id = ? AND +queue = ? AND token = ? AND visible_at > ?",
-                    (now + timeout, rowid, self.name, token, now),
+                    (now + timeout, rowid, self._key, token, now),
                 ).rowcount
                 if not changed:
                     failed[receipt] = "MessageNotInflight: the message was deleted, received again or is visible"
@@ -417,14 +454,14 @@ class SqliteQueue(Queue):
         visible, in_flight, delayed, sent = self._broker.execute(
             "SELECT total(visible_at <= :now), total(visible_at > :now AND receive_count > 0),"
             " total(visible_at > :now AND receive_count = 0),"
-            " (SELECT total FROM sent_totals WHERE queue = :queue) FROM messages WHERE queue = :queue",
-            {"now": time.time(), "queue": self.name},
+            " (SELECT sent_total FROM queues WHERE id = :queue) FROM messages WHERE queue = :queue",
+            {"now": time.time(), "queue": self._key},
         ).fetchone()
         return QueueCounts(visible=int(visible), in_flight=int(in_flight), delayed=int(delayed), sent_total=sent)
 
     def purge(self) -> None:
         with self._broker.transaction() as db:
-            db.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
+            db.execute("DELETE FROM messages WHERE queue = ?", (self._key,))
 
     @property
     def dead_letter(self) -> Queue | None:
@@ -432,14 +469,14 @@ class SqliteQueue(Queue):
 
     def redrive(self, max_messages: int | None = None) -> int:
         check_redrive_limit(max_messages)
-        if self._dead_letter is None:
+        if self._dead_letter_key is None:
             raise QueueError(f"queue {self.name!r} has no dead-letter queue to redrive from")
         now = time.time()
         with self._broker.transaction() as db:
             moved = db.execute(
                 "UPDATE messages SET queue = ?, receive_count = 0, visible_at = ?, token = NULL WHERE id IN"
                 " (SELECT id FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?)",
-                (self.name, now, self._dead_letter, now, -1 if max_messages is None else max_messages),
+                (self._key, now, self._dead_letter_key, now, -1 if max_messages is None else max_messages),
             ).rowcount
         if moved:
             self._broker.poke(self.name)
@@ -480,22 +517,20 @@ def _attributes_json(attributes) -> str | None:
 
 def _message_ids(count: int) -> list[str]:
     """Random (version 4) UUIDs, as SQS gives, from one read of the system's randomness."""
-    raw = bytearray(os.urandom(16 * count))
-    ids = []
-    for i in range(0, len(raw), 16):
-        raw[i + 6] = raw[i + 6] & 0x0F | 0x40
-        raw[i + 8] = raw[i + 8] & 0x3F | 0x80
-        h = raw[i:i + 16].hex()
-        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return ids
+    h = os.urandom(16 * count).hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-{_VARIANT[h[i + 16]]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * count, 32)]
 
 
-def _parse_receipts(receipts: Sequence[str]) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122's variant bits
+
+
+def _parse_receipts(receipts: Sequence[str]) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
     parsed, failed = {}, {}
     for receipt in receipts:
         rowid, _, token = str(receipt).partition(".")
-        if rowid.isdigit() and token:
-            parsed[receipt] = (int(rowid), token)
+        if rowid.isdigit() and token.isdigit():
+            parsed[receipt] = (int(rowid), int(token))
         else:
             failed[receipt] = f"ReceiptHandleIsInvalid: {receipt!r} is not a receipt of this queue"
     return parsed, failed
