@@ -222,3 +222,13 @@ def test_a_paced_producer_sends_one_message_at_a_time_until_that_would_be_more_o
     assert 1 <= batch <= local.MAX_BATCH
     assert batch == local.MAX_BATCH or rate / batch <= most_sends * (1 + 1e-9)
     assert batch == 1 or rate / (batch - 1) > most_sends * (1 - 1e-9)
+
+
+def test_the_supervisor_of_a_run_reads_the_backlog_between_steps_so_scale_out_from_zero_follows_the_first_task(
+        tmp_path):
+    from grid import config
+
+    plan = local.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
+    env = local.role_env(local.RunFolder(str(tmp_path)), plan, max_workers=2, statsd_port=8125)
+    cfg = config.load("supervisor", environ=env)
+    assert cfg.min_workers == 0 and cfg.scale_out_poll_interval < cfg.metric_interval
