@@ -278,3 +278,18 @@ def test_sent_total_counts_every_message_sent_and_none_of_a_rolled_back_batch(sq
             tasks.send_batch([SendEntry("0", "y")])
             raise RuntimeError("rolled back")
         assert tasks.counts().sent_total == 3 and tasks.counts().total == 2
+
+
+def test_a_receive_inside_atomic_takes_the_next_batch_in_the_same_commit_and_never_waits(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        tasks, results = broker.queue("tasks", create=True), broker.queue("results", create=True)
+        tasks.send_batch([SendEntry(str(i), f"task {i}") for i in range(3)])
+        [first] = tasks.receive(1)
+        with broker.atomic():
+            results.send_batch([SendEntry("0", "result")])
+            tasks.delete_batch([first.receipt])
+            following = tasks.receive(10)
+            with pytest.raises(ValueError, match=r"receive\(wait_seconds=1\) inside atomic\(\): waiting would hold"):
+                tasks.receive(10, wait_seconds=1)
+        assert sorted(m.body for m in following) == ["task 1", "task 2"]
+        assert tasks.counts().in_flight == 2 and results.counts().visible == 1

@@ -68,11 +68,16 @@ WAITERS_TTL = 0.5  # seconds a sender trusts its list of waiters; a newer waiter
 _WAITER_PREFIX = b"\0grid-queue-"
 
 _NO_LIMIT = 1 << 62  # max receive count of a queue without a dead-letter queue
-_INSERT = "INSERT INTO messages (queue, visible_at, sent_at, message_id, body, attributes) VALUES "
 _COUNT_SENT = "UPDATE queues SET sent_total = sent_total + ? WHERE id = ?"
 # "+queue": look rows up by id, not by the queue's index. A receipt older than the latest receive deletes nothing,
 # as SQS documents ("you must provide the most recently received receipt handle").
 _DELETE = "DELETE FROM messages WHERE +queue = ? AND id IN ({}) AND (id, token) IN (VALUES {})"
+_DELETES = {n: _DELETE.format(",".join("?" * n), ",".join(["(?, ?)"] * n)) for n in range(1, MAX_BATCH + 1)}
+_INSERTS = {
+    n: "INSERT INTO messages (queue, visible_at, sent_at, message_id, body, attributes) VALUES "
+    + ",".join(["(?, ?, ?, ?, ?, ?)"] * n)
+    for n in range(1, MAX_BATCH + 1)
+}
 _NEXT_VISIBLE = "SELECT id FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?"
 _DELIVER = (
     "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?, token = ?"
@@ -121,6 +126,16 @@ CREATE INDEX waiters_by_queue ON waiters (queue);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
+_forks = 0  # forks this process descends from: a connection is never used across a fork (SQLite forbids it)
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class SqliteBroker(Broker):
     """Queues in one SQLite file; safe to share between threads and processes (and across fork)."""
@@ -163,8 +178,7 @@ class SqliteBroker(Broker):
     # -- connections: one per thread and process -------------------------------------------------
 
     def _state(self) -> threading.local:
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
+        if getattr(self._local, "forks", -1) != _forks:
             self._connect()
         return self._local
 
@@ -191,7 +205,7 @@ class SqliteBroker(Broker):
         except sqlite3.Error as e:
             raise ConfigError(f"cannot open the queue database {self.path} (broker {self.url}): {e}") from e
         local = self._local
-        local.pid, local.conn, local.waiters, local.addresses, local.known_waiters = os.getpid(), conn, {}, {}, {}
+        local.forks, local.conn, local.waiters, local.addresses, local.known_waiters = _forks, conn, {}, {}, {}
         local.checkpointed = time.monotonic()
         local.grouped = None  # inside atomic(): the queues to poke after its commit
         local.poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -224,7 +238,8 @@ class SqliteBroker(Broker):
         """The queue calls made inside commit together, or not at all; their waiters are poked after the commit.
 
         One write transaction instead of one per call: a worker sends its results and deletes their tasks with one
-        write lock and one commit, and the deletes are never seen without the results.
+        write lock and one commit, and the deletes are never seen without the results. A receive inside takes the
+        next batch in the same commit (wait_seconds=0: a wait would hold the lock).
         """
         local = self._state()
         if local.grouped is not None:
@@ -240,6 +255,9 @@ class SqliteBroker(Broker):
         for queue in poke:
             self.poke(queue)
         self.checkpoint()
+
+    def in_atomic(self) -> bool:
+        return self._state().grouped is not None
 
     @contextmanager
     def transaction(self):
@@ -285,11 +303,12 @@ class SqliteBroker(Broker):
         holds the lock; this retries after RETRY_FIRST, doubling up to RETRY_MAX, for BUSY_TIMEOUT.
         """
         conn = self._state().conn
-        delay, give_up = RETRY_FIRST, time.monotonic() + BUSY_TIMEOUT
+        delay, give_up = RETRY_FIRST, None
         while True:
             try:
                 return conn.execute(sql, params)
             except sqlite3.OperationalError as e:
+                give_up = give_up or time.monotonic() + BUSY_TIMEOUT
                 if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > give_up:
                     raise QueueError(f"queue database {self.path}: {e}") from e
             except sqlite3.Error as e:
@@ -365,7 +384,7 @@ class SqliteQueue(Queue):
         ]
         if params:
             with self._broker.transaction() as db:
-                db.execute(_INSERT + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(good)), params)
+                db.execute(_INSERTS[len(good)], params)
                 db.execute(_COUNT_SENT, (len(good), key))
             self._broker.poke(self.name)
             self._broker.checkpoint()
@@ -375,6 +394,10 @@ class SqliteQueue(Queue):
         self, max_messages: int = MAX_BATCH, wait_seconds: float = 0, visibility_timeout: int | None = None
     ) -> list[Message]:
         check_receive(max_messages, wait_seconds, visibility_timeout)
+        if wait_seconds and self._broker.in_atomic():
+            raise ValueError(f"receive(wait_seconds={wait_seconds}) inside atomic(): waiting would hold the write lock"
+                             f" of {self._broker.path} from every other process; receive with wait_seconds=0 inside"
+                             " atomic() and wait outside it")
         timeout = DEFAULT_VISIBILITY_TIMEOUT if visibility_timeout is None else visibility_timeout
         deadline = time.monotonic() + wait_seconds
         sock = None
@@ -428,8 +451,7 @@ class SqliteQueue(Queue):
         if parsed:
             rowids = [rowid for rowid, _ in parsed.values()]
             pairs = [value for rowid_token in parsed.values() for value in rowid_token]
-            sql = _DELETE.format(",".join("?" * len(parsed)), ",".join(["(?, ?)"] * len(parsed)))
-            self._broker.execute(sql, (self._key, *rowids, *pairs))
+            self._broker.execute(_DELETES[len(parsed)], (self._key, *rowids, *pairs))
             self._broker.checkpoint()
         return BatchResult(succeeded=tuple(parsed), failed=failed)
 
