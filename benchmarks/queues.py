@@ -4,6 +4,8 @@ One run measures, on the embedded SQLite queue:
   - send_batch and receive+delete_batch, messages/s;
   - tiny tasks end to end (producer -> 2 worker processes -> results -> collector), tasks/s, with one task
     per message (the original's format) and with bundles; the same work through multiprocessing.Pool(2);
+  - one task per message again, where the worker and the collector receive their next batch in the commit
+    that sends/deletes the last (atomic()): 3 write transactions per 10 tasks instead of 5;
   - send-to-receive latency when the queue is idle (a receiver long-polling in another process);
 and, through boto3 on moto in process, SQS requests per task for the batched and bundled forms.
 """
@@ -26,13 +28,13 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 
 from grid.messages import Result, Task, decode_results, decode_tasks, encode_results, pack_tasks
 from grid.primes import factorize
-from grid.queues import Queue, SendEntry, open_broker
+from grid.queues import Broker, Queue, SendEntry, open_broker
 
 WORKERS = 2
 BUNDLE = 100  # tasks per message in the bundled form
 SEED = 1
 WORKER = "bench:0"  # the worker name results carry
-PARTS = ("rates", "ceiling", "single", "bundles", "latency", "sqs")  # what --only selects
+PARTS = ("rates", "ceiling", "single", "bundles", "folded", "latency", "sqs")  # what --only selects
 
 
 def tiny_numbers(count: int) -> list[int]:
@@ -77,6 +79,23 @@ def worker(url: str, stop: multiprocessing.Event) -> None:
                     tasks.delete_batch([m.receipt for m in batch])
 
 
+def folded_worker(url: str, stop: multiprocessing.Event) -> None:
+    """The worker above, receiving its next batch in the commit of the last one's results and deletes."""
+    with open_broker(url) as broker:
+        tasks, results = broker.queue("tasks"), broker.queue("results")
+        batch: list = []
+        while not stop.is_set():
+            if not batch:
+                batch = tasks.receive(10, wait_seconds=0.2)
+                continue
+            entries = [SendEntry(str(i), answer(m.body, m.message_id), {"requestMessageId": m.message_id})
+                       for i, m in enumerate(batch)]
+            with broker.atomic():
+                assert results.send_batch(entries).ok
+                tasks.delete_batch([m.receipt for m in batch])
+                batch = tasks.receive(10)
+
+
 def producer(url: str, bodies: Sequence[str]) -> None:
     with open_broker(url) as broker:
         send_all(broker.queue("tasks"), bodies)
@@ -92,16 +111,33 @@ def collect(results: Queue, expected: int) -> None:
         results.delete_batch([m.receipt for m in batch])
 
 
-def end_to_end(url: str, numbers: Sequence[int], per_message: int, cpu: list[float] | None = None) -> float:
+def folded_collect(broker: Broker, expected: int) -> None:
+    """collect(), deleting each batch in the commit that receives the next."""
+    results, collected, batch = broker.queue("results"), 0, []
+    while True:
+        if not batch and not (batch := results.receive(10, wait_seconds=5)):
+            raise RuntimeError(f"results stopped arriving after {collected} of {expected}")
+        collected += sum(len(decode_results(m.body)) for m in batch)
+        with broker.atomic():
+            results.delete_batch([m.receipt for m in batch])
+            batch = results.receive(10) if collected < expected else []
+        if collected >= expected:
+            return
+
+
+def end_to_end(url: str, numbers: Sequence[int], per_message: int, cpu: list[float] | None = None,
+               folded: bool = False) -> float:
     """Tasks/s from the first send to the last result collected, with WORKERS worker processes; appends to `cpu`
-    the CPU time of all processes (producer, workers, collector) per task, in microseconds."""
+    the CPU time of all processes (producer, workers, collector) per task, in microseconds. `folded`: the worker
+    and the collector receive their next batch in the commit of the last (folded_worker, folded_collect)."""
     bodies = task_bodies(numbers, per_message)
     context = multiprocessing.get_context("fork")
     stop = context.Event()
     with open_broker(url) as broker:
         for name in ("tasks", "results"):
             broker.queue(name, create=True).purge()
-        workers = [context.Process(target=worker, args=(url, stop)) for _ in range(WORKERS)]
+        workers = [context.Process(target=folded_worker if folded else worker, args=(url, stop))
+                   for _ in range(WORKERS)]
         for p in workers:
             p.start()
         time.sleep(0.5)  # workers are long-polling before the clock starts
@@ -109,7 +145,10 @@ def end_to_end(url: str, numbers: Sequence[int], per_message: int, cpu: list[flo
         started = time.perf_counter()
         feeder = context.Process(target=producer, args=(url, bodies))
         feeder.start()
-        collect(broker.queue("results"), len(numbers))
+        if folded:
+            folded_collect(broker, len(numbers))
+        else:
+            collect(broker.queue("results"), len(numbers))
         elapsed = time.perf_counter() - started
         stop.set()
         collector = time.process_time() - collector
@@ -233,11 +272,15 @@ def main() -> None:
         numbers = tiny_numbers(args.tasks)
         if "ceiling" in parts:
             measure("multiprocessing.Pool(2), the ceiling", "tasks/s", lambda: pool_ceiling(numbers), repeat)
-        for part, per_message in (("single", 1), ("bundles", BUNDLE)):
+        for part, per_message, name in (
+            ("single", 1, "embedded end to end, 1 task per message, 2 workers"),
+            ("bundles", BUNDLE, f"embedded end to end, {BUNDLE} tasks per message, 2 workers"),
+            ("folded", 1, "embedded end to end, 1 task/message, next batch in commit"),
+        ):
             if part in parts:
                 cpu: list[float] = []
-                name = f"embedded end to end, {per_message} task{'s' * (per_message > 1)} per message, 2 workers"
-                measure(name, "tasks/s", partial(end_to_end, url, numbers, per_message, cpu), repeat)
+                measure(name, "tasks/s", partial(end_to_end, url, numbers, per_message, cpu, part == "folded"),
+                        repeat)
                 print(f"{'  CPU of its processes per task (the least)':<58} {min(cpu):>12,.1f} us", flush=True)
         if "latency" in parts:
             latencies = sorted(idle_latency(url, args.latency_samples))

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import pytest
 from hypothesis import given, settings
@@ -242,8 +243,8 @@ def test_a_database_of_the_first_schema_is_a_clear_configuration_error(tmp_path)
     with sqlite3.connect(path) as db:  # the first schema: queue names in every row, no schema version
         db.execute("CREATE TABLE queues (name TEXT PRIMARY KEY, dead_letter TEXT, max_receive_count INTEGER)")
         db.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, body TEXT NOT NULL)")
-    with pytest.raises(ConfigError, match=r"grid\.db \(broker .*\) has schema version 0, made by an older version of grid"
-                                          r".*reads version 2: drain its queues .*or use a new file"):
+    with pytest.raises(ConfigError, match=r"grid\.db \(broker .*\) has schema version 0, made by an older version"
+                                          r" of grid.*reads version 2: drain its queues .*or use a new file"):
         open_broker(f"sqlite://{path}")
 
 
@@ -293,3 +294,13 @@ def test_a_receive_inside_atomic_takes_the_next_batch_in_the_same_commit_and_nev
                 tasks.receive(10, wait_seconds=1)
         assert sorted(m.body for m in following) == ["task 1", "task 2"]
         assert tasks.counts().in_flight == 2 and results.counts().visible == 1
+
+
+def test_message_ids_are_distinct_version_4_uuids(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        queue = broker.queue("tasks", create=True)
+        batches = [queue.send_batch([SendEntry(str(j), "x") for j in range(10)]) for _ in range(20)]
+    ids = [i for batch in batches for i in batch.message_ids.values()]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 and str(u) == i for u, i in zip(parsed, ids))
+    assert len(set(ids)) == len(ids)
