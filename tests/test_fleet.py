@@ -1,4 +1,5 @@
 """The scaling policy on its own, and the two fleets: EC2 Auto Scaling (moto) and local processes."""
+import json
 import math
 import os
 import signal
@@ -336,3 +337,99 @@ time.sleep(600)
     owner.kill()
     owner.wait()
     eventually(lambda: files(tmp_path, "drained") == sorted(pids), "orphaned workers drained")
+
+
+# A zygote forks in its owner, which also becomes a subreaper: each test owns one in a process of its own, never in
+# the test process.
+ZYGOTE_OWNER = """
+import json, os, sys, time
+from grid.errors import ConfigError
+from grid.fleet import ProcessFleet, Zygote, worker_argv
+zygote = Zygote(worker_argv(sys.argv[1], sys.argv[3:]))
+fleet = ProcessFleet(zygote, stop_timeout=30)
+fleet.set_desired(int(sys.argv[2]))
+pids = fleet.pids
+parents = [int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) for pid in pids]
+print(json.dumps({"owner": os.getpid(), "zygote": zygote.pid, "pids": pids, "parents": parents}), flush=True)
+for command in map(str.strip, sys.stdin):
+    if command == "close":
+        sessions = [os.getsid(pid) for pid in fleet.pids]
+        fleet.close()
+        print(json.dumps({"sessions": sessions, "exits": fleet.exits}), flush=True)
+    elif command == "kill the zygote, add one":
+        os.kill(zygote.pid, 9)
+        os.waitpid(zygote.pid, 0)
+        fleet.set_desired(len(pids) + 1)
+        print(json.dumps({"kinds": [type(p).__name__ for p in fleet._running], "pids": fleet.pids}), flush=True)
+    elif command == "wait for exits":
+        try:
+            while fleet.size().running:
+                time.sleep(0.01)
+        except ConfigError as e:
+            print(json.dumps({"error": str(e)}), flush=True)
+"""
+
+
+def zygote_owner(tmp_path, workers: int, *worker_args: str) -> tuple[subprocess.Popen, dict]:
+    owner = subprocess.Popen([sys.executable, "-c", ZYGOTE_OWNER, f"sqlite://{tmp_path}/grid.db", str(workers),
+                              "--log-filename", str(tmp_path / "workers.log"), "--queue-polling-wait-time", "0",
+                              *worker_args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return owner, json.loads(owner.stdout.readline())
+
+
+def tell(owner: subprocess.Popen, command: str) -> dict:
+    owner.stdin.write(command + "\n")
+    owner.stdin.flush()
+    return json.loads(owner.stdout.readline())
+
+
+def logging_pids(log, text) -> list[int]:
+    """The pids of the processes whose log lines (`name[pid] - message`) contain `text`."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return sorted(int(line.split("[", 1)[1].split("]", 1)[0]) for line in lines if text in line)
+
+
+def test_a_zygote_forks_workers_that_are_its_owners_children_in_their_own_session_and_drain(tmp_path):
+    owner, started = zygote_owner(tmp_path, 2)
+    pids = sorted(started["pids"])
+    assert started["parents"] == [started["owner"]] * 2 and started["zygote"] not in pids
+    eventually(lambda: logging_pids(tmp_path / "workers.log", "kernel threads") == pids, "workers set up")
+    closed = tell(owner, "close")
+    owner.communicate()
+    assert closed == {"sessions": started["pids"], "exits": [0, 0]}
+    assert logging_pids(tmp_path / "workers.log", "stopped (exit code 0)") == pids
+
+
+def test_a_forked_worker_that_stops_for_its_configuration_is_not_restarted(tmp_path):
+    owner, started = zygote_owner(tmp_path, 1, "--batch-size", "12")
+    [pid] = started["pids"]
+    error = tell(owner, "wait for exits")["error"]
+    owner.communicate()
+    assert error.startswith(f"local worker pid {pid} stopped with exit code 2: ") and "--batch-size 12" in error
+
+
+def test_forked_workers_drain_and_the_zygote_goes_when_their_supervisor_is_killed(tmp_path):
+    owner, started = zygote_owner(tmp_path, 2)
+    pids = sorted(started["pids"])
+    eventually(lambda: logging_pids(tmp_path / "workers.log", "kernel threads") == pids, "workers set up")
+    owner.kill()
+    owner.wait()
+    eventually(lambda: logging_pids(tmp_path / "workers.log", "stopped (exit code 0)") == pids, "orphans drained")
+    eventually(lambda: not alive(started["zygote"]), "the zygote gone")
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_when_the_zygote_is_gone_workers_start_as_new_processes(tmp_path):
+    owner, _ = zygote_owner(tmp_path, 1)
+    added = tell(owner, "kill the zygote, add one")
+    assert added["kinds"] == ["Forked", "Popen"]
+    eventually(lambda: logging_pids(tmp_path / "workers.log", "kernel threads") == sorted(added["pids"]), "set up")
+    assert tell(owner, "close")["exits"] == [0, 0]
+    owner.communicate()

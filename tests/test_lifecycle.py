@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from grid.errors import ConfigError, QueueError, QueueNotFound
 from grid.logs import setup_logging
 from grid.metrics import Metrics
-from grid.roles.lifecycle import ERROR_MIN, IDLE_MAX, IDLE_MIN, Backoff, Daemon
+from grid.roles.lifecycle import ERROR_MIN, IDLE_MAX, IDLE_MIN, Backoff, Daemon, main
 
 
 class Scripted(Daemon):
@@ -142,6 +142,36 @@ def test_signal_handlers_are_not_installed_outside_the_main_thread():
     thread.start()
     thread.join()
     assert outcome == [0]
+
+
+class Forking(Daemon):
+    """Records, at each hook, whether the broker's database and the log file exist yet."""
+
+    role = "worker"
+    seen: list[tuple[str, bool, bool]] = []
+
+    @classmethod
+    def prefork(cls, cfg, args):
+        cls.seen.append(("prefork", *cls._files(cfg)))
+
+    @classmethod
+    def from_args(cls, cfg, broker, metrics, args):
+        cls.seen.append(("from_args", *cls._files(cfg)))
+        return cls(cfg, broker, metrics)
+
+    @staticmethod
+    def _files(cfg):
+        return os.path.exists(cfg.broker_url.removeprefix("sqlite://")), os.path.exists(cfg.log_filename)
+
+    def run_once(self):
+        self.request_stop()
+        return False
+
+
+def test_prefork_runs_before_the_log_file_and_the_broker_are_opened(root_logger, tmp_path):
+    code = main(Forking, ["--broker-url", f"sqlite://{tmp_path}/grid.db", "--log-filename", str(tmp_path / "w.log"),
+                          "--statsd-host", ""])
+    assert code == 0 and Forking.seen == [("prefork", False, False), ("from_args", True, True)]
 
 
 # -- logging ------------------------------------------------------------------------------------------------------

@@ -74,6 +74,11 @@ class Daemon(abc.ABC):
         """Flags of the role beyond the registry's parameters."""
 
     @classmethod
+    def prefork(cls, cfg, args: argparse.Namespace) -> None:
+        """Runs before logging, metrics and the broker exist: a role that forks helper processes does it here, so
+        that they share no open file, socket or database connection with it."""
+
+    @classmethod
     def from_args(cls, cfg, broker, metrics: Metrics, args: argparse.Namespace) -> Daemon:
         return cls(cfg, broker, metrics)
 
@@ -203,6 +208,7 @@ def _run(daemon_cls: type[Daemon], args: argparse.Namespace) -> int:
     from grid.queues import open_broker
 
     cfg = config.load(daemon_cls.role, flags=args)
+    daemon_cls.prefork(cfg, args)
     setup_from_config(cfg)
     metrics = Metrics.from_config(cfg)
     try:

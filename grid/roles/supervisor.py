@@ -19,14 +19,16 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 
 from grid import config
 from grid import metrics as names
 from grid.errors import QueueError
-from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet,
-                        backlog_per_instance, desired_workers, observe_activity, worker_command, workers_needed)
+from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet, Zygote,
+                        backlog_per_instance, desired_workers, observe_activity, worker_argv, worker_command,
+                        workers_needed)
 from grid.queues.base import QueueCounts
 from grid.queues.url import parse_broker_url
 from grid.roles import lifecycle
@@ -108,8 +110,18 @@ class Supervisor(lifecycle.Daemon):
                                  "(repeatable)")
 
     @classmethod
+    def prefork(cls, cfg, args: argparse.Namespace) -> None:
+        """A local fleet on Linux starts its workers from a zygote, forked now (see `grid.fleet.Zygote`)."""
+        args.zygote = None
+        if _local(cfg, args.fleet) and sys.platform.startswith("linux"):
+            try:
+                args.zygote = Zygote(worker_argv(cfg.broker_url, args.worker_arg))
+            except OSError:  # no subreaper here: workers start as new processes
+                pass
+
+    @classmethod
     def from_args(cls, cfg, broker, metrics, args: argparse.Namespace) -> Supervisor:
-        fleet, publisher = build_fleet(cfg, args.fleet, args.worker_arg)
+        fleet, publisher = build_fleet(cfg, args.fleet, args.worker_arg, getattr(args, "zygote", None))
         return cls(cfg, broker, metrics, fleet=fleet, publisher=publisher, status_path=status_path(cfg.broker_url))
 
     def setup(self) -> None:
@@ -206,15 +218,21 @@ class Supervisor(lifecycle.Daemon):
             self.publisher.publish(obs)
 
 
-def build_fleet(cfg, kind: str = "auto", worker_args: list[str] | tuple = ()) -> tuple[Fleet, object]:
-    """The fleet the configuration names, and the CloudWatch publisher that goes with an Auto Scaling fleet."""
-    scheme, _, options = parse_broker_url(cfg.broker_url)
-    if kind == "local" or (kind == "auto" and scheme == "sqlite"):
+def build_fleet(cfg, kind: str = "auto", worker_args: list[str] | tuple = (),
+                zygote: Zygote | None = None) -> tuple[Fleet, object]:
+    """The fleet the configuration names, and the CloudWatch publisher that goes with an Auto Scaling fleet; a local
+    fleet starts its workers from `zygote` when there is one, else as new processes."""
+    if _local(cfg, kind):
         budget = config.load("worker", flags={"broker_url": cfg.broker_url}).work_budget
-        return ProcessFleet(worker_command(cfg.broker_url, worker_args), stop_timeout=budget + DRAIN_MARGIN), None
-    clients = _aws_clients(options)
+        launcher = zygote or worker_command(cfg.broker_url, worker_args)
+        return ProcessFleet(launcher, stop_timeout=budget + DRAIN_MARGIN), None
+    clients = _aws_clients(parse_broker_url(cfg.broker_url)[2])
     fleet = AsgFleet(cfg.worker_asg_name, client=clients("autoscaling"), mode=cfg.scale_mode)
     return fleet, CloudWatchPublisher(clients("cloudwatch"), cfg.supervisor_asg_name)
+
+
+def _local(cfg, kind: str) -> bool:
+    return kind == "local" or (kind == "auto" and parse_broker_url(cfg.broker_url)[0] == "sqlite")
 
 
 def _aws_clients(options: dict):
