@@ -167,6 +167,7 @@ def store_total(tmp_path):
         return store.counts().total
 
 
+@pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)  # SQS may give fewer than asked
 def test_results_that_come_fast_are_stored_in_one_step_with_one_commit(setup):
     daemon, results, store = setup
     for start in range(0, 25, 10):
@@ -175,3 +176,14 @@ def test_results_that_come_fast_are_stored_in_one_step_with_one_commit(setup):
     store._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
     assert daemon.run_once()
     assert store.counts().total == 25 and results.counts().total == 0 and len(commits) == 1
+
+
+@pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)  # SQS may give fewer than asked
+def test_when_more_are_waiting_the_next_receive_is_taken_with_the_commit_and_given_back_on_stop(setup):
+    daemon, results, store = setup
+    for start in range(0, 110, 10):
+        send(results, *[encode_results([answer(f"t{i}")]) for i in range(start, start + 10)])
+    assert daemon.run_once()
+    assert store.counts().total == 100 and results.counts().in_flight == 10
+    daemon.teardown()
+    assert results.counts().visible == 10 and results.counts().in_flight == 0

@@ -334,3 +334,15 @@ def test_a_heartbeat_beats_for_what_is_held_and_never_after_release():
     heartbeat.release()
     heartbeat.close()
     assert beats[:2] == [["a", "b"], ["a", "b"]] and beats[after:] == [["c"]] * (len(beats) - after)
+
+
+def test_after_a_full_batch_the_next_is_taken_with_the_answers_and_given_back_on_stop(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("ahead", concurrency=1))
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in range(6, 31)])
+    assert w.run_once()
+    counts = w.tasks.counts()
+    assert (counts.visible, counts.in_flight) == (5, 10) and len(drain(w.results)) == 10
+    w.request_stop()
+    w.teardown()
+    counts = w.tasks.counts()
+    assert (counts.visible, counts.in_flight) == (15, 0)

@@ -6,7 +6,7 @@ queue, where `grid dlq peek` shows it.
 """
 from __future__ import annotations
 
-from grid.errors import MessageError
+from grid.errors import MessageError, QueueError
 from grid.messages import REQUEST_MESSAGE_ID, Result, ResultRun, read_results
 from grid.queues.base import MAX_BATCH, Message
 from grid.roles import lifecycle
@@ -28,6 +28,8 @@ class Collector(lifecycle.Daemon):
         self.store = store
         self.stored = 0
         self.duplicates = 0
+        self._ahead: list[Message] = []  # the next step's first receive, taken with this step's commit
+        self._more = False
 
     def setup(self) -> None:
         self.results = self.open_queue(self.cfg.results_queue_name)
@@ -51,18 +53,36 @@ class Collector(lifecycle.Daemon):
         return True
 
     def _receive(self) -> list[Message]:
-        """A receive, and more at once while they come full, up to RECEIVES_PER_STEP: one store commit for them."""
+        """A receive (or the one taken ahead), and more at once while they come full, up to RECEIVES_PER_STEP: one
+        store commit for them."""
         cfg = self.cfg
-        messages = last = self.results.receive(cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time,
-                                               visibility_timeout=cfg.visibility_timeout)
+        messages = last = self._ahead or self.results.receive(
+            cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
+        self._ahead = []
         for _ in range(RECEIVES_PER_STEP - 1):
             if len(last) < cfg.batch_size:
                 break
             last = self.results.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
-            messages += last
+            messages = messages + last
+        self._more = len(last) == cfg.batch_size
         return messages
 
+    def _receive_ahead(self) -> list[Message]:
+        """The next step's first receive, made in the commit of this step's deletes when more are waiting."""
+        if not self._more or self.stopping:
+            return []
+        try:
+            return self.results.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
+        except QueueError as e:
+            self.log.warning("could not take the next results ahead: %s", e)
+            return []
+
     def teardown(self) -> None:
+        if self._ahead:
+            try:
+                self.results.change_visibility([m.receipt for m in self._ahead], 0)
+            except QueueError as e:
+                self.log.warning("could not give back %d result messages taken ahead: %s", len(self._ahead), e)
         if self.store is not None:
             self.store.close()
 
@@ -79,9 +99,10 @@ class Collector(lifecycle.Daemon):
     def _store(self, results: list[Result | ResultRun], receipts: list[str]) -> None:
         with self.metrics.timer("store_time"):
             added = self.store.add(results)
-            with self.broker.atomic():  # the embedded queue: one commit for the step's deletes
+            with self.broker.atomic():  # the embedded queue: one commit for the step's deletes and the next receive
                 failed = [reason for start in range(0, len(receipts), MAX_BATCH)
                           for reason in self.results.delete_batch(receipts[start:start + MAX_BATCH]).failed.values()]
+                self._ahead = self._receive_ahead()
         for reason in failed:
             self.log.warning("stored result message not deleted (it will come back as a duplicate): %s", reason)
         self.stored += added.stored

@@ -61,6 +61,7 @@ class Worker(lifecycle.Daemon):
         super().__init__(cfg, broker, metrics)
         self.pool: ThreadPoolExecutor | None = None
         self._batch: list[InHand] = []
+        self._ahead: list[Message] = []  # the next batch, received with the commit of the last one's answers
         self._lock = threading.Lock()
 
     def setup(self) -> None:
@@ -79,7 +80,7 @@ class Worker(lifecycle.Daemon):
                       self.heartbeat_interval)
 
     def run_once(self) -> bool:
-        messages = self._receive()
+        messages, self._ahead = self._ahead or self._receive(), []
         if not messages:
             return False
         if self.stopping:
@@ -93,7 +94,7 @@ class Worker(lifecycle.Daemon):
                 self._compute(self._batch)
             finally:
                 self.heartbeat.release()
-            self._answer(self._batch)
+            self._answer(self._batch, more=len(messages) == self.cfg.batch_size)
         except Exception:
             self._batch = []
             raise
@@ -101,8 +102,8 @@ class Worker(lifecycle.Daemon):
         return True
 
     def teardown(self) -> None:
-        if self._batch:  # left mid-batch by a second signal: give the messages back at once
-            self._release([h.message.receipt for h in self._batch])
+        if self._batch or self._ahead:  # left mid-batch by a second signal, or a batch ahead: give them back now
+            self._release([h.message.receipt for h in self._batch] + [m.receipt for m in self._ahead])
         if self.pool is not None:
             self.pool.shutdown(wait=not self.forced, cancel_futures=True)
         if getattr(self, "heartbeat", None) is not None:
@@ -253,17 +254,28 @@ class Worker(lifecycle.Daemon):
         )
 
     # -- answer ------------------------------------------------------------------------------------------------
-    def _answer(self, batch: Sequence[InHand]) -> None:
+    def _answer(self, batch: Sequence[InHand], more: bool) -> None:
+        """Send the results, delete what was answered and, after a full batch (`more`), take the next batch: on the
+        embedded queue in one commit; on SQS in three calls, the last one the receive the next step would make."""
         released = [h.message.receipt for h in batch if h.skipped]
         if released:
             self._release(released)
         answered = [h for h in batch if not h.skipped]
-        with self.metrics.timer("send_time"), self.broker.atomic():  # one commit on the embedded queue; SQS: two calls
+        with self.metrics.timer("send_time"), self.broker.atomic():
             unsent = self._send_results(answered)
             done = [h for h in answered if not h.fault and id(h) not in unsent]
             with self.metrics.timer("delete_time"):
                 deleted = self._delete(done)
+            if more and not self.stopping:
+                self._ahead = self._receive_ahead()
         self._count(batch, deleted)
+
+    def _receive_ahead(self) -> list[Message]:
+        try:
+            return self.tasks.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
+        except QueueError as e:  # the answers still commit; the next step receives as usual
+            self.log.warning("could not take the next batch ahead: %s", e)
+            return []
 
     def _send_results(self, hands: Sequence[InHand]) -> set[int]:
         """Send the results of `hands`; the ids of hands with a result the results queue did not accept."""
