@@ -568,7 +568,10 @@ def _echo(value: object) -> str | None:
 def decode_results(body: str | bytes, *, default_id: str | None = None) -> list[Result]:
     """The results of one message. A result without an `id` (the original's shape) takes `default_id`, e.g. the
     message's `requestMessageId` attribute. Any bad item makes the whole message a MessageError."""
-    doc = _load(body)
+    return _results_of(_load(body), default_id)
+
+
+def _results_of(doc: dict, default_id: str | None) -> list[Result]:
     if "inputs" in doc:
         return _decode_result_columns(doc)
     items = _bundle(doc, "results", ("output", "error"))
@@ -646,7 +649,7 @@ def read_results(body: str, *, default_id: str | None = None) -> ResultRun | lis
     the usual kind, else its Results (decode_results). MessageError as decode_results."""
     doc = _load(body)
     run = _result_run(doc, body) if "inputs" in doc else None
-    return run if run is not None else decode_results(body, default_id=default_id)
+    return run if run is not None else _results_of(doc, default_id)
 
 
 def _result_run(doc: dict, body: str) -> ResultRun | None:
