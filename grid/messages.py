@@ -215,16 +215,23 @@ def _result_columns(prefix: str, start: int, job: str | None, worker: str | None
     return doc
 
 
-_ID_RUN = re.compile(r"(.*?)(0|[1-9][0-9]*)", re.DOTALL)
+_ID_NUMBER = re.compile(r"(.*?)(0|[1-9][0-9]*)", re.DOTALL)
+
+
+def split_id(task_id: str) -> tuple[str, int] | None:
+    """(prefix, n) with task_id == prefix + str(n), the prefix as short as can be; None when it ends in no number.
+    One reading per id: the compact bundles are written by it, and the result store keys its rows by it."""
+    match = _ID_NUMBER.fullmatch(task_id)
+    return None if match is None else (match[1], int(match[2]))
 
 
 def _id_run(ids: Sequence[str]) -> tuple[str, int] | None:
     """(prefix, start) when the ids are prefix + start, prefix + (start + 1), ... in decimal; else None."""
-    match = _ID_RUN.fullmatch(ids[0])
-    if match is None:
+    first = split_id(ids[0])
+    if first is None:
         return None
-    prefix, start = match[1], int(match[2])
-    return (prefix, start) if all(i == f"{prefix}{start + k}" for k, i in enumerate(ids)) else None
+    prefix, start = first
+    return first if all(i == f"{prefix}{start + k}" for k, i in enumerate(ids)) else None
 
 
 def _put_optional(doc: dict, **fields) -> None:

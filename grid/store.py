@@ -6,14 +6,13 @@ import csv
 import json
 import math
 import os
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 from grid.errors import ConfigError
-from grid.messages import Code, Result, ResultRun, decode_results, encode_results
+from grid.messages import Code, Result, ResultRun, decode_results, encode_results, split_id
 
 EXPORT_FORMATS = ("jsonl", "csv")
 DEFAULT_PERCENTILES = (50, 95, 99)
@@ -41,7 +40,6 @@ CREATE INDEX IF NOT EXISTS runs_by_id ON runs (id_prefix, id_start, id_stop, err
 _OVERLAPS = "SELECT seq, id_start, id_stop, error_code FROM runs WHERE id_prefix = ? AND id_start < ? " \
             "ORDER BY id_start DESC"
 _INSERT = "INSERT INTO runs (id_prefix, id_start, id_stop, job, error_code, latencies, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
-_ID_NUMBER = re.compile(r"(.*?)(0|[1-9][0-9]*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -186,9 +184,8 @@ class ResultStore:
 
 
 def _id_key(task_id: str) -> tuple[str, int]:
-    """(prefix, n) with task_id == prefix + str(n) and prefix as short as can be; (task_id, -1) without a number."""
-    match = _ID_NUMBER.fullmatch(task_id)
-    return (match[1], int(match[2])) if match else (task_id, -1)
+    """split_id(task_id), or (task_id, -1) for an id that ends in no number."""
+    return split_id(task_id) or (task_id, -1)
 
 
 def _latency_blob(latencies: Sequence[float]) -> bytes | None:
