@@ -324,6 +324,8 @@ class StatsListener:
 
     def _record(self, line: str) -> None:
         name, _, rest = line.partition(":")
+        if name != self.latency_name and "|c" not in rest:  # only counters and the latency are shown
+            return
         value, _, rest = rest.partition("|")
         kind, _, rate = rest.partition("|")
         try:

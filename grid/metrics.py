@@ -92,6 +92,10 @@ def export() -> dict:
 class Metrics:
     """statsd metrics of one role, buffered until `flush()`; a no-op when `host` is empty.
 
+    Counters are summed here and sent as one exact line per name and flush (a statsd server adds them up anyway):
+    a worker on tiny tasks counts a few times a millisecond, and a line per call cost it, and whoever reads the
+    metrics, more than the tasks. The sample rate applies to timings and gauges.
+
     Not thread-safe: a daemon records from its own thread. A name the registry above does not define for the role,
     or a call of the wrong kind (timing on a counter), is a programming error and raises ValueError.
     """
@@ -104,6 +108,8 @@ class Metrics:
         self.counts: dict[str, int] = {}  # counter totals since start, also without statsd: for summaries and tests
         self._client = _client(host, port) if host else None
         self._pipe = self._client.pipeline() if self._client else None
+        self._unsent: dict[str, int] = {}  # counts since the last flush
+        self._flushed = time.monotonic()
 
     @classmethod
     def from_config(cls, cfg) -> Metrics:
@@ -117,7 +123,7 @@ class Metrics:
         self._check(name, COUNTER)
         self.counts[name] = self.counts.get(name, 0) + count
         if self._pipe is not None:
-            self._pipe.incr(self.prefix + name, count, self.rate)
+            self._unsent[name] = self._unsent.get(name, 0) + count
 
     def timing(self, name: str, ms: float) -> None:
         self._check(name, TIMER)
@@ -139,10 +145,16 @@ class Metrics:
         finally:
             self.timing(name, (time.perf_counter() - start) * 1000.0)
 
-    def flush(self) -> None:
-        """Send what is buffered (a few UDP datagrams); UDP send errors are dropped, as statsd does."""
-        if self._pipe is not None:
-            self._pipe.send()
+    def flush(self, every: float = 0.0) -> None:
+        """Send what is buffered (a few UDP datagrams), unless the last flush was less than `every` seconds ago; UDP
+        send errors are dropped, as statsd does."""
+        if self._pipe is None or time.monotonic() - self._flushed < every:
+            return
+        for name, count in self._unsent.items():
+            self._pipe.incr(self.prefix + name, count)
+        self._unsent.clear()
+        self._pipe.send()
+        self._flushed = time.monotonic()
 
     def close(self) -> None:
         self.flush()

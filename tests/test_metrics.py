@@ -87,23 +87,22 @@ def test_every_metric_arrives_over_udp_with_its_prefix_and_type(listener, role):
         emit(m, metric, 3)
     m.flush()
     got = [parse(line) for line in received_lines(listener, len(metrics.metrics(role)))]
-    assert [(name, kind) for name, _, kind in got] == [
-        (prefix + metric.name, SUFFIX[metric.kind]) for metric in metrics.metrics(role)]
+    assert sorted((name, kind) for name, _, kind in got) == sorted(
+        (prefix + metric.name, SUFFIX[metric.kind]) for metric in metrics.metrics(role))
     assert all(value == 3 for _, value, _ in got)
 
 
 @settings(max_examples=25, deadline=None)
 @given(counts=st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=60))
-def test_counts_survive_batching_into_datagrams(counts):
+def test_counts_are_summed_into_one_exact_line_per_flush(counts):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         m = Metrics("worker", "p_", "127.0.0.1", sock.getsockname()[1])
         for count in counts:
             m.incr("tps", count)
         m.close()
-        got = [parse(line) for line in received_lines(sock, len(counts))]
-    assert sum(value for _, value, _ in got) == sum(counts)
-    assert {name for name, _, _ in got} == {"p_tps"}
+        got = [parse(line) for line in received_lines(sock, 1)]
+    assert got == [("p_tps", sum(counts), "c")]  # summed here: one line per flush
 
 
 def test_nothing_is_buffered_or_sent_before_flush(listener):
@@ -162,3 +161,13 @@ def test_counter_totals_are_kept_also_without_statsd():
     m.incr("tps", 4)
     m.incr("released")
     assert m.counts == {"tps": 7, "released": 1}
+
+
+def test_a_flush_with_every_waits_that_long_after_the_last(listener):
+    m = Metrics("worker", "w_", "127.0.0.1", listener.getsockname()[1])
+    m.flush()
+    m.incr("tps", 2)
+    m.flush(every=3600)
+    assert received_lines(listener) == []
+    m.flush()
+    assert received_lines(listener, 1) == ["w_tps:2|c"]

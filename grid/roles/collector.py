@@ -59,11 +59,12 @@ class Collector(lifecycle.Daemon):
         messages = last = self._ahead or self.results.receive(
             cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
         self._ahead = []
-        for _ in range(RECEIVES_PER_STEP - 1):
-            if len(last) < cfg.batch_size:
-                break
-            last = self.results.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
-            messages = messages + last
+        with self.broker.atomic():  # the embedded queue: one write transaction for the receives that follow
+            for _ in range(RECEIVES_PER_STEP - 1):
+                if len(last) < cfg.batch_size:
+                    break
+                last = self.results.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
+                messages = messages + last
         self._more = len(last) == cfg.batch_size
         return messages
 

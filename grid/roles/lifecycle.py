@@ -23,6 +23,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SLEEP_SLICE = 0.1  # seconds: how soon an interruptible sleep notices a stop request
 IDLE_MIN, IDLE_MAX = 0.05, 2.0  # seconds: backoff between idle steps, doubling
 ERROR_MIN, ERROR_MAX = 1.0, 30.0  # seconds: backoff after a transient queue error, doubling
+METRICS_EVERY = 0.2  # seconds between metric flushes of a busy role
 
 log = logging.getLogger("grid.lifecycle")
 
@@ -128,7 +129,7 @@ class Daemon(abc.ABC):
                 self.log.info("ran for the time allowed: stopping")
                 break
             delay = self._step(idle, errors)
-            self.metrics.flush()
+            self.metrics.flush(every=0.0 if delay else METRICS_EVERY)  # busy: a few datagrams a second, not per step
             if delay and not self.stopping:
                 self._pause(delay, deadline)
         if self.stopping:
