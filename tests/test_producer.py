@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grid import config
+from grid.errors import QueueError
 from grid.messages import decode_tasks
 from grid.metrics import Metrics
 from grid.queues import open_broker
@@ -174,3 +175,38 @@ def test_a_bundle_over_the_size_limit_is_split_and_each_part_counted(sqlite_brok
     p.run()
     sizes = [len(message) for message in messages_on(p.tasks)]
     assert len(sizes) > 1 and sum(sizes) == 200 == p.sent
+
+
+class FailThird:
+    """A queue whose third send_batch call raises, once."""
+
+    def __init__(self, queue):
+        self.queue, self.calls = queue, 0
+
+    def send_batch(self, entries):
+        self.calls += 1
+        if self.calls == 3:
+            from grid.errors import QueueError
+
+            raise QueueError("injected: the database went away")
+        return self.queue.send_batch(entries)
+
+
+def test_on_the_embedded_queue_a_step_commits_its_batches_together_or_none(sqlite_broker):
+    cfg = producer_cfg("fold", tasks_per_message=1, batch_size=10)
+    p = make(sqlite_broker, cfg, count=100, seed=0)
+    p.setup()
+    queue, p.tasks = p.tasks, FailThird(p.tasks)
+    with pytest.raises(QueueError):
+        p.run_once()  # 10 batches in one commit: the third fails, the two before are undone
+    assert queue.counts().visible == 0 and p.sent == 0 and sum(n for _, n in p._pending) == 100
+    assert p.run_once()
+    assert queue.counts().visible == 100 and p.sent == 100 and not p._pending
+
+
+def test_a_step_sends_ten_batches_in_one_commit_on_the_embedded_queue_and_one_batch_elsewhere(broker, queue_name):
+    cfg = producer_cfg(queue_name, tasks_per_message=1, batch_size=10)
+    p = make(broker, cfg, count=1000, seed=0)
+    p.setup()
+    assert p.run_once()
+    assert p.sent == (100 if broker.transactional else 10)

@@ -108,6 +108,7 @@ class Broker(abc.ABC):
     """A set of named queues behind one URL (`sqlite:///path`, `sqs://`)."""
 
     url: str
+    transactional = False  # atomic() commits all its calls or none (a call that raised undoes the others)
 
     @abc.abstractmethod
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:

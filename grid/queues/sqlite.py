@@ -150,6 +150,8 @@ os.register_at_fork(after_in_child=_forked)
 class SqliteBroker(Broker):
     """Queues in one SQLite file; safe to share between threads and processes (and across fork)."""
 
+    transactional = True
+
     def __init__(self, path: str, *, url: str | None = None, synchronous: str = "normal"):
         self.path = os.path.abspath(path)
         self.url = url or f"sqlite://{self.path}"

@@ -18,6 +18,7 @@ from grid.queues.base import SendEntry
 from grid.roles import lifecycle
 
 PACE_SLICE = 0.1  # seconds of tasks sent at once when a rate is set, so the flow is smooth, not bursty
+SENDS_PER_COMMIT = 10  # send_batch calls committed together on the embedded queue
 
 
 class Producer(lifecycle.Daemon):
@@ -78,7 +79,7 @@ class Producer(lifecycle.Daemon):
             self.sleep_until(self._start + self.generated / self.rate)
 
     def _batch_tasks(self) -> int:
-        k = self.cfg.batch_size * self.cfg.tasks_per_message
+        k = self.cfg.batch_size * self.cfg.tasks_per_message * self._sends_per_step()
         if self.rate:
             k = min(k, max(1, int(self.rate * PACE_SLICE)))
         if self.count is not None:
@@ -97,20 +98,30 @@ class Producer(lifecycle.Daemon):
         self.generated += len(numbers)
         return _messages(f"{job}-", first, numbers, job, now, cfg.tasks_per_message)
 
+    def _sends_per_step(self) -> int:
+        """send_batch calls a step makes: on the embedded queue several in one commit, a write lock that every role
+        waits for; elsewhere one, so that an error leaves no call of the step sent and uncounted."""
+        return SENDS_PER_COMMIT if self.broker.transactional else 1
+
     def _send(self) -> int:
-        """Send up to a batch of pending messages; the number of tasks the queue accepted."""
-        batch, rest = self._pending[: self.cfg.batch_size], self._pending[self.cfg.batch_size :]
-        entries = [SendEntry(str(i), body) for i, (body, _) in enumerate(batch)]
-        with self.metrics.timer("send_msg_time"):
-            outcome = self.tasks.send_batch(entries)
-        for entry_id, reason in outcome.failed.items():
-            self.log.error("a task message was refused (sent again): %s", reason)
-        failed = {int(i) for i in outcome.failed}
-        accepted = sum(n for i, (_, n) in enumerate(batch) if i not in failed)
-        self._pending = [batch[i] for i in sorted(failed)] + rest
+        """Send pending messages, a batch per call; the number of tasks the queue accepted."""
+        size = self.cfg.batch_size
+        batches = [self._pending[i : i + size] for i in range(0, size * self._sends_per_step(), size)]
+        batches = [batch for batch in batches if batch]
+        with self.metrics.timer("send_msg_time"), self.broker.atomic():
+            outcomes = [self.tasks.send_batch([SendEntry(str(i), body) for i, (body, _) in enumerate(batch)])
+                        for batch in batches]
+        refused, accepted = [], 0
+        for batch, outcome in zip(batches, outcomes):
+            for reason in outcome.failed.values():
+                self.log.error("a task message was refused (sent again): %s", reason)
+            failed = {int(i) for i in outcome.failed}
+            accepted += sum(n for i, (_, n) in enumerate(batch) if i not in failed)
+            refused += [batch[i] for i in sorted(failed)]
+        self._pending = refused + self._pending[sum(map(len, batches)) :]
         self.sent += accepted
         self.metrics.incr("throughput", accepted)
-        self.log.debug("sent %d messages (%d tasks), %d refused", len(batch) - len(failed), accepted, len(failed))
+        self.log.debug("sent %d batches (%d tasks), %d messages refused", len(batches), accepted, len(refused))
         return accepted
 
 
