@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import array
+import bisect
 import csv
 import json
 import math
@@ -39,6 +40,10 @@ CREATE INDEX IF NOT EXISTS runs_by_id ON runs (id_prefix, id_start, id_stop, err
 # except that a later answer replaces a stored worker fault (500: transient, the task was retried).
 _OVERLAPS = "SELECT seq, id_start, id_stop, error_code FROM runs WHERE id_prefix = ? AND id_start < ? " \
             "ORDER BY id_start DESC"
+_SPANS = "SELECT id_start, id_stop FROM runs WHERE id_prefix = ? AND id_start >= ? AND id_start < ?"
+_BEFORE = "SELECT id_start, id_stop FROM runs WHERE id_prefix = ? AND id_start < ? ORDER BY id_start DESC LIMIT 1"
+WINDOW_MIN_RUNS = 3  # runs of one prefix in one add, from which their stored neighbours are read at once
+WINDOW_SPREAD = 8  # ... as long as the ids between their first and last are at most this many times theirs
 _INSERT = "INSERT INTO runs (id_prefix, id_start, id_stop, job, error_code, latencies, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -71,18 +76,29 @@ class ResultStore:
 
     def add(self, items: Iterable[Result | ResultRun]) -> Added:
         """Store results and runs of results in one transaction; a task id already stored keeps its first answer."""
+        items = list(items)
         stored = offered = 0
         pending: dict[tuple[str, int], tuple] = {}  # rows of lone results, inserted together: one statement
+        clear: list[tuple] = []  # rows of runs that overlap nothing stored, inserted together
         with self._db:
+            windows = self._windows(items)
             for item in items:
                 if isinstance(item, ResultRun):
                     self._insert(pending)
                     offered += item.count
+                    window = windows.get(item.id_prefix)
+                    if window is not None and window.take(item.id_start, item.id_start + item.count):
+                        clear.append(_run_row(item))
+                        stored += item.count
+                        continue
+                    self._insert_runs(clear)
+                    windows.pop(item.id_prefix, None)  # the rows of this prefix may change now: read them again
                     stored += self._add_run(item)
                 else:
                     offered += 1
                     stored += self._add_result(item, pending)
             self._insert(pending)
+            self._insert_runs(clear)
         return Added(stored, offered - stored)
 
     def counts(self, job: str | None = None) -> StoreCounts:
@@ -141,14 +157,36 @@ class ResultStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _windows(self, items: list[Result | ResultRun]) -> dict[str, _Spans]:
+        """For each prefix of several runs (and no lone result, which changes rows on the way), the stored id ranges
+        between their first and last ids: two reads instead of one per run. None where that span is far wider than
+        the runs (an old run among new ones): there each run reads its own."""
+        if any(not isinstance(item, ResultRun) for item in items):
+            return {}
+        by_prefix: dict[str, list[ResultRun]] = {}
+        for run in items:
+            by_prefix.setdefault(run.id_prefix, []).append(run)
+        windows = {}
+        for prefix, runs in by_prefix.items():
+            low, high = min(r.id_start for r in runs), max(r.id_start + r.count for r in runs)
+            if len(runs) >= WINDOW_MIN_RUNS and high - low <= WINDOW_SPREAD * sum(r.count for r in runs):
+                rows = self._db.execute(_SPANS, (prefix, low, high)).fetchall()
+                rows += self._db.execute(_BEFORE, (prefix, low)).fetchall()
+                windows[prefix] = _Spans(sorted(rows))
+        return windows
+
+    def _insert_runs(self, rows: list[tuple]) -> None:
+        if rows:
+            self._db.executemany(_INSERT, rows)
+            rows.clear()
+
     def _add_run(self, run: ResultRun) -> int:
         if self._covering(run.id_prefix, run.id_start, run.id_start + run.count):
             pending: dict[tuple[str, int], tuple] = {}  # some are stored already: one by one
             stored = sum(self._add_result(r, pending) for r in run.results())
             self._insert(pending)
             return stored
-        self._db.execute(_INSERT, (run.id_prefix, run.id_start, run.id_start + run.count, run.job, None,
-                                   _latency_blob(run.latencies), run.body))
+        self._db.execute(_INSERT, _run_row(run))
         return run.count
 
     def _add_result(self, r: Result, pending: dict[tuple[str, int], tuple]) -> int:
@@ -181,6 +219,28 @@ class ResultStore:
                 break
             found.append((seq, code))
         return found
+
+
+class _Spans:
+    """Disjoint id ranges [start, stop) of one prefix, in order."""
+
+    def __init__(self, spans: list[tuple[int, int]]):
+        self.starts = [start for start, _ in spans]
+        self.stops = [stop for _, stop in spans]
+
+    def take(self, start: int, stop: int) -> bool:
+        """Add [start, stop) if it overlaps none; whether it was added."""
+        i = bisect.bisect_right(self.starts, start)
+        if (i > 0 and self.stops[i - 1] > start) or (i < len(self.starts) and self.starts[i] < stop):
+            return False
+        self.starts.insert(i, start)
+        self.stops.insert(i, stop)
+        return True
+
+
+def _run_row(run: ResultRun) -> tuple:
+    return (run.id_prefix, run.id_start, run.id_start + run.count, run.job, None, _latency_blob(run.latencies),
+            run.body)
 
 
 def _id_key(task_id: str) -> tuple[str, int]:

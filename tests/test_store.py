@@ -63,8 +63,12 @@ answers = st.one_of(
 )
 
 
+runs_only = st.builds(run, st.integers(0, 40), st.integers(1, 5), worker=st.sampled_from(["w1", "w2"]))
+
+
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.lists(answers, max_size=12), max_size=6))
+@given(st.one_of(st.lists(st.lists(answers, max_size=12), max_size=6),
+                 st.lists(st.lists(runs_only, max_size=12), max_size=6)))  # only runs: read by windows
 def test_dedup_matches_a_reference_model(tmp_path_factory, batches):
     expected: dict[str, Result] = {}
     with ResultStore(tmp_path_factory.mktemp("s") / "r.db") as store:
