@@ -210,3 +210,11 @@ def test_a_step_sends_ten_batches_in_one_commit_on_the_embedded_queue_and_one_ba
     p.setup()
     assert p.run_once()
     assert p.sent == (100 if broker.transactional else 10)
+
+
+def test_a_paced_step_sends_one_batch_even_on_the_embedded_queue(sqlite_broker):
+    cfg = producer_cfg("paced", tasks_per_message=1, batch_size=10)
+    p = make(sqlite_broker, cfg, count=1000, seed=0, rate=1000.0)
+    p.setup()
+    assert p.run_once()
+    assert p.sent == 10  # a burst of ten batches would wait longer for the workers

@@ -100,8 +100,9 @@ class Producer(lifecycle.Daemon):
 
     def _sends_per_step(self) -> int:
         """send_batch calls a step makes: on the embedded queue several in one commit, a write lock that every role
-        waits for; elsewhere one, so that an error leaves no call of the step sent and uncounted."""
-        return SENDS_PER_COMMIT if self.broker.transactional else 1
+        waits for; elsewhere one, so that an error leaves no call of the step sent and uncounted. Paced, one: the
+        rate is the limit, and a bigger burst waits longer for the workers (p50 latency 1.0 -> 2.6 ms at 200/s)."""
+        return SENDS_PER_COMMIT if self.broker.transactional and not self.rate else 1
 
     def _send(self) -> int:
         """Send pending messages, a batch per call; the number of tasks the queue accepted."""
