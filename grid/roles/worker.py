@@ -174,8 +174,8 @@ class Worker(lifecycle.Daemon):
         return [self._solve(hand, task, budget) for hand, task in chunk]
 
     def _solve_run(self, hand: InHand) -> list[None]:
-        """Runs on a kernel thread: answers a TaskRun with one body, or, at its first failure or when the body is
-        too large, turns it into Tasks and Results for the usual path."""
+        """Answer a TaskRun with one body; at its first failure, or when the body is too large, turn it into Tasks and
+        Results for the usual path. Runs where _solve runs: on a kernel thread, or the worker's own with one."""
         if not self._start(hand):
             return [None]
         run, budget = hand.run, self.cfg.work_budget
