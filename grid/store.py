@@ -44,7 +44,8 @@ _SPANS = "SELECT id_start, id_stop FROM runs WHERE id_prefix = ? AND id_start >=
 _BEFORE = "SELECT id_start, id_stop FROM runs WHERE id_prefix = ? AND id_start < ? ORDER BY id_start DESC LIMIT 1"
 WINDOW_MIN_RUNS = 3  # runs of one prefix in one add, from which their stored neighbours are read at once
 WINDOW_SPREAD = 8  # ... as long as the ids between their first and last are at most this many times theirs
-_INSERT = "INSERT INTO runs (id_prefix, id_start, id_stop, job, error_code, latencies, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT = ("INSERT INTO runs (id_prefix, id_start, id_stop, job, error_code, latencies, body)"
+           " VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
 @dataclass(frozen=True)

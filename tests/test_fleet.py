@@ -16,7 +16,8 @@ from moto import mock_aws
 
 from grid.errors import ConfigError
 from grid.fleet import (Activity, AsgFleet, FleetSize, NeedWindow, ProcessFleet, backlog_per_instance,
-                        desired_workers, observe_activity, worker_command, workers_needed)
+                        desired_workers, observe_activity, workers_needed)
+from grid.launch import worker_command
 from grid.queues.base import QueueCounts
 
 counts = st.integers(min_value=0, max_value=100_000)
@@ -344,7 +345,8 @@ time.sleep(600)
 ZYGOTE_OWNER = """
 import json, os, sys, time
 from grid.errors import ConfigError
-from grid.fleet import ProcessFleet, Zygote, worker_argv
+from grid.fleet import ProcessFleet
+from grid.launch import Zygote, worker_argv
 zygote = Zygote(worker_argv(sys.argv[1], sys.argv[3:]))
 fleet = ProcessFleet(zygote, stop_timeout=30)
 fleet.set_desired(int(sys.argv[2]))

@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 from grid import config
 from grid import metrics as names
 from grid.errors import QueueError
-from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet, Zygote,
-                        backlog_per_instance, desired_workers, observe_activity, worker_argv, worker_command,
-                        workers_needed)
+from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet,
+                        backlog_per_instance, desired_workers, observe_activity, workers_needed)
+from grid.launch import Zygote, worker_argv, worker_command
 from grid.queues.base import QueueCounts
 from grid.queues.url import parse_broker_url
 from grid.roles import lifecycle
@@ -111,7 +111,7 @@ class Supervisor(lifecycle.Daemon):
 
     @classmethod
     def prefork(cls, cfg, args: argparse.Namespace) -> None:
-        """A local fleet on Linux starts its workers from a zygote, forked now (see `grid.fleet.Zygote`)."""
+        """A local fleet on Linux starts its workers from a zygote, forked now (see `grid.launch.Zygote`)."""
         args.zygote = None
         if _local(cfg, args.fleet) and sys.platform.startswith("linux"):
             try:
