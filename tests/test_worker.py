@@ -336,13 +336,20 @@ def test_a_heartbeat_beats_for_what_is_held_and_never_after_release():
     assert beats[:2] == [["a", "b"], ["a", "b"]] and beats[after:] == [["c"]] * (len(beats) - after)
 
 
-def test_after_a_full_batch_the_next_is_taken_with_the_answers_and_given_back_on_stop(sqlite_broker):
+def test_small_messages_are_taken_a_hundred_a_step_the_next_batch_ahead_and_given_back_on_stop(sqlite_broker):
     w = started(sqlite_broker, worker_cfg("ahead", concurrency=1))
-    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in range(6, 31)])
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in range(6, 121)])
     assert w.run_once()
     counts = w.tasks.counts()
-    assert (counts.visible, counts.in_flight) == (5, 10) and len(drain(w.results)) == 10
+    assert (counts.visible, counts.in_flight) == (5, 10) and len(drain(w.results)) == 100
     w.request_stop()
     w.teardown()
     counts = w.tasks.counts()
-    assert (counts.visible, counts.in_flight) == (15, 0)
+    assert (counts.visible, counts.in_flight) == (15, 0) and w.metrics.counts["released"] == 10
+
+
+def test_messages_of_many_tasks_are_taken_one_receive_a_step(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("big", concurrency=1))
+    send(w.tasks, [encode_tasks(run_tasks([15] * 20, prefix=f"m{k}-")) for k in range(30)])
+    assert w.run_once()
+    assert len(drain(w.results)) == 10 and w.tasks.counts().in_flight == 10  # 10 answered, 10 taken ahead

@@ -24,6 +24,8 @@ from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.roles import lifecycle
 from grid.roles.heartbeat import Heartbeat
 
+SMALL_BATCH_TASKS = 100  # a step takes more receives while its messages hold fewer tasks than this ...
+MAX_MESSAGES_PER_STEP = 100  # ... and at most this many messages: one commit answers them
 HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is configured
 CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, so cheap to hand out; enough to balance the load
 # (one thread takes the batch whole: a hand-off costs 60-120 us, as much as a few tiny tasks)
@@ -87,6 +89,9 @@ class Worker(lifecycle.Daemon):
             self._release([m.receipt for m in messages])
             return True
         self._batch = [self._open(m) for m in messages]
+        full = len(messages) == self.cfg.batch_size
+        if full:
+            full = self._take_more(self._batch)
         self.metrics.incr("tasks_handled", sum(h.size for h in self._batch))  # once a batch
         try:
             self.heartbeat.hold(self._batch)
@@ -94,7 +99,7 @@ class Worker(lifecycle.Daemon):
                 self._compute(self._batch)
             finally:
                 self.heartbeat.release()
-            self._answer(self._batch, more=len(messages) == self.cfg.batch_size)
+            self._answer(self._batch, more=full)
         except Exception:
             self._batch = []
             raise
@@ -120,6 +125,21 @@ class Worker(lifecycle.Daemon):
             return self.tasks.receive(
                 cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout
             )
+
+    def _take_more(self, batch: list[InHand]) -> bool:
+        """After a full receive of small messages, more receives in one write transaction while they come full, up to
+        about SMALL_BATCH_TASKS tasks: one commit answers them all (on SQS, the calls the next steps would make).
+        Whether the last receive came full."""
+        cfg = self.cfg
+        per_message = max(1.0, sum(h.size for h in batch) / len(batch))
+        most = min(MAX_MESSAGES_PER_STEP, int(SMALL_BATCH_TASKS / per_message))
+        last = batch
+        with self.broker.atomic():
+            while len(last) == cfg.batch_size and len(batch) + cfg.batch_size <= most and not self.stopping:
+                messages = self.tasks.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
+                last = [self._open(m) for m in messages]
+                batch += last
+        return len(last) == cfg.batch_size
 
     def _open(self, message: Message) -> InHand:
         hand = InHand(message)
@@ -161,12 +181,14 @@ class Worker(lifecycle.Daemon):
 
     def _heartbeat(self, hands) -> None:
         receipts = [h.message.receipt for h in hands]
+        failed: dict[str, str] = {}
         try:
-            outcome = self.tasks.change_visibility(receipts, self.cfg.visibility_timeout)
+            for chunk in _chunks(receipts):
+                failed.update(self.tasks.change_visibility(chunk, self.cfg.visibility_timeout).failed)
         except QueueError as e:
             self.log.error("heartbeat for %d messages failed: %s", len(receipts), e)
             return
-        for receipt, reason in outcome.failed.items():
+        for receipt, reason in failed.items():
             self.log.warning("heartbeat failed for a message in work (it may be delivered again): %s", reason)
 
     def _solve_all(self, chunk: list[tuple[InHand, Task]]) -> list[Result | None]:
@@ -305,16 +327,17 @@ class Worker(lifecycle.Daemon):
             return []
 
     def _delete(self, hands: Sequence[InHand]) -> list[InHand]:
-        if not hands:
-            return []
-        outcome = self.tasks.delete_batch([h.message.receipt for h in hands])
-        for receipt, reason in outcome.failed.items():
+        failed: dict[str, str] = {}
+        for receipts in _chunks([h.message.receipt for h in hands]):
+            failed.update(self.tasks.delete_batch(receipts).failed)
+        for receipt, reason in failed.items():
             self.log.warning("task message not deleted (its result may arrive twice): %s", reason)
-        return [h for h in hands if h.message.receipt not in outcome.failed]
+        return [h for h in hands if h.message.receipt not in failed]
 
     def _release(self, receipts: list[str]) -> None:
         try:
-            self.tasks.change_visibility(receipts, 0)
+            for chunk in _chunks(receipts):
+                self.tasks.change_visibility(chunk, 0)
         except QueueError as e:
             self.log.error("could not release %d messages (they return after their visibility timeout): %s",
                            len(receipts), e)
@@ -333,6 +356,11 @@ class Worker(lifecycle.Daemon):
             self.metrics.incr("worker_faults", faults)
         self.log.debug("batch: %d messages, %d tasks answered (%d errors), %d released, %d with faults",
                        len(batch), answered, errors, sum(h.skipped for h in batch), faults)
+
+
+def _chunks(items: list) -> list[list]:
+    """`items` in pieces of at most MAX_BATCH: one queue call each."""
+    return [items[i : i + MAX_BATCH] for i in range(0, len(items), MAX_BATCH)]
 
 
 def _split(items: list, parts: int) -> list[list]:
