@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -89,7 +90,8 @@ def compare(title: str, count: int, bits: tuple[int, int], seed: int, *extra: st
           f"{summary['work_seconds']:.1f} s, first scale-out {summary['first_scale_out_seconds']:.1f} s; "
           f"{summary['steady']:.0f} tasks/s once results flow)")
     print(f"  ceiling Pool({WORKERS}):        {top:.0f} tasks/s")
-    print(f"  once results flow: {summary['steady'] / top:.2f} of the ceiling")
+    if math.isfinite(summary["steady"]):  # nan: all done before the first sample that saw results
+        print(f"  once results flow: {summary['steady'] / top:.2f} of the ceiling")
     return ratio, top
 
 
