@@ -590,20 +590,27 @@ def _results_of(doc: dict, default_id: str | None) -> list[Result]:
 
 def _decode_result_columns(doc: dict) -> list[Result]:
     """The results of a compact bundle: checked list by list; where a check fails, item by item for the details."""
-    inputs = _bundle(doc, "inputs", ("output", "error", "results"))
-    ids = _run_ids(doc, len(inputs))
-    columns = [doc.get(key) for key in ("factors", "started_at", "completed_at")]
-    if not all(type(column) is list and len(column) == len(inputs) for column in columns):
-        raise MessageError(f"a bundle of {len(inputs)} 'inputs' needs 'factors', 'started_at' and 'completed_at': "
-                           "lists of as many items", Code.BAD_INPUT)
-    factors, started, completed = columns
-    shared = {k: doc[k] for k in ("job", "worker", "type", "submitted_at") if k in doc}
+    prefix, start, inputs, factors, started, completed, shared = _result_lists(doc)
+    ids = [f"{prefix}{start + k}" for k in range(len(inputs))]
     fast = _plain_results(ids, inputs, factors, started + completed, shared)
     if fast is not None:
         return fast
     return [_decode_result({"id": task_id, "input": text, "output": {"factors": fs}, "started_at": s,
                             "completed_at": c}, shared, None)
             for task_id, text, fs, s, c in zip(ids, inputs, factors, started, completed)]
+
+
+def _result_lists(doc: dict) -> tuple[str, int, list, list, list, list, dict]:
+    """The id prefix and start, the lists and the shared fields of a compact bundle of results; MessageError when
+    its shape is wrong."""
+    inputs = _bundle(doc, "inputs", ("output", "error", "results"))
+    prefix, start = _run_start(doc)
+    columns = [doc.get(key) for key in ("factors", "started_at", "completed_at")]
+    if not all(type(column) is list and len(column) == len(inputs) for column in columns):
+        raise MessageError(f"a bundle of {len(inputs)} 'inputs' needs 'factors', 'started_at' and 'completed_at': "
+                           "lists of as many items", Code.BAD_INPUT)
+    shared = {k: doc[k] for k in ("job", "worker", "type", "submitted_at") if k in doc}
+    return (prefix, start, inputs, *columns, shared)
 
 
 def _plain_results(ids: list[str], inputs: list, factors: list, times: list, shared: dict) -> list[Result] | None:
@@ -660,14 +667,12 @@ def read_results(body: str, *, default_id: str | None = None) -> ResultRun | lis
 
 
 def _result_run(doc: dict, body: str) -> ResultRun | None:
-    inputs, prefix, start = doc.get("inputs"), doc.get("id_prefix"), doc.get("id_start")
-    columns = [doc.get(key) for key in ("factors", "started_at", "completed_at")]
-    if (type(inputs) is not list or not inputs or "output" in doc or "error" in doc or "results" in doc
-            or type(prefix) is not str or prefix[-1:].isdigit() or type(start) is not int or start < 0
-            or not all(type(column) is list and len(column) == len(inputs) for column in columns)):
+    try:
+        prefix, start, inputs, factors, started, completed, shared = _result_lists(doc)
+    except MessageError:  # decode_results says what is wrong
         return None
-    factors, started, completed = columns
-    shared = {k: doc[k] for k in ("job", "worker", "type", "submitted_at") if k in doc}
+    if prefix[-1:].isdigit():  # "x1" + "0" is also "x" + "10": such ids are stored one by one
+        return None
     plain = _plain_columns(f"{prefix}{start + len(inputs) - 1}", inputs, factors, started + completed, shared)
     if plain is None:
         return None
