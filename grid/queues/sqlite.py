@@ -202,8 +202,28 @@ class SqliteBroker(Broker):
             why = "a file of that name is in the way" if isinstance(e, FileExistsError) else e.strerror
             raise ConfigError(f"cannot create the folder {folder} of the queue database (broker {self.url}): "
                               f"{why}") from e
+        give_up = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                conn = self._open()
+                break
+            except sqlite3.OperationalError as e:
+                # Processes opening a new file at once: switching it to WAL can be refused without a busy wait.
+                if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > give_up:
+                    raise ConfigError(f"cannot open the queue database {self.path} (broker {self.url}): {e}") from e
+                time.sleep(RETRY_MAX)
+            except sqlite3.Error as e:
+                raise ConfigError(f"cannot open the queue database {self.path} (broker {self.url}): {e}") from e
+        local = self._local
+        local.forks, local.conn, local.waiters, local.addresses, local.known_waiters = _forks, conn, {}, {}, {}
+        local.checkpointed = time.monotonic()
+        local.grouped = None  # inside atomic(): the queues to poke after its commit
+        local.poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        local.poker.setblocking(False)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise ConfigError(f"the queue database {self.path} (broker {self.url}) cannot use WAL mode")
@@ -214,14 +234,10 @@ class SqliteBroker(Broker):
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
             conn.execute("PRAGMA temp_store = MEMORY")  # RETURNING's rows: about 15% off a receive
-        except sqlite3.Error as e:
-            raise ConfigError(f"cannot open the queue database {self.path} (broker {self.url}): {e}") from e
-        local = self._local
-        local.forks, local.conn, local.waiters, local.addresses, local.known_waiters = _forks, conn, {}, {}, {}
-        local.checkpointed = time.monotonic()
-        local.grouped = None  # inside atomic(): the queues to poke after its commit
-        local.poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        local.poker.setblocking(False)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         """Make the tables of a new database; a database of another schema is a ConfigError that says what to do."""
