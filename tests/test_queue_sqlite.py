@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grid.errors import ConfigError
+from grid.errors import ConfigError, QueueError
 from grid.queues import SendEntry, open_broker
 from grid.queues import sqlite as sqlite_backend
 from grid.queues.base import MAX_MESSAGE_BYTES, entry_problem
@@ -294,6 +294,39 @@ def test_a_receive_inside_atomic_takes_the_next_batch_in_the_same_commit_and_nev
                 tasks.receive(10, wait_seconds=1)
         assert sorted(m.body for m in following) == ["task 1", "task 2"]
         assert tasks.counts().in_flight == 2 and results.counts().visible == 1
+
+
+def test_atomic_takes_the_write_lock_only_at_its_first_read_or_its_commit(sqlite_url):
+    with open_broker(sqlite_url) as broker, open_broker(sqlite_url) as other:
+        tasks, results = broker.queue("tasks", create=True), broker.queue("results", create=True)
+        tasks.send_batch([SendEntry("0", "task")])
+        [message] = tasks.receive(1)
+        with broker.atomic():
+            results.send_batch([SendEntry("0", "result")])
+            tasks.delete_batch([message.receipt])
+            other.queue("tasks").send_batch([SendEntry("0", "sent meanwhile")])  # no lock held: no wait, no error
+            assert other.queue("results").counts().visible == 0
+            assert tasks.receive(10)[0].body == "sent meanwhile"  # a read: the kept statements run first
+            with sqlite3.connect(broker.path, timeout=0) as raw, pytest.raises(sqlite3.OperationalError,
+                                                                               match="database is locked"):
+                raw.execute("BEGIN IMMEDIATE")  # from here on, the lock is held
+        assert results.counts().visible == 1 and tasks.counts().in_flight == 1
+
+
+def test_a_kept_statement_that_fails_undoes_the_whole_atomic_even_when_its_caller_goes_on(sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        tasks, results = broker.queue("tasks", create=True), broker.queue("results", create=True)
+        tasks.send_batch([SendEntry("0", "poison"), SendEntry("1", "next")])
+        with sqlite3.connect(broker.path) as db:
+            db.execute("CREATE TRIGGER refuse BEFORE DELETE ON messages WHEN old.body = 'poison'"
+                       " BEGIN SELECT RAISE(ABORT, 'injected refusal'); END")
+        [poison] = tasks.receive(1)
+        with pytest.raises(QueueError, match="none of its calls took effect"), broker.atomic():
+            results.send_batch([SendEntry("0", "result")])
+            tasks.delete_batch([poison.receipt])
+            with pytest.raises(QueueError, match="injected refusal"):
+                tasks.receive(1)  # runs the kept statements: the delete fails here
+        assert results.counts().total == 0 and tasks.counts().in_flight == 1 and tasks.counts().visible == 1
 
 
 def test_message_ids_are_distinct_version_4_uuids(sqlite_url):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grid import config, primes
-from grid.messages import REQUEST_MESSAGE_ID, Task, decode_results, encode_tasks
+from grid.messages import REQUEST_MESSAGE_ID, Task, TaskRun, decode_results, encode_task_run, encode_tasks
 from grid.metrics import Metrics
 from grid.queues import open_broker
 from grid.queues.base import BatchResult, SendEntry
@@ -96,7 +96,8 @@ def test_every_task_gets_one_correct_result_and_its_message_is_deleted(broker, q
     result_messages = drain(w.results)
     found = results_by_task(result_messages)
     assert {t.id: [r.factors for r in found[t.id]] for t in tasks} == {t.id: [expected_factors(t.n)] for t in tasks}
-    assert sorted(m.attributes[REQUEST_MESSAGE_ID] for m in result_messages) == sorted(message_ids)
+    answered = [i for m in result_messages for i in m.attributes[REQUEST_MESSAGE_ID].split(",")]
+    assert sorted(answered) == sorted(message_ids)
     assert w.tasks.counts().total == 0
     assert w.metrics.counts["tps"] == 12 and w.metrics.counts["tasks_handled"] == 12
 
@@ -353,3 +354,56 @@ def test_messages_of_many_tasks_are_taken_one_receive_a_step(sqlite_broker):
     send(w.tasks, [encode_tasks(run_tasks([15] * 20, prefix=f"m{k}-")) for k in range(30)])
     assert w.run_once()
     assert len(drain(w.results)) == 10 and w.tasks.counts().in_flight == 10  # 10 answered, 10 taken ahead
+
+
+def one_task_runs(ns, prefix="s", start=0, job="j", submitted_at=100.0) -> list[str]:
+    """One compact bundle of one task per number, the ids counting up: as the producer sends one task a message."""
+    return [encode_task_run(TaskRun(prefix, start + k, [n], [str(n)], job, submitted_at)) for k, n in enumerate(ns)]
+
+
+def test_small_compact_messages_whose_ids_continue_are_answered_with_one_message_naming_them(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("joined", concurrency=1))
+    ns = list(range(6, 26))
+    message_ids = send(w.tasks, one_task_runs(ns))
+    assert w.run_once()
+    [message] = drain(w.results)
+    assert message.attributes[REQUEST_MESSAGE_ID].split(",") == message_ids
+    found = results_by_task([message])
+    assert {k: found[f"s{k}"][0].factors for k in range(20)} == {k: expected_factors(n) for k, n in enumerate(ns)}
+    assert w.metrics.counts["tps"] == 20 and w.tasks.counts().total == 0
+
+
+def test_runs_that_do_not_continue_one_another_are_answered_apart(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("apart", concurrency=1))
+    bodies = one_task_runs([6, 10]) + one_task_runs([14], start=5) + one_task_runs([15], start=6, job="other")
+    send(w.tasks, bodies)
+    assert w.run_once()
+    messages = drain(w.results)
+    assert sorted(len(m.attributes[REQUEST_MESSAGE_ID].split(",")) for m in messages) == [1, 1, 2]
+    assert set(results_by_task(messages)) == {"s0", "s1", "s5", "s6"}
+
+
+def test_a_hundred_one_task_messages_make_result_messages_whose_request_ids_fit_the_allowance(sqlite_broker):
+    from grid.messages import ATTRIBUTE_ALLOWANCE
+
+    w = started(sqlite_broker, worker_cfg("many", concurrency=1))
+    message_ids = send(w.tasks, one_task_runs([15] * 100))
+    assert w.run_once()
+    messages = drain(w.results)
+    named = [m.attributes[REQUEST_MESSAGE_ID] for m in messages]
+    assert 1 < len(messages) < 10 and all(len(REQUEST_MESSAGE_ID) + len("String") + len(ids) <= ATTRIBUTE_ALLOWANCE
+                                          for ids in named)
+    assert sorted(i for ids in named for i in ids.split(",")) == sorted(message_ids)
+    assert len(results_by_task(messages)) == 100
+
+
+def test_runs_whose_joined_answer_is_over_the_size_limit_are_answered_in_parts(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("huge", concurrency=1))
+    n = 2**1200  # 362 digits in, 1200 factors "2" out: an answer far larger than its task
+    bodies = [encode_task_run(TaskRun("h", 40 * k, [n] * 40, [str(n)] * 40, "j", 1.0)) for k in range(2)]
+    send(w.tasks, bodies)
+    assert w.run_once()
+    messages = drain(w.results)
+    found = results_by_task(messages)
+    assert len(messages) >= 2 and sorted(found) == sorted(f"h{k}" for k in range(80))
+    assert all(rs[0].factors == (2,) * 1200 for rs in found.values()) and w.tasks.counts().total == 0

@@ -147,6 +147,16 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+class _Group:
+    """The state of one atomic(): statements kept for its transaction, the queues to poke after its commit."""
+
+    def __init__(self):
+        self.pending: list[tuple[str, Sequence]] = []
+        self.poke: set[str] = set()
+        self.begun = False
+        self.failed = False
+
+
 class SqliteBroker(Broker):
     """Queues in one SQLite file; safe to share between threads and processes (and across fork)."""
 
@@ -217,7 +227,7 @@ class SqliteBroker(Broker):
         local = self._local
         local.forks, local.conn, local.waiters, local.addresses, local.known_waiters = _forks, conn, {}, {}, {}
         local.checkpointed = time.monotonic()
-        local.grouped = None  # inside atomic(): the queues to poke after its commit
+        local.grouped = None  # inside atomic(): its _Group
         local.poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         local.poker.setblocking(False)
 
@@ -268,32 +278,83 @@ class SqliteBroker(Broker):
         One write transaction instead of one per call: a worker sends its results and deletes their tasks with one
         write lock and one commit, and the deletes are never seen without the results. A receive inside takes the
         next batch in the same commit (wait_seconds=0: a wait would hold the lock).
+
+        The write lock is taken late: sends and deletes, whose callers need nothing back from the database, are
+        kept as statements and run together at the first statement that reads (a receive) or at the end. The
+        checks and the Python between calls then run before the lock, not while every other process waits for it.
         """
         local = self._state()
         if local.grouped is not None:
             yield
             return
-        poke: set[str] = set()
+        group = local.grouped = _Group()
         try:
-            with self.transaction():
-                local.grouped = poke
+            try:
                 yield
+                if group.pending or group.begun:
+                    self._begin(group)
+                    self._flush(group)
+                    if group.failed:
+                        raise QueueError(f"queue database {self.path}: a statement of this atomic() failed, so none"
+                                         " of its calls took effect")
+                    local.conn.execute("COMMIT")
+            except BaseException:
+                if group.begun:
+                    local.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise QueueError(f"queue database {self.path}: {e}") from e
         finally:
             local.grouped = None
-        for queue in poke:
+        for queue in group.poke:
             self.poke(queue)
         self.checkpoint()
 
     def in_atomic(self) -> bool:
         return self._state().grouped is not None
 
+    def write(self, statements: Sequence[tuple[str, Sequence]]) -> None:
+        """Statements whose outcome the caller does not read, in one transaction; inside atomic(), kept for its
+        commit."""
+        group = self._state().grouped
+        if group is not None:
+            group.pending.extend(statements)
+        elif len(statements) == 1:
+            self.execute(*statements[0])
+        else:
+            with self.transaction() as db:
+                for sql, params in statements:
+                    db.execute(sql, params)
+
+    def _begin(self, group: _Group) -> None:
+        if not group.begun:
+            self._run("BEGIN IMMEDIATE")
+            group.begun = True
+
+    def _flush(self, group: _Group) -> None:
+        """Run the statements kept so far; a failure dooms the atomic() even if its caller goes on."""
+        pending, group.pending = group.pending, []
+        conn = self._local.conn
+        try:
+            for sql, params in pending:
+                conn.execute(sql, params)
+        except sqlite3.Error as e:
+            group.failed = True
+            raise QueueError(f"queue database {self.path}: {e}") from e
+        except BaseException:
+            group.failed = True
+            raise
+
     @contextmanager
     def transaction(self):
         """A write transaction (BEGIN IMMEDIATE): commits on success, rolls back on error; inside atomic(), its part."""
-        if self._state().grouped is not None:
+        group = self._state().grouped
+        if group is not None:
+            self._begin(group)
+            self._flush(group)
             yield self._local.conn
             return
-        db = self.execute("BEGIN IMMEDIATE").connection
+        db = self._run("BEGIN IMMEDIATE").connection
         try:
             try:
                 yield db
@@ -325,12 +386,20 @@ class SqliteBroker(Broker):
                 local.conn.execute("PRAGMA busy_timeout = 0")
 
     def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
-        """One statement (its own transaction, unless one is open), retried while the database is locked.
+        """One statement (its own transaction, unless one is open); inside atomic(), after the statements kept."""
+        group = self._state().grouped
+        if group is not None:
+            self._begin(group)
+            self._flush(group)
+        return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
+        """One statement, retried while the database is locked.
 
         SQLite's own busy handler sleeps at least 1 ms per retry, far longer than a queue transaction
         holds the lock; this retries after RETRY_FIRST, doubling up to RETRY_MAX, for BUSY_TIMEOUT.
         """
-        conn = self._state().conn
+        conn = self._local.conn
         delay, give_up = RETRY_FIRST, None
         while True:
             try:
@@ -367,7 +436,7 @@ class SqliteBroker(Broker):
         """Wake the receivers waiting on `queue`; forget those whose process is gone."""
         local = self._state()
         if local.grouped is not None:
-            local.grouped.add(queue)
+            local.grouped.poke.add(queue)
             return
         addresses, looked_up = local.known_waiters.get(queue, ((), -WAITERS_TTL))
         if time.monotonic() - looked_up >= WAITERS_TTL:
@@ -411,9 +480,7 @@ class SqliteQueue(Queue):
             for value in (key, now + e.delay_seconds, now, ids[e.id], e.body, _attributes_json(e.attributes))
         ]
         if params:
-            with self._broker.transaction() as db:
-                db.execute(_INSERTS[len(good)], params)
-                db.execute(_COUNT_SENT, (len(good), key))
+            self._broker.write([(_INSERTS[len(good)], params), (_COUNT_SENT, (len(good), key))])
             self._broker.poke(self.name)
             self._broker.checkpoint()
         return BatchResult(succeeded=tuple(ids), failed=failed, message_ids=ids)
@@ -479,7 +546,7 @@ class SqliteQueue(Queue):
         if parsed:
             rowids = [rowid for rowid, _ in parsed.values()]
             pairs = [value for rowid_token in parsed.values() for value in rowid_token]
-            self._broker.execute(_DELETES[len(parsed)], (self._key, *rowids, *pairs))
+            self._broker.write([(_DELETES[len(parsed)], (self._key, *rowids, *pairs))])
             self._broker.checkpoint()
         return BatchResult(succeeded=tuple(parsed), failed=failed)
 

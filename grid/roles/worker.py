@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from grid import primes
 from grid.errors import MessageError, QueueError
-from grid.messages import (REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun, encode_result_run,
+from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun, encode_result_run,
                            pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.roles import lifecycle
@@ -26,6 +26,8 @@ from grid.roles.heartbeat import Heartbeat
 
 SMALL_BATCH_TASKS = 100  # a step takes more receives while its messages hold fewer tasks than this ...
 MAX_MESSAGES_PER_STEP = 100  # ... and at most this many messages: one commit answers them
+# What a result message's requestMessageId may hold: the attribute's share of the message size limit.
+_REQUEST_IDS_ROOM = ATTRIBUTE_ALLOWANCE - len(REQUEST_MESSAGE_ID) - len("String")
 HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is configured
 CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, so cheap to hand out; enough to balance the load
 # (one thread takes the batch whole: a hand-off costs 60-120 us, as much as a few tiny tasks)
@@ -38,8 +40,8 @@ class InHand:
     message: Message
     tasks: list[Task] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
-    run: TaskRun | None = None  # a compact bundle, answered as one body, without a Task or Result per task
-    body: str | None = None  # the answer to `run`
+    run: TaskRun | None = None  # a compact bundle, answered by columns, without a Task or Result per task
+    answer: tuple[list, list, list] | None = None  # run's factors, started_at and completed_at, all computed
     started: bool = False  # a task of it began: it is finished, not released, on stop
     skipped: bool = False  # stop came before any task began: released
     fault: bool = False  # a task failed inside the worker: not deleted, so it is retried
@@ -51,7 +53,7 @@ class InHand:
 
     @property
     def answered(self) -> int:
-        return len(self.run.numbers) if self.body is not None else len(self.results)
+        return len(self.run.numbers) if self.answer is not None else len(self.results)
 
 
 class Worker(lifecycle.Daemon):
@@ -133,12 +135,14 @@ class Worker(lifecycle.Daemon):
         cfg = self.cfg
         per_message = max(1.0, sum(h.size for h in batch) / len(batch))
         most = min(MAX_MESSAGES_PER_STEP, int(SMALL_BATCH_TASKS / per_message))
-        last = batch
-        with self.broker.atomic():
-            while len(last) == cfg.batch_size and len(batch) + cfg.batch_size <= most and not self.stopping:
-                messages = self.tasks.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
-                last = [self._open(m) for m in messages]
-                batch += last
+        taken, last = len(batch), batch
+        more: list[Message] = []
+        with self.broker.atomic():  # read once the lock is let go
+            while len(last) == cfg.batch_size and taken + cfg.batch_size <= most and not self.stopping:
+                last = self.tasks.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
+                more += last
+                taken += len(last)
+        batch += [self._open(m) for m in more]
         return len(last) == cfg.batch_size
 
     def _open(self, message: Message) -> InHand:
@@ -196,8 +200,8 @@ class Worker(lifecycle.Daemon):
         return [self._solve(hand, task, budget) for hand, task in chunk]
 
     def _solve_run(self, hand: InHand) -> list[None]:
-        """Answer a TaskRun with one body; at its first failure, or when the body is too large, turn it into Tasks and
-        Results for the usual path. Runs where _solve runs: on a kernel thread, or the worker's own with one."""
+        """Answer a TaskRun by columns; at its first failure, turn it into Tasks and Results for the usual path. Runs
+        where _solve runs: on a kernel thread, or the worker's own with one."""
         if not self._start(hand):
             return [None]
         run, budget = hand.run, self.cfg.work_budget
@@ -214,11 +218,8 @@ class Worker(lifecycle.Daemon):
             started.append(began)
             completed.append(time.time())
         else:
-            try:
-                hand.body = encode_result_run(run, factors, started, completed, self.worker_id)
-                return [None]
-            except MessageError:
-                pass
+            hand.answer = (factors, started, completed)
+            return [None]
         self._unbundle(hand, factors, started, completed, failure, budget)
         return [None]
 
@@ -283,8 +284,9 @@ class Worker(lifecycle.Daemon):
         if released:
             self._release(released)
         answered = [h for h in batch if not h.skipped]
+        outgoing, unsent = self._outgoing(answered)
         with self.metrics.timer("send_time"), self.broker.atomic():
-            unsent = self._send_results(answered)
+            unsent |= self._send_results(outgoing)
             done = [h for h in answered if not h.fault and id(h) not in unsent]
             with self.metrics.timer("delete_time"):
                 deleted = self._delete(done)
@@ -299,26 +301,46 @@ class Worker(lifecycle.Daemon):
             self.log.warning("could not take the next batch ahead: %s", e)
             return []
 
-    def _send_results(self, hands: Sequence[InHand]) -> set[int]:
-        """Send the results of `hands`; the ids of hands with a result the results queue did not accept."""
-        entries, hand_of = [], {}
+    def _outgoing(self, hands: Sequence[InHand]) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:
+        """The result messages of `hands`, each with the hands it answers, and the ids of hands that cannot be
+        answered. Compact bundles whose ids continue one another are answered together: one message for many small
+        task messages, its requestMessageId their message ids, comma-separated."""
         unsent: set[int] = set()
-        for hand in hands:
-            for body in self._bodies(hand, unsent):
-                entry = SendEntry(str(len(entries)), body, {REQUEST_MESSAGE_ID: hand.message.message_id})
-                entries.append(entry)
-                hand_of[entry.id] = hand
-        for start in range(0, len(entries), MAX_BATCH):
-            outcome = self.results.send_batch(entries[start : start + MAX_BATCH])
+        out = [answer for group in _answer_groups([h for h in hands if h.answer is not None])
+               for answer in self._run_bodies(group, unsent)]
+        out += [(body, [hand]) for hand in hands if hand.answer is None for body in self._bodies(hand, unsent)]
+        entries = [(SendEntry(str(i), body, {REQUEST_MESSAGE_ID: ",".join(h.message.message_id for h in group)}),
+                    group) for i, (body, group) in enumerate(out)]
+        return entries, unsent
+
+    def _run_bodies(self, group: list[InHand], unsent: set[int]) -> list[tuple[str, list[InHand]]]:
+        """One compact body for the runs of `group`, halved where it would be over the size limit; a run alone
+        over it is answered result by result."""
+        try:
+            return [(encode_result_run(*_joined(group), self.worker_id), group)]
+        except MessageError:
+            if len(group) > 1:
+                half = len(group) // 2
+                return self._run_bodies(group[:half], unsent) + self._run_bodies(group[half:], unsent)
+        [hand] = group
+        (factors, started, completed), hand.answer = hand.answer, None
+        self._unbundle(hand, factors, started, completed, None, self.cfg.work_budget)
+        return [(body, [hand]) for body in self._bodies(hand, unsent)]
+
+    def _send_results(self, outgoing: list[tuple[SendEntry, list[InHand]]]) -> set[int]:
+        """Send the result messages; the ids of the hands they answer that the results queue did not accept."""
+        unsent: set[int] = set()
+        for start in range(0, len(outgoing), MAX_BATCH):
+            chunk = outgoing[start : start + MAX_BATCH]
+            outcome = self.results.send_batch([entry for entry, _ in chunk])
             for entry_id, reason in outcome.failed.items():
-                hand = hand_of[entry_id]
-                self.log.error("result of message %s not sent (kept for retry): %s", hand.message.message_id, reason)
-                unsent.add(id(hand))
+                entry, hands = outgoing[int(entry_id)]
+                self.log.error("result of message %s not sent (kept for retry): %s",
+                               entry.attributes[REQUEST_MESSAGE_ID], reason)
+                unsent.update(id(hand) for hand in hands)
         return unsent
 
     def _bodies(self, hand: InHand, unsent: set[int]) -> list[str]:
-        if hand.body is not None:
-            return [hand.body]
         try:
             return pack_results(hand.results) if hand.results else []
         except MessageError as e:  # one result over the size limit: nothing to send, so keep the message
@@ -356,6 +378,35 @@ class Worker(lifecycle.Daemon):
             self.metrics.incr("worker_faults", faults)
         self.log.debug("batch: %d messages, %d tasks answered (%d errors), %d released, %d with faults",
                        len(batch), answered, errors, sum(h.skipped for h in batch), faults)
+
+
+def _answer_groups(hands: list[InHand]) -> list[list[InHand]]:
+    """The answered runs in groups whose ids continue one another, each small enough that the message ids it answers
+    fit in its requestMessageId."""
+    groups: list[list[InHand]] = []
+    room = 0
+    for hand in sorted(hands, key=lambda h: (h.run.id_prefix, h.run.id_start)):
+        room -= len(hand.message.message_id) + 1
+        if not (groups and room >= 0 and _continues(groups[-1][-1].run, hand.run)):
+            groups.append([])
+            room = _REQUEST_IDS_ROOM - len(hand.message.message_id)
+        groups[-1].append(hand)
+    return groups
+
+
+def _continues(last: TaskRun, run: TaskRun) -> bool:
+    return (run.id_prefix == last.id_prefix and run.id_start == last.id_start + len(last.numbers)
+            and run.job == last.job and run.submitted_at == last.submitted_at)
+
+
+def _joined(group: list[InHand]) -> tuple[TaskRun, list, list, list]:
+    """The runs of `group` as one, with their answers' columns."""
+    if len(group) == 1:
+        return (group[0].run, *group[0].answer)
+    first = group[0].run
+    run = TaskRun(first.id_prefix, first.id_start, [n for h in group for n in h.run.numbers],
+                  [text for h in group for text in h.run.inputs], first.job, first.submitted_at)
+    return (run, *([value for h in group for value in h.answer[k]] for k in range(3)))
 
 
 def _chunks(items: list) -> list[list]:
