@@ -17,7 +17,6 @@ import random
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 from grid import report
 from grid.errors import ConfigError, GridError
+from grid.launch import Process, Zygote, make_zygote, new_process
 from grid.queues.base import MAX_BATCH
 from grid.roles.producer import _positive
 
@@ -44,8 +44,10 @@ COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the re
 WORK_PER_MESSAGE = 0.01  # seconds of kernel work per task message: past this, bigger bundles gained nothing
 MAX_TASKS_PER_MESSAGE = 200  # ... and a few large messages would leave one worker with the tail
 PROBE_TASKS, PROBE_SECONDS = 101, 0.05  # the task size is timed on at most this many tasks, or this much time
-SAMPLE_PERIOD = 0.1  # seconds between samples of the run (the view shows one every --interval); the end of the
-# work is known to within this
+SAMPLE_PERIOD = 0.1  # seconds between samples of the run (the view shows one every --interval)
+END_POLL = 0.01  # seconds between checks for the end of the work once it is near: the end is known to within this
+NEAR_END = 2 * BACKLOG_PER_WORKER  # task messages left per worker, production over: the end is near
+ROLES = ("supervisor", "producer", "collector")  # the processes grid local starts; the supervisor starts the workers
 SEND_INTERVAL = 0.005  # seconds: a paced producer sends at most this often, with more messages per send if need be
 PIDS_FILE = "roles.pid"  # JSON {role: pid} while the roles run
 
@@ -161,9 +163,10 @@ class RunFolder:
 
 
 def _is_grid_process(pid: int) -> bool:
+    """A grid process: started as `python -m grid.cli ...`, or forked by a zygote (named grid-<role>)."""
     try:
-        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
-            return b"grid.cli" in f.read()
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as f, open(f"/proc/{int(pid)}/comm", "rb") as g:
+            return b"grid.cli" in f.read() or g.read().startswith(b"grid-")
     except (OSError, ValueError):
         return False
 
@@ -342,17 +345,20 @@ class StatsListener:
 
 
 class Roles:
-    """The producer, supervisor and collector processes of a run (the supervisor starts the workers)."""
+    """The producer, supervisor and collector processes of a run (the supervisor starts the workers): forks of
+    `zygote` when there is one, else new interpreters; either way in their own session, so a Ctrl-C at the terminal
+    reaches only `grid local`, which stops them."""
 
-    def __init__(self, folder: RunFolder, env: dict[str, str], interrupted: Interrupted):
-        self.folder, self.env, self.interrupted = folder, env, interrupted
-        self.procs: dict[str, subprocess.Popen] = {}
+    def __init__(self, folder: RunFolder, env: dict[str, str], interrupted: Interrupted, zygote: Zygote | None):
+        self.folder, self.env, self.interrupted, self.zygote = folder, env, interrupted, zygote
+        self.procs: dict[str, Process] = {}
 
     def start(self, role: str, *args: str) -> None:
-        with open(self.folder.log(role), "ab") as out:
-            self.procs[role] = subprocess.Popen(
-                [sys.executable, "-m", "grid.cli", role, *args], env={**self.env, "GRID_LOG_FILENAME": "-"},
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        argv, env, output = [role, *args], {**self.env, "GRID_LOG_FILENAME": "-"}, self.folder.log(role)
+        if self.zygote is not None:
+            self.procs[role] = self.zygote.fork(argv, env, output)
+        else:
+            self.procs[role] = new_process(argv, env, output, stop_with_parent=False)
         self.folder.record_pids({name: p.pid for name, p in self.procs.items() if p.poll() is None})
 
     def running(self, role: str) -> bool:
@@ -427,8 +433,11 @@ class LocalRun:
         from grid.queues import open_broker
         from grid.store import ResultStore
 
+        self._start, self._started_at = time.monotonic(), time.time()  # the run's start-up counts from here
         self.folder, self.plan, self.interval = folder, plan, interval
         self.max_workers = max_workers
+        # Before a thread, socket or database exists; the worker's modules too, for the supervisor's own zygote.
+        zygote = make_zygote(ROLES + ("worker",), stop_with_parent=False)
         self.stats = StatsListener("")
         self.env = role_env(folder, plan, max_workers, self.stats.port)
         self.cfg = {role: config.load(role, environ=self.env) for role in ("producer", "worker", "collector")}
@@ -439,12 +448,11 @@ class LocalRun:
         self.store = ResultStore(folder.store)
         self.stored_before = self.store.counts()  # counting the store is a scan: live figures come from statsd
         self.interrupted = Interrupted()
-        self.roles = Roles(folder, self.env, self.interrupted)
+        self.roles = Roles(folder, self.env, self.interrupted, zygote)
         self.timeline = report.Timeline()
         self.segment: dict | None = None
         self.sender: threading.Thread | None = None
         self.sender_error: str | None = None
-        self._start, self._started_at = time.monotonic(), time.time()
 
     # -- the session ------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -475,9 +483,10 @@ class LocalRun:
         """Sample until the work is done and the fleet is back to zero, a role fails, or Ctrl-C; the failure."""
         view = View(self)
         shown = time.monotonic()
+        sample = self.timeline.samples[-1]
         with view:
             while not self.interrupted.count:
-                self._sleep(min(self.interval, SAMPLE_PERIOD))
+                ended = self._until_next_sample(sample)
                 show = time.monotonic() - shown >= self.interval * 0.99
                 sample = self.sample(latency=show)
                 if show:
@@ -485,13 +494,26 @@ class LocalRun:
                     shown = time.monotonic()
                 if failure := self.roles.failed() or self.sender_error:
                     return failure
-                if self.timeline.drained_at is None and self.drained(sample):
-                    self.timeline.drained_at = sample.t
+                if self.timeline.drained_at is None and (ended is not None or self.drained()):
+                    self.timeline.drained_at = sample.t if ended is None else ended
                 if self.timeline.drained_at is not None and self.scaled_in(sample):
                     return None
         return None
 
-    def drained(self, sample: report.Sample) -> bool:
+    def _until_next_sample(self, last: report.Sample) -> float | None:
+        """Wait for the next sample; near the end of the work, check for it every END_POLL meanwhile and return the
+        run's time when it was found (or None)."""
+        due = time.monotonic() + min(self.interval, SAMPLE_PERIOD)
+        near = self.timeline.drained_at is None and not self.producing() and \
+            last.backlog + last.in_flight <= NEAR_END * self.max_workers
+        while near and not self.interrupted.count and time.monotonic() < due:
+            self._sleep(min(END_POLL, due - time.monotonic()))
+            if self.drained():
+                return time.monotonic() - self._start  # read after the check: never before the end
+        self._sleep(due - time.monotonic())
+        return None
+
+    def drained(self) -> bool:
         """Everything produced, and no task or result message left anywhere but the dead-letter queues."""
         if self.producing():
             return False

@@ -343,12 +343,12 @@ time.sleep(600)
 # A zygote forks in its owner, which also becomes a subreaper: each test owns one in a process of its own, never in
 # the test process.
 ZYGOTE_OWNER = """
-import json, os, sys, time
+import functools, json, os, sys, time
 from grid.errors import ConfigError
 from grid.fleet import ProcessFleet
 from grid.launch import Zygote, worker_argv
-zygote = Zygote(worker_argv(sys.argv[1], sys.argv[3:]))
-fleet = ProcessFleet(zygote, stop_timeout=30)
+zygote = Zygote(["worker"])
+fleet = ProcessFleet(functools.partial(zygote.fork, worker_argv(sys.argv[1], sys.argv[3:])), stop_timeout=30)
 fleet.set_desired(int(sys.argv[2]))
 pids = fleet.pids
 parents = [int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) for pid in pids]

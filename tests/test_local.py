@@ -15,7 +15,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grid import local
+from grid import local, report
 from grid.report import read_json
 from grid.store import ResultStore
 
@@ -60,17 +60,23 @@ def assert_correct(rows) -> None:
 
 
 def processes_of(folder) -> list[int]:
-    """Processes whose environment names this run's queue: the roles and their workers."""
+    """Processes of this run: started with an environment that names its queue (new interpreters), or with the
+    command line of `grid local` on its folder (it, and what its zygotes forked)."""
     marker = f"GRID_BROKER_URL=sqlite://{os.path.abspath(folder)}/grid.db".encode()
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if marker in f.read().split(b"\0"):
+            with open(f"/proc/{pid}/environ", "rb") as f, open(f"/proc/{pid}/cmdline", "rb") as g:
+                if marker in f.read().split(b"\0") or str(folder).encode() in g.read().split(b"\0"):
                     pids.append(int(pid))
         except OSError:
             pass
     return pids
+
+
+def parent_and_name(pid: int) -> tuple[int, str]:
+    with open(f"/proc/{pid}/stat") as f, open(f"/proc/{pid}/comm") as g:
+        return int(f.read().rsplit(")", 1)[1].split()[1]), g.read().strip()
 
 
 def test_a_run_answers_every_task_once_scales_out_and_back_to_zero_and_reports(tmp_path):
@@ -87,6 +93,7 @@ def test_a_run_answers_every_task_once_scales_out_and_back_to_zero_and_reports(t
     assert (summary["tasks_done"], summary["tasks_ok"], summary["interrupted"]) == (500, 500, False)
     assert max(s.target for s in timeline.samples) > 0 and summary["first_scale_out_seconds"] is not None
     assert timeline.samples[-1].running == 0 and summary["scale_in_seconds"] is not None
+    assert all(s.backlog + s.in_flight == 0 for s in timeline.samples if s.t >= timeline.drained_at)
     assert (folder / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "t=" in out and "done: 500 of 500 tasks" in out
     assert processes_of(folder) == []
@@ -115,6 +122,40 @@ def test_ctrl_c_stops_cleanly_with_a_partial_report_and_a_rerun_resumes_without_
     plan = json.loads((folder / "run.json").read_text())
     assert [s["sent"] for s in plan["segments"]][-1] == 3000 - plan["segments"][0]["sent"]
     assert json.loads((folder / "report.json").read_text())["summary"]["tasks_done"] == 3000
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="roles fork from a zygote on Linux")
+def test_roles_are_forks_of_grid_local_in_their_own_sessions_and_a_terminal_ctrl_c_stops_them_cleanly(tmp_path):
+    folder = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
+    proc = subprocess.Popen([sys.executable, "-m", "grid.cli", "local", "--dir", str(folder), "--tasks", "3000",
+                             "--rate", "1000", "--seed", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)  # its own terminal's process group
+    deadline = time.monotonic() + PATIENCE
+    while result_count(folder) < 50 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = json.loads((folder / local.PIDS_FILE).read_text())
+    assert {role: parent_and_name(pid) for role, pid in pids.items()} == {
+        role: (proc.pid, f"grid-{role}") for role in ("supervisor", "producer", "collector")}
+    assert all(os.getsid(pid) == pid for pid in pids.values())
+    os.killpg(proc.pid, signal.SIGINT)  # what a Ctrl-C at its terminal does: grid local and its zygote get it
+    code, out, err = finish(proc)
+    assert code == 0, out + err
+    assert json.loads((folder / "report.json").read_text())["summary"]["interrupted"]
+    for role in pids:
+        assert f"grid {role} stopped (exit code 0)" in (folder / "logs" / f"{role}.log").read_text()
+    assert processes_of(folder) == []
+
+
+def test_without_a_zygote_a_role_starts_as_a_new_interpreter_with_its_env_and_log(tmp_path):
+    folder = local.RunFolder(str(tmp_path))
+    folder.create()
+    env = {**os.environ, "GRID_SSM": "0", "GRID_BROKER_URL": folder.broker_url, "GRID_PRIME_MIN_BITS": "0"}
+    roles = local.Roles(folder, env, local.Interrupted(), zygote=None)
+    roles.start("producer", "--count", "1")
+    assert isinstance(roles.procs["producer"], subprocess.Popen) and roles.procs["producer"].wait(PATIENCE) == 2
+    assert roles.failed() == f"the producer exited with code 2; see {folder.log('producer')}"
+    assert "prime_min_bits=0 from env GRID_PRIME_MIN_BITS" in open(folder.log("producer")).read()
 
 
 def test_a_workload_file_is_factorized(tmp_path):
@@ -214,6 +255,39 @@ def test_on_a_terminal_the_view_is_a_live_table(tmp_path):
     text = shown.decode(errors="replace")
     assert "tasks done" in text and "workers (target)" in text and "│" in text
     assert "done: 200 of 200 tasks" in text
+
+
+def waiting_run(monkeypatch, sample_period: float, producing: bool, drained_after: int):
+    """A LocalRun between two samples (nothing started), whose work is drained at its `drained_after`th check."""
+    monkeypatch.setattr(local, "SAMPLE_PERIOD", sample_period)
+    run = object.__new__(local.LocalRun)
+    run.interval, run.max_workers, run._start = sample_period, 2, time.monotonic()
+    run.timeline, run.interrupted, run.checks = report.Timeline(), local.Interrupted(), 0
+    run.producing = lambda: producing
+
+    def drained():
+        run.checks += 1
+        return run.checks >= drained_after
+
+    run.drained = drained
+    return run
+
+
+def sample_with(messages_left: int) -> report.Sample:
+    return report.Sample(t=1.0, produced=100, backlog=messages_left, in_flight=0, workers=2, target=2, running=2,
+                         done=0, errors=0, duplicates=0)
+
+
+def test_near_the_end_of_the_work_its_end_is_checked_for_between_samples_and_known_when_found(monkeypatch):
+    run = waiting_run(monkeypatch, sample_period=3600.0, producing=False, drained_after=3)
+    ended = run._until_next_sample(sample_with(local.NEAR_END))
+    assert run.checks == 3 and 0 < ended <= time.monotonic() - run._start
+
+
+@pytest.mark.parametrize("producing, messages_left", [(True, 0), (False, 2 * local.NEAR_END + 1)])
+def test_while_producing_or_far_from_the_end_the_run_only_samples(monkeypatch, producing, messages_left):
+    run = waiting_run(monkeypatch, sample_period=0.001, producing=producing, drained_after=1)
+    assert run._until_next_sample(sample_with(messages_left)) is None and run.checks == 0
 
 
 @given(st.floats(min_value=0.001, max_value=1e6))

@@ -15,11 +15,11 @@ counted and retried with backoff; the supervisor keeps running.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -28,7 +28,7 @@ from grid import metrics as names
 from grid.errors import QueueError
 from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet,
                         backlog_per_instance, desired_workers, observe_activity, workers_needed)
-from grid.launch import Zygote, worker_argv, worker_command
+from grid.launch import Zygote, make_zygote, worker_argv, worker_command
 from grid.queues.base import QueueCounts
 from grid.queues.url import parse_broker_url
 from grid.roles import lifecycle
@@ -112,12 +112,7 @@ class Supervisor(lifecycle.Daemon):
     @classmethod
     def prefork(cls, cfg, args: argparse.Namespace) -> None:
         """A local fleet on Linux starts its workers from a zygote, forked now (see `grid.launch.Zygote`)."""
-        args.zygote = None
-        if _local(cfg, args.fleet) and sys.platform.startswith("linux"):
-            try:
-                args.zygote = Zygote(worker_argv(cfg.broker_url, args.worker_arg))
-            except OSError:  # no subreaper here: workers start as new processes
-                pass
+        args.zygote = make_zygote(["worker"]) if _local(cfg, args.fleet) else None
 
     @classmethod
     def from_args(cls, cfg, broker, metrics, args: argparse.Namespace) -> Supervisor:
@@ -224,7 +219,8 @@ def build_fleet(cfg, kind: str = "auto", worker_args: list[str] | tuple = (),
     fleet starts its workers from `zygote` when there is one, else as new processes."""
     if _local(cfg, kind):
         budget = config.load("worker", flags={"broker_url": cfg.broker_url}).work_budget
-        launcher = zygote or worker_command(cfg.broker_url, worker_args)
+        launcher = (functools.partial(zygote.fork, worker_argv(cfg.broker_url, worker_args)) if zygote
+                    else worker_command(cfg.broker_url, worker_args))
         return ProcessFleet(launcher, stop_timeout=budget + DRAIN_MARGIN), None
     clients = _aws_clients(parse_broker_url(cfg.broker_url)[2])
     fleet = AsgFleet(cfg.worker_asg_name, client=clients("autoscaling"), mode=cfg.scale_mode)

@@ -1,0 +1,133 @@
+"""A zygote forks any role (`grid <role> ...`) as its owner's child, as a new interpreter of that role would run."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a zygote needs Linux")
+
+# A zygote forks in its owner, which also becomes a subreaper: each test owns one in a process of its own, never in
+# the test process. The owner has no GRID_ variable: what a role gets comes from the environment it is given.
+OWNER = """
+import json, os, sys
+from grid.launch import Zygote
+zygote = Zygote(["producer"], stop_with_parent=False)
+print(json.dumps({"owner": os.getpid(), "zygote": zygote.pid}), flush=True)
+procs = {}
+for line in sys.stdin:
+    command = json.loads(line)
+    if command["do"] == "fork":
+        proc = zygote.fork(command["argv"], command["env"], command["output"])
+        procs[proc.pid] = proc
+        reply = {"pid": proc.pid, "kind": type(proc).__name__}
+    elif command["do"] == "look":
+        pid = command["pid"]
+        with open(f"/proc/{pid}/stat") as f, open(f"/proc/{pid}/comm") as g:
+            reply = {"parent": int(f.read().rsplit(")", 1)[1].split()[1]), "session": os.getsid(pid),
+                     "name": g.read().strip()}
+    elif command["do"] == "term":
+        procs[command["pid"]].send_signal(15)
+        reply = {}
+    elif command["do"] == "wait":
+        reply = {"code": procs[command["pid"]].wait(60)}
+    elif command["do"] == "kill the zygote":
+        os.kill(zygote.pid, 9)
+        os.waitpid(zygote.pid, 0)
+        reply = {}
+    print(json.dumps(reply), flush=True)
+"""
+
+
+@pytest.fixture
+def owner():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
+    proc = subprocess.Popen([sys.executable, "-c", OWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=env)
+    proc.started = json.loads(proc.stdout.readline())
+    yield proc
+    if proc.poll() is None:
+        proc.stdin.close()
+        proc.wait(60)
+
+
+def tell(owner: subprocess.Popen, **command) -> dict:
+    owner.stdin.write(json.dumps(command) + "\n")
+    owner.stdin.flush()
+    return json.loads(owner.stdout.readline())
+
+
+def role_env(tmp_path, **more: str) -> dict[str, str]:
+    return {**os.environ, "GRID_SSM": "0", "GRID_LOG_FILENAME": "-", "GRID_BROKER_URL": f"sqlite://{tmp_path}/grid.db",
+            **more}
+
+
+def eventually(condition, what, patience=60.0):
+    deadline = time.monotonic() + patience
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {patience} s"
+        time.sleep(0.01)
+
+
+def text(path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_forked_role_is_its_owners_child_in_its_own_session_with_its_env_and_log_and_drains_on_sigterm(
+        tmp_path, owner):
+    log = tmp_path / "producer.log"
+    forked = tell(owner, do="fork", argv=["producer", "--rate", "50"], env=role_env(tmp_path), output=str(log))
+    pid = forked["pid"]
+    eventually(lambda: f"grid producer starting (pid {pid}, broker sqlite://{tmp_path}/grid.db)" in text(log),
+               "the producer logs that it starts, on the broker its environment names")
+    assert forked["kind"] == "Forked"
+    assert tell(owner, do="look", pid=pid) == {"parent": owner.started["owner"], "session": pid,
+                                               "name": "grid-producer"}
+    tell(owner, do="term", pid=pid)
+    assert tell(owner, do="wait", pid=pid) == {"code": 0}
+    assert "grid producer stopped (exit code 0)" in text(log)
+
+
+def test_a_forked_role_exits_with_its_code_and_its_error_in_its_log(tmp_path, owner):
+    log = tmp_path / "producer.log"
+    forked = tell(owner, do="fork", argv=["producer", "--count", "1"], env=role_env(tmp_path, GRID_PRIME_MIN_BITS="0"),
+                  output=str(log))
+    assert tell(owner, do="wait", pid=forked["pid"]) == {"code": 2}
+    assert "grid producer: error: prime_min_bits=0 from env GRID_PRIME_MIN_BITS" in text(log)
+
+
+def test_when_the_zygote_is_gone_a_role_starts_as_a_new_interpreter_with_the_same_env_and_log(tmp_path, owner):
+    tell(owner, do="kill the zygote")
+    log = tmp_path / "producer.log"
+    started = tell(owner, do="fork", argv=["producer", "--count", "1"],
+                   env=role_env(tmp_path, GRID_PRIME_MIN_BITS="0"), output=str(log))
+    assert started["kind"] == "Popen"
+    assert tell(owner, do="wait", pid=started["pid"]) == {"code": 2}
+    assert "grid producer: error: prime_min_bits=0 from env GRID_PRIME_MIN_BITS" in text(log)
+
+
+def test_the_zygote_goes_with_its_owner_and_a_role_forked_without_stop_with_parent_runs_on(tmp_path, owner):
+    log = tmp_path / "producer.log"
+    pid = tell(owner, do="fork", argv=["producer", "--rate", "50"], env=role_env(tmp_path), output=str(log))["pid"]
+    eventually(lambda: "grid producer starting" in text(log), "the producer started")
+    owner.kill()
+    owner.wait()
+    eventually(lambda: not alive(owner.started["zygote"]), "the zygote gone")
+    try:
+        assert alive(pid)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    eventually(lambda: "grid producer stopped (exit code 0)" in text(log), "the orphaned producer drained")
