@@ -102,10 +102,17 @@ def factorize(n: int, *, budget: float | None = None, max_iterations: int | None
     `budget` bounds the time in seconds (monotonic clock), `max_iterations` the number of
     Pollard rho steps; past either, BudgetExceeded carries the factors found so far.
     """
-    if type(n) is int and n > 0 and budget is None and max_iterations is None:  # the fast path
-        found, rest = _primes.factor(n, math.inf, _UNLIMITED_STEPS)
-        found.sort()
-        return found
+    if type(n) is int and n > 0 and max_iterations is None:  # the fast paths: the worker's, a task at a time
+        if budget is None:
+            found, rest = _primes.factor(n, math.inf, _UNLIMITED_STEPS)
+            found.sort()
+            return found
+        if type(budget) is float and budget > 0:
+            found, rest = _primes.factor(n, time.monotonic() + budget, _UNLIMITED_STEPS)
+            if rest > 1:
+                raise BudgetExceeded(n, found, rest, _describe(budget, None))
+            found.sort()
+            return found
     n = _integer(n, "factorize", "n")
     if n < 1:
         raise ValueError(f"factorize: n must be >= 1, got {n}")

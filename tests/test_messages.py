@@ -370,3 +370,23 @@ def test_a_compact_bundle_with_an_unusual_value_reads_item_by_item():
     results = json.dumps({"v": 2, "id_prefix": "t-", "id_start": 0, "inputs": ["15"], "factors": [[3, 5]],
                           "started_at": [1.0], "completed_at": [2.0]})
     assert read_results(results) == [Result("t-0", None, "15", (3, 5), started_at=1.0, completed_at=2.0)]
+
+
+def _converted(texts: list) -> list[int] | None:
+    """The reference: every text a decimal of a positive number within the digit limit, converted one by one."""
+    from grid.messages import MAX_INPUT_DIGITS
+
+    if not all(type(t) is str and t.isascii() and t.isdigit() and len(t) <= MAX_INPUT_DIGITS for t in texts):
+        return None
+    numbers = [int(t) for t in texts]
+    return numbers if all(n >= 1 for n in numbers) else None
+
+
+@settings(max_examples=500)
+@given(st.lists(st.text(alphabet="0123456789, a\u0663", max_size=5)
+                | st.sampled_from(["0", "00", "007", "1", "", ",", "1,2", "9" * 1001, "1" * 1000]) | st.integers(),
+                max_size=6))
+def test_the_check_of_decimal_texts_on_the_strings_agrees_with_converting_them(texts):
+    from grid.messages import _plain_numbers
+
+    assert _plain_numbers(texts) == _converted(texts)

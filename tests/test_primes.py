@@ -266,6 +266,8 @@ def test_bad_arguments_are_named(func, args, error, words):
 @pytest.mark.parametrize("kwargs, error, words", [
     ({"budget": 0}, ValueError, ["budget", "> 0", "0"]),
     ({"budget": -1.5}, ValueError, ["budget", "-1.5"]),
+    ({"budget": 0.0}, ValueError, ["budget", "> 0", "0.0"]),
+    ({"budget": float("nan")}, ValueError, ["budget", "nan"]),
     ({"budget": "1"}, TypeError, ["budget", "seconds", "str"]),
     ({"budget": True}, TypeError, ["budget", "bool"]),
     ({"max_iterations": 0}, ValueError, ["max_iterations", "0"]),

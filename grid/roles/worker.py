@@ -207,16 +207,19 @@ class Worker(lifecycle.Daemon):
         run, budget = hand.run, self.cfg.work_budget
         factors, started, completed = [], [], []
         failure = None
+        factorize, now = primes.factorize, time.time  # the loop costs ~1 us a task of ~25: kept lean
+        began = now()
         for n in run.numbers:
-            began = time.time()
             try:
-                found = primes.factorize(n, budget=budget)
+                found = factorize(n, budget=budget)
             except Exception as e:
                 failure = (began, e)
                 break
+            done = now()  # one reading: this task's end is the next one's start
             factors.append(found)
             started.append(began)
-            completed.append(time.time())
+            completed.append(done)
+            began = done
         else:
             hand.answer = (factors, started, completed)
             return [None]
