@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,19 +81,28 @@ def steady_rate(samples: list[dict], drained_at: float) -> float:
     return (last - first["done"]) / (drained_at - first["t"]) if drained_at > first["t"] else float("nan")
 
 
-def compare(title: str, count: int, bits: tuple[int, int], seed: int, *extra: str,
-            ceiling_rate: float | None = None) -> tuple[float, float]:
-    summary = grid_local(count, bits, seed, *extra)
-    top = ceiling_rate or ceiling(count, bits, seed)
-    ratio = summary["throughput"] / top
-    print(f"{title}: {count} tasks, bits {bits[0]}:{bits[1]}, {summary['tasks_per_message']} per message")
-    print(f"  grid local (2 workers): {summary['throughput']:.0f} tasks/s (all done after "
-          f"{summary['work_seconds']:.1f} s, first scale-out {summary['first_scale_out_seconds']:.1f} s; "
-          f"{summary['steady']:.0f} tasks/s once results flow)")
-    print(f"  ceiling Pool({WORKERS}):        {top:.0f} tasks/s")
-    if math.isfinite(summary["steady"]):  # nan: all done before the first sample that saw results
-        print(f"  once results flow: {summary['steady'] / top:.2f} of the ceiling")
-    return ratio, top
+def compare(title: str, count: int, bits: tuple[int, int], seed: int, *extra: str, repeat: int,
+            ceilings: list[float] | None = None) -> tuple[float, float, list[float]]:
+    """`repeat` runs of grid local, each followed by its ceiling (or with the ceilings given): the machine's speed
+    drifts by 5-15% between runs, so the ratio of each pair and their median say more than one pair. The median
+    ratio, the median grid tasks/s, and the ceilings."""
+    ratios, rates, tops = [], [], []
+    print(f"{title}: {count} tasks, bits {bits[0]}:{bits[1]}, {repeat} runs, each grid local then its ceiling")
+    for k in range(repeat):
+        summary = grid_local(count, bits, seed, *extra)
+        top = ceilings[k] if ceilings else ceiling(count, bits, seed)
+        ratios.append(summary["throughput"] / top)
+        rates.append(summary["throughput"])
+        tops.append(top)
+        steady = (f"; {summary['steady']:.0f} once results flow ({summary['steady'] / top:.2f})"
+                  if math.isfinite(summary["steady"]) else "")  # nan: all done before the first sample with results
+        print(f"  run {k + 1}: grid local (2 workers, {summary['tasks_per_message']} per message) "
+              f"{summary['throughput']:.0f} tasks/s, all done after {summary['work_seconds']:.2f} s, first scale-out "
+              f"{summary['first_scale_out_seconds']:.2f} s{steady}; ceiling Pool({WORKERS}) {top:.0f} tasks/s; "
+              f"ratio {ratios[-1]:.2f}")
+    print(f"  median: grid local {statistics.median(rates):.0f} tasks/s, ceiling {statistics.median(tops):.0f} "
+          f"tasks/s, ratio {statistics.median(ratios):.2f}")
+    return statistics.median(ratios), statistics.median(rates), tops
 
 
 def _ms(seconds) -> str:
@@ -106,16 +116,18 @@ def main() -> None:
     parser.add_argument("--bundle", type=int, default=100, help="tiny tasks per message in the bundled case")
     parser.add_argument("--rate", type=float, default=200.0, help="tasks/s of the latency case (not saturated)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each case, each with its own ceiling run")
     args = parser.parse_args()
 
-    ratio, _ = compare("default workload", args.tasks, DEFAULT_BITS, args.seed)
+    ratio, _, _ = compare("default workload", args.tasks, DEFAULT_BITS, args.seed, repeat=args.repeat)
     print(f"ratio: {ratio:.2f}")
-    tiny_ratio, tiny_top = compare("tiny tasks, one per message", args.tiny, TINY_BITS, args.seed,
-                                   "--tasks-per-message", "1")
-    print(f"tiny one-per-message ratio: {tiny_ratio:.2f}")
-    bundle_ratio, _ = compare(f"tiny tasks, {args.bundle} per message", args.tiny, TINY_BITS, args.seed,
-                              "--tasks-per-message", str(args.bundle), ceiling_rate=tiny_top)
-    print(f"tiny bundled ratio: {bundle_ratio:.2f}")
+    tiny_ratio, tiny_rate, tiny_tops = compare("tiny tasks, one per message", args.tiny, TINY_BITS, args.seed,
+                                               "--tasks-per-message", "1", repeat=args.repeat)
+    print(f"tiny one-per-message: {tiny_rate:.0f} tasks/s, ratio {tiny_ratio:.2f}")
+    bundle_ratio, bundle_rate, _ = compare(f"tiny tasks, {args.bundle} per message", args.tiny, TINY_BITS, args.seed,
+                                           "--tasks-per-message", str(args.bundle), repeat=args.repeat,
+                                           ceilings=tiny_tops)
+    print(f"tiny bundled: {bundle_rate:.0f} tasks/s, ratio {bundle_ratio:.2f}")
     paced = grid_local(int(args.rate * 10), DEFAULT_BITS, args.seed, "--rate", str(args.rate))
     lat = paced["latency_seconds"]
     print(f"latency at {args.rate:.0f} tasks/s (not saturated, 1 per message): p50 {_ms(lat['p50'])}, "

@@ -456,11 +456,10 @@ def _plain_texts(texts: list) -> bool:
         return False
     joined = ",".join(texts)
     digits = joined.replace(",", "")
-    return not texts or (digits.isascii() and digits.isdigit() and len(digits) == len(joined) - len(texts) + 1
-                         and _ZERO_TEXT.search(joined) is None)
-
-
-_ZERO_TEXT = re.compile(r"(?:^|,)0+(?:,|$)")  # a text of zeros only, in texts joined by ","
+    if texts and not (digits.isascii() and digits.isdigit() and len(digits) == len(joined) - len(texts) + 1):
+        return False
+    leading_zero = joined.startswith("0") or ",0" in joined  # rare: only then convert, to tell "007" from "00"
+    return not leading_zero or min(map(int, texts)) >= 1
 
 
 def _all_of_type(items: list, kind: type) -> bool:
