@@ -11,7 +11,7 @@ each other on purpose: Cython has no templates, and a shared 128-bit version wou
 """
 from libc.stdint cimport uint64_t, int64_t, uint32_t
 from libc.math cimport sqrt, cbrt
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_REALTIME
 
 cdef extern from *:
     """
@@ -1163,6 +1163,69 @@ def factor(n, double deadline, int64_t iterations):
     for i in range(w.npending):
         rest *= u128_to_int(w.pending[i])
     return [u128_to_int(w.factors[i]) for i in range(w.nfactors)], rest
+
+
+cdef inline double wall_clock() noexcept nogil:
+    """The clock of time.time()."""
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef list _sorted_texts(Work* w):
+    cdef int i, j
+    cdef u128 x
+    for i in range(1, w.nfactors):  # a few factors: insertion sort
+        x = w.factors[i]
+        j = i - 1
+        while j >= 0 and w.factors[j] > x:
+            w.factors[j + 1] = w.factors[j]
+            j -= 1
+        w.factors[j + 1] = x
+    return [str(u128_to_int(w.factors[i])) for i in range(w.nfactors)]
+
+
+def factor_run(list numbers, double budget, double began):
+    """The worker's loop over the numbers of a compact bundle, in C.
+
+    Factors numbers[0], numbers[1], ... in turn, each within `budget` seconds (a deadline of its own), while they are
+    ints in [1, 2^64). Returns (factors, started, completed, over): each one's prime factors as sorted decimal strings
+    and its start and end on the clock of time.time() (the first starts at `began`, each one where the last ended),
+    and `over`: None, or (found, rest) of the number whose budget ran out, the next after those answered. The caller
+    takes the numbers left, from there on, one by one.
+    """
+    cdef list factors = [], started = [], completed = []
+    cdef Work w
+    cdef Budget b
+    cdef uint64_t x
+    cdef double done
+    cdef bint whole
+    cdef int i
+    for n in numbers:
+        if type(n) is not int or n < 1 or n > U64_MAX:
+            break
+        x = <uint64_t>n
+        if is_prime64(x):
+            texts = [str(n)]
+        else:
+            b.deadline = monotonic() + budget
+            b.iterations = 0x7FFFFFFFFFFFFFFF
+            b.since_clock = 0
+            b.exceeded = False
+            with nogil:
+                whole = factor_work(&w, <u128>x, &b)
+            if not whole:
+                rest = 1
+                for i in range(w.npending):
+                    rest *= u128_to_int(w.pending[i])
+                return factors, started, completed, ([u128_to_int(w.factors[i]) for i in range(w.nfactors)], rest)
+            texts = _sorted_texts(&w)
+        done = wall_clock()
+        factors.append(texts)
+        started.append(began)
+        completed.append(done)
+        began = done
+    return factors, started, completed, None
 
 
 # ---------------------------------------------------------------- beyond 128 bits: Python ints

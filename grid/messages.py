@@ -193,25 +193,25 @@ def _compact_results(results: Sequence[Result]) -> dict | None:
                           for r in results):
         return None
     return _result_columns(run[0], run[1], first.job, first.worker, first.submitted_at, [r.n for r in results],
-                           [r.factors for r in results], [r.started_at for r in results],
+                           [[str(f) for f in r.factors] for r in results], [r.started_at for r in results],
                            [r.completed_at for r in results])
 
 
-def encode_result_run(run: TaskRun, factors: Sequence[Sequence[int]], started_at: list[float],
+def encode_result_run(run: TaskRun, factors: Sequence[Sequence[str]], started_at: list[float],
                       completed_at: list[float], worker: str | None) -> str:
-    """The compact bundle of the answers to `run`: factors[i] of run.inputs[i], computed from started_at[i] to
-    completed_at[i]. MessageError (413) when it is over the size limit."""
+    """The compact bundle of the answers to `run`: factors[i] (decimal strings, as primes.factor_run gives them) of
+    run.inputs[i], computed from started_at[i] to completed_at[i]. MessageError (413) when it is over the size
+    limit."""
     return _dump(_result_columns(run.id_prefix, run.id_start, run.job, worker, run.submitted_at, run.inputs, factors,
                                  started_at, completed_at), len(factors), "results")
 
 
 def _result_columns(prefix: str, start: int, job: str | None, worker: str | None, submitted_at: float | None,
-                    inputs: list[str], factors: Sequence[Sequence[int]], started_at: list[float],
+                    inputs: list[str], factors: Sequence[Sequence[str]], started_at: list[float],
                     completed_at: list[float]) -> dict:
     doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": prefix, "id_start": start}
     _put_optional(doc, job=job, worker=worker, submitted_at=submitted_at)
-    doc.update(inputs=inputs, factors=[[str(f) for f in fs] for fs in factors], started_at=started_at,
-               completed_at=completed_at)
+    doc.update(inputs=inputs, factors=factors, started_at=started_at, completed_at=completed_at)
     return doc
 
 

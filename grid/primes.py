@@ -125,6 +125,18 @@ def factorize(n: int, *, budget: float | None = None, max_iterations: int | None
     return found
 
 
+def factor_run(numbers: list[int], budget: float,
+               began: float) -> tuple[list[list[str]], list[float], list[float], BudgetExceeded | None]:
+    """The worker's loop over a compact bundle, in C: the factors (sorted decimal strings) of numbers[:k] and the
+    start and end of each (time.time(); the first starts at `began`), for the longest run of ints in [1, 2^64)
+    factored within `budget` seconds each; and the BudgetExceeded of numbers[k] when that is where it stopped. The
+    caller takes numbers[k:] one by one (k == len(factors))."""
+    factors, started, completed, over = _primes.factor_run(numbers, _seconds(budget), began)
+    if over is not None:
+        over = BudgetExceeded(numbers[len(factors)], *over, _describe(budget, None))
+    return factors, started, completed, over
+
+
 def _seconds(budget) -> float:
     if isinstance(budget, bool) or not isinstance(budget, (int, float)):
         raise TypeError(f"factorize: budget must be a number of seconds or None, "

@@ -346,3 +346,28 @@ def _count_during(call, counts, count, stop):
         sys.setswitchinterval(interval)
     counts[0] = 0
     return after - before
+
+
+values = st.integers(1, 2**64 - 1) | st.integers(2**64, 2**80) | st.integers(-5, 0) | st.sampled_from([1.5, "15", True])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(values, max_size=8), st.floats(0, 1e9))
+def test_factor_run_answers_the_longest_run_of_64_bit_ints_as_sympy_does_with_chained_times(numbers, began):
+    from grid.primes import factor_run
+
+    factors, started, completed, over = factor_run(numbers, 60.0, began)
+    k = next((i for i, n in enumerate(numbers) if type(n) is not int or not 1 <= n < 2**64), len(numbers))
+    assert over is None and len(factors) == k
+    assert factors == [[str(p) for p in sympy.factorint(n, multiple=True)] for n in numbers[:k]]
+    assert started[:1] == [began][:k] and started[1:] == completed[:-1]
+    assert all(s <= c for s, c in zip(started, completed))
+
+
+def test_factor_run_stops_at_the_number_past_its_budget_with_what_factorize_would_raise():
+    from grid.primes import factor_run
+
+    factors, started, completed, over = factor_run([15, HARD_64, 21], 1e-6, 0.0)
+    assert factors == [["3", "5"]] and len(completed) == 1
+    assert isinstance(over, BudgetExceeded) and over.n == HARD_64
+    assert math.prod(over.factors) * over.remainder == HARD_64 and "1e-06 s" in str(over)

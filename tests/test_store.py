@@ -49,7 +49,7 @@ def run(start, count, worker="w1", prefix="t-", job="j1"):
     """The ResultRun the collector reads from a compact bundle of answers to tasks prefix + start, ..."""
     numbers = [15 + 2 * i for i in range(count)]
     tasks = TaskRun(prefix, start, numbers, [str(n) for n in numbers], job, 100.0)
-    factors = [tuple(sympy.factorint(n, multiple=True)) for n in numbers]
+    factors = [[str(f) for f in sympy.factorint(n, multiple=True)] for n in numbers]
     read = read_results(encode_result_run(tasks, factors, [100.0] * count, [101.5] * count, worker))
     assert isinstance(read, ResultRun)
     return read

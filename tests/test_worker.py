@@ -293,6 +293,7 @@ def test_a_failure_inside_a_compact_bundle_is_answered_like_a_lone_tasks_and_com
         return real(n, budget=budget)
 
     monkeypatch.setattr(primes, "factorize", failing_at_77)
+    monkeypatch.setattr(primes, "factor_run", lambda numbers, budget, began: ([], [], [], None))  # all in Python
     w = started(sqlite_broker, worker_cfg("runfail"))
     ns = [15, 21, 77, 35, 143]
     send(w.tasks, [encode_tasks(run_tasks(ns))])
@@ -407,3 +408,30 @@ def test_runs_whose_joined_answer_is_over_the_size_limit_are_answered_in_parts(s
     found = results_by_task(messages)
     assert len(messages) >= 2 and sorted(found) == sorted(f"h{k}" for k in range(80))
     assert all(rs[0].factors == (2,) * 1200 for rs in found.values()) and w.tasks.counts().total == 0
+
+
+def test_a_task_over_its_budget_in_the_loop_in_c_is_answered_422_and_the_others_ok(sqlite_broker, monkeypatch):
+    hard = sympy.prevprime(2**32) * sympy.prevprime(2**31)  # rho needs ~2^16 steps: past a budget of 1 us
+    real = primes.factor_run
+    monkeypatch.setattr(primes, "factor_run", lambda numbers, budget, began: real(numbers, 1e-6, began))
+    w = started(sqlite_broker, worker_cfg("c-over", concurrency=1))
+    ns = [15, 21, hard, 35]
+    send(w.tasks, [encode_tasks(run_tasks(ns))])
+    assert w.run_once()
+    found = results_by_task(drain(w.results))
+    assert found["r2"][0].error_code == 422 and "over the work budget" in found["r2"][0].error_message
+    assert {i: found[f"r{i}"][0].factors for i in (0, 1, 3)} == {i: expected_factors(ns[i]) for i in (0, 1, 3)}
+    assert w.tasks.counts().total == 0
+
+
+def test_when_the_loop_in_c_fails_as_a_whole_the_loop_in_python_answers_every_task(sqlite_broker, monkeypatch):
+    def broken(numbers, budget, began):
+        raise MemoryError("injected")
+
+    monkeypatch.setattr(primes, "factor_run", broken)
+    w = started(sqlite_broker, worker_cfg("c-broken", concurrency=1))
+    ns = [15, 2**70 + 1, 77]
+    send(w.tasks, [encode_tasks(run_tasks(ns))])
+    assert w.run_once()
+    found = results_by_task(drain(w.results))
+    assert {i: found[f"r{i}"][0].factors for i in range(3)} == {i: expected_factors(n) for i, n in enumerate(ns)}

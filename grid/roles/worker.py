@@ -204,35 +204,44 @@ class Worker(lifecycle.Daemon):
         where _solve runs: on a kernel thread, or the worker's own with one."""
         if not self._start(hand):
             return [None]
-        run, budget = hand.run, self.cfg.work_budget
-        factors, started, completed = [], [], []
-        failure = None
-        factorize, now = primes.factorize, time.time  # the loop costs ~1 us a task of ~25: kept lean
-        began = now()
-        for n in run.numbers:
-            try:
-                found = factorize(n, budget=budget)
-            except Exception as e:
-                failure = (began, e)
-                break
-            done = now()  # one reading: this task's end is the next one's start
-            factors.append(found)
-            started.append(began)
-            completed.append(done)
-            began = done
-        else:
+        run, budget, began = hand.run, self.cfg.work_budget, time.time()
+        try:  # the loop in C: about 2 us a task less than in Python
+            factors, started, completed, over = primes.factor_run(run.numbers, budget, began)
+        except Exception:  # it failed as a whole: the loop below says which task and why
+            factors, started, completed, over = [], [], [], None
+        began = completed[-1] if completed else began
+        failure = (began, over) if over is not None else self._solve_rest(run.numbers[len(factors):], budget, began,
+                                                                         (factors, started, completed))
+        if failure is None:
             hand.answer = (factors, started, completed)
             return [None]
         self._unbundle(hand, factors, started, completed, failure, budget)
         return [None]
 
+    @staticmethod
+    def _solve_rest(numbers: list[int], budget: float, began: float,
+                    columns: tuple[list, list, list]) -> tuple[float, Exception] | None:
+        """Solve what factor_run left (beyond 64 bits, say) into the columns; (start, exception) of a failure."""
+        factors, started, completed = columns
+        for n in numbers:
+            try:
+                found = primes.factorize(n, budget=budget)
+            except Exception as e:
+                return began, e
+            done = time.time()
+            factors.append([str(f) for f in found])
+            started.append(began)
+            completed.append(done)
+            began = done
+        return None
+
     def _unbundle(self, hand: InHand, factors: list, started: list, completed: list,
                   failure: tuple[float, Exception] | None, budget: float) -> None:
-        """Results for the tasks of hand.run: the first len(factors) computed already, the next one's `failure`, the
-        rest solved one by one."""
+        """Results for the tasks of hand.run: the first len(factors) computed already (as decimal strings), the next
+        one's `failure`, the rest solved one by one."""
         tasks, hand.run = hand.run.tasks(), None
         done = len(factors)
-        hand.results = [unchecked_result(t.id, t.job, str(t.n), tuple(fs), None, None, self.worker_id,
+        hand.results = [unchecked_result(t.id, t.job, str(t.n), tuple(map(int, fs)), None, None, self.worker_id,
                                          t.submitted_at, s, c)
                         for t, fs, s, c in zip(tasks, factors, started, completed)]
         if failure is not None:
