@@ -33,7 +33,8 @@ DEFAULT_DIR = "grid-run"
 METRIC_INTERVAL = 1  # seconds between the supervisor's scaling steps: fast enough to watch
 SCALE_OUT_POLL = 0.02  # seconds between the supervisor's backlog reads below max workers: a read of the embedded
 # queue is cheap, and scale-out (from zero: at the first task) follows the backlog within this
-BACKLOG_PER_WORKER = 10  # task messages per worker the supervisor aims at: one receive each; full until the tail
+BACKLOG_PER_WORKER = 5  # task messages per worker the supervisor aims at: the producer's first send (10 messages)
+# starts two workers at once, where 10 (a full receive each) started the second one a step later
 BATCHES_PER_WORKER = 4  # a run has at least this many receives of messages per worker, so every worker gets work
 POLL_WAIT = 1  # seconds of a worker's long poll: an idle worker notices SIGTERM within this
 VISIBILITY_TIMEOUT = 30  # seconds: a message of a killed worker comes back this soon (heartbeats extend it)
@@ -46,7 +47,7 @@ MAX_TASKS_PER_MESSAGE = 200  # ... and a few large messages would leave one work
 PROBE_TASKS, PROBE_SECONDS = 101, 0.05  # the task size is timed on at most this many tasks, or this much time
 SAMPLE_PERIOD = 0.1  # seconds between samples of the run (the view shows one every --interval)
 END_POLL = 0.01  # seconds between checks for the end of the work once it is near: the end is known to within this
-NEAR_END = 2 * BACKLOG_PER_WORKER  # task messages left per worker, production over: the end is near
+NEAR_END = 20  # task messages left per worker, production over: the end is near
 ROLES = ("supervisor", "producer", "collector")  # the processes grid local starts; the supervisor starts the workers
 SEND_INTERVAL = 0.005  # seconds: a paced producer sends at most this often, with more messages per send if need be
 PIDS_FILE = "roles.pid"  # JSON {role: pid} while the roles run
