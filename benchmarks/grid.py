@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--bundle", type=int, default=100, help="tiny tasks per message in the bundled case")
     parser.add_argument("--rate", type=float, default=200.0, help="tasks/s of the latency case (not saturated)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each case, each with its own ceiling run")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each case, each with its own ceiling run")
     args = parser.parse_args()
 
     ratio, _, _ = compare("default workload", args.tasks, DEFAULT_BITS, args.seed, repeat=args.repeat)
