@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from test_fleet import alive
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a zygote needs Linux")
 
@@ -76,14 +77,6 @@ def eventually(condition, what, patience=60.0):
 
 def text(path) -> str:
     return path.read_text() if path.exists() else ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_forked_role_is_its_owners_child_in_its_own_session_with_its_env_and_log_and_drains_on_sigterm(
