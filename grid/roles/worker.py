@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from grid import primes
 from grid.errors import MessageError, QueueError
-from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun, encode_result_run,
-                           pack_results, read_tasks, unchecked_result)
+from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun,
+                           encode_result_run, pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.roles import lifecycle
 from grid.roles.heartbeat import Heartbeat
