@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import os
+import time
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -306,20 +307,40 @@ def _job_filter(job: str | None, *conditions: str) -> tuple[str, tuple]:
 
 
 def _connect(path: str, source: str) -> sqlite3.Connection:
-    try:
-        if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        older = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone()
-    except (OSError, sqlite3.Error) as e:
-        raise ConfigError(f"{source} {path!r}: cannot open or create the result store ({e}); "
-                          "give a writable file path") from e
+    give_up = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db, older = _open(path)
+            break
+        except sqlite3.OperationalError as e:
+            # Another process creating the file at once: switching it to WAL can be refused without a busy wait.
+            if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY and time.monotonic() < give_up:
+                time.sleep(0.002)
+                continue
+            error = e
+        except (OSError, sqlite3.Error) as e:
+            error = e
+        raise ConfigError(f"{source} {path!r}: cannot open or create the result store ({error}); "
+                          "give a writable file path") from error
     if older:
         db.close()
         raise ConfigError(f"{source} {path!r} was written by an older grid (a row per result), which this one does not "
                           "read: give a new path, or move the file away")
     db.isolation_level = ""  # `with db:` wraps each add in one transaction
     return db
+
+
+def _open(path: str) -> tuple[sqlite3.Connection, bool]:
+    """A connection to the store at `path`, made if new, and whether it has the older layout."""
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        older = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone()
+    except BaseException:
+        db.close()
+        raise
+    return db, older is not None

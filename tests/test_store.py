@@ -170,3 +170,25 @@ def test_results_survive_reopening(tmp_path):
         store.add([ok("a")])
     with ResultStore(tmp_path / "r.db") as store:
         assert store.counts().ok == 1 and store.add([ok("a")]).duplicates == 1
+
+
+
+def test_a_store_whose_switch_to_wal_is_refused_while_another_process_makes_it_opens_once_it_is_let(tmp_path,
+                                                                                                    monkeypatch):
+    import sqlite3
+
+    from grid import store as store_module
+
+    real, refusals = store_module._open, []
+
+    def refused_three_times(path):
+        if len(refusals) < 3:  # what SQLite answers, without a busy wait, while another process switches the file
+            refusals.append(path)
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
+        return real(path)
+
+    monkeypatch.setattr(store_module, "_open", refused_three_times)
+    with ResultStore(str(tmp_path / "results.db")) as store:
+        assert store.counts().total == 0 and len(refusals) == 3
