@@ -187,3 +187,29 @@ def test_when_more_are_waiting_the_next_receive_is_taken_with_the_commit_and_giv
     assert store.counts().total == 100 and results.counts().in_flight == 10
     daemon.teardown()
     assert results.counts().visible == 10 and results.counts().in_flight == 0
+
+
+def test_the_collector_sends_what_it_counted_before_it_waits_for_more_results(tmp_path):
+    url = f"sqlite://{tmp_path}/grid.db"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, open_broker(url) as broker, \
+            ResultStore(tmp_path / "results.db") as store:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        results = broker.queue("results", create=True, max_receive_count=2)
+        metrics = Metrics("collector", host="127.0.0.1", port=sock.getsockname()[1])
+        cfg = config.load("collector", environ={}, flags={
+            "broker_url": url, "results_queue_name": "results", "queue_polling_wait_time": 1, "statsd_host": ""})
+        daemon = Collector(cfg, broker, metrics, store=store)
+        daemon.setup()
+        send(results, encode_results([answer("a")]))
+        assert daemon.run_once()
+        real, sent_before_the_wait = daemon.results.receive, []
+
+        def receive(*args, wait_seconds=0, **kwargs):
+            if wait_seconds:  # what reached statsd before this long poll began
+                sent_before_the_wait.append(sock.recv(65536).decode())
+            return real(*args, **kwargs)
+
+        daemon.results.receive = receive
+        assert not daemon.run_once()
+    assert "results_stored:1|c" in sent_before_the_wait[0].splitlines()

@@ -435,3 +435,25 @@ def test_when_the_loop_in_c_fails_as_a_whole_the_loop_in_python_answers_every_ta
     assert w.run_once()
     found = results_by_task(drain(w.results))
     assert {i: found[f"r{i}"][0].factors for i in range(3)} == {i: expected_factors(n) for i, n in enumerate(ns)}
+
+
+def test_a_worker_sends_what_it_counted_before_it_waits_for_more_tasks(sqlite_broker):
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        metrics = Metrics("worker", host="127.0.0.1", port=sock.getsockname()[1])
+        w = started(sqlite_broker, worker_cfg("flush", concurrency=1, queue_polling_wait_time=1), metrics)
+        send(w.tasks, [encode_tasks([Task(n=15, id="t1")])])
+        assert w.run_once()
+        real, sent_before_the_wait = w.tasks.receive, []
+
+        def receive(*args, wait_seconds=0, **kwargs):
+            if wait_seconds:  # what reached statsd before this long poll began
+                sent_before_the_wait.append(sock.recv(65536).decode())
+            return real(*args, **kwargs)
+
+        w.tasks.receive = receive
+        assert not w.run_once()
+    assert "tps:1|c" in sent_before_the_wait[0].splitlines()

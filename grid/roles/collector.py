@@ -56,6 +56,8 @@ class Collector(lifecycle.Daemon):
         """A receive (or the one taken ahead), and more at once while they come full, up to RECEIVES_PER_STEP: one
         store commit for them."""
         cfg = self.cfg
+        if not self._ahead:
+            self.metrics.flush()  # the receive may wait: what was counted goes out first, not a long poll later
         messages = last = self._ahead or self.results.receive(
             cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
         self._ahead = []

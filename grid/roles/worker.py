@@ -123,6 +123,7 @@ class Worker(lifecycle.Daemon):
     # -- receive and decode ------------------------------------------------------------------------------------
     def _receive(self) -> list[Message]:
         cfg = self.cfg
+        self.metrics.flush()  # this receive may wait: what was counted goes out first, not a long poll later
         with self.metrics.timer("read_time"):
             return self.tasks.receive(
                 cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout
