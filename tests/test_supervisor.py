@@ -1,4 +1,5 @@
 """The supervisor's step on the embedded queue (local processes) and on moto (Auto Scaling, CloudWatch)."""
+import dataclasses
 import datetime
 import logging
 import os
@@ -223,7 +224,9 @@ def test_the_step_is_recorded_for_grid_status(embedded, tmp_path):
     finally:
         supervisor.teardown()
     assert path == str(tmp_path / "supervisor-status.json")
-    assert read_status(path) == obs and obs.desired == 1 and obs.backlog_per_instance == 7.0
+    assert obs.desired == 1 and obs.backlog_per_instance == 7.0 and obs.fleet.running == 0  # before the decision
+    recorded = read_status(path)  # after it: the worker it started
+    assert recorded == dataclasses.replace(obs, fleet=recorded.fleet) and recorded.fleet.running == 1
 
 
 def test_status_path_is_only_for_the_embedded_queue():

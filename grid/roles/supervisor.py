@@ -15,6 +15,7 @@ counted and retried with backoff; the supervisor keeps running.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import logging
@@ -179,6 +180,8 @@ class Supervisor(lifecycle.Daemon):
                           idle)
         self._publish(obs)
         self.fleet.set_desired(desired)
+        if self.status_path:  # the fleet as this step left it: a local one changes at once, and the view shows it
+            write_status(self.status_path, dataclasses.replace(obs, fleet=self.fleet.size()))
         self.last = obs
         self.history.append(obs)
         level = logging.INFO if desired != size.desired else logging.DEBUG
@@ -207,8 +210,6 @@ class Supervisor(lifecycle.Daemon):
         self.metrics.gauge(names.DESIRED_INSTANCES_COUNT, obs.fleet.desired)
         self.metrics.gauge(names.ALL_INSTANCES_COUNT, obs.fleet.running)
         self.metrics.gauge(names.TOTAL_BACKLOG_COUNT, obs.total_backlog)
-        if self.status_path:
-            write_status(self.status_path, obs)
         if self.publisher is not None:
             self.publisher.publish(obs)
 
