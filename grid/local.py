@@ -629,6 +629,9 @@ class LocalRun:
         status = read_status(status_path(self.folder.broker_url))
         if status is None or status.at < self._started_at:
             return FleetSize(0, 0, 0), 0
+        if status.desired > 0 and self.timeline.scaled_out_at is None:
+            # The time of the step, not of this sample: the first step that asked, or one less than a sample later.
+            self.timeline.scaled_out_at = status.at - self._started_at
         return status.fleet, status.desired
 
     def _stat(self, role: str, name: str) -> int:

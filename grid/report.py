@@ -35,6 +35,7 @@ class Timeline:
 
     samples: list[Sample] = field(default_factory=list)
     drained_at: float | None = None  # t when the last task was done (the fleet then scales in)
+    scaled_out_at: float | None = None  # t of the supervisor's first step that asked for workers, as it recorded it
 
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)
@@ -57,7 +58,10 @@ class Timeline:
         return (self.samples[-1].done - self.samples[0].done) / self.samples[-1].t
 
     def first_scale_out(self) -> float | None:
-        """When the supervisor first asked for workers (it starts their processes at once)."""
+        """When the supervisor first asked for workers (it starts their processes at once): the time of that step
+        where it is known, else the first sample that saw it (up to a sample period late)."""
+        if self.scaled_out_at is not None:
+            return self.scaled_out_at
         return next((s.t for s in self.samples if s.target > 0), None)
 
     def busy_seconds(self) -> float:
@@ -170,7 +174,8 @@ def _seconds(value: float | None) -> str:
 
 def write_json(path: str, summary: Mapping, timeline: Timeline, plan: Mapping) -> None:
     report = {"format": FORMAT, "summary": dict(summary), "plan": dict(plan),
-              "drained_at": timeline.drained_at, "samples": [asdict(s) for s in timeline.samples]}
+              "drained_at": timeline.drained_at, "scaled_out_at": timeline.scaled_out_at,
+              "samples": [asdict(s) for s in timeline.samples]}
     temporary = path + ".tmp"
     with open(temporary, "w") as out:
         json.dump(report, out, indent=1)
@@ -180,7 +185,8 @@ def write_json(path: str, summary: Mapping, timeline: Timeline, plan: Mapping) -
 def read_json(path: str) -> tuple[dict, Timeline]:
     with open(path) as f:
         report = json.load(f)
-    return report, Timeline([Sample(**s) for s in report["samples"]], report["drained_at"])
+    return report, Timeline([Sample(**s) for s in report["samples"]], report["drained_at"],
+                            report.get("scaled_out_at"))  # absent from the reports of older versions
 
 
 def plot(path: str, timeline: Timeline, title: str = "grid local") -> None:

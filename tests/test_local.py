@@ -92,6 +92,8 @@ def test_a_run_answers_every_task_once_scales_out_and_back_to_zero_and_reports(t
     summary = report["summary"]
     assert (summary["tasks_done"], summary["tasks_ok"], summary["interrupted"]) == (500, 500, False)
     assert max(s.target for s in timeline.samples) > 0 and summary["first_scale_out_seconds"] is not None
+    first_seen = next(s.t for s in timeline.samples if s.target > 0)  # the step itself came before the sample
+    assert 0 < summary["first_scale_out_seconds"] == timeline.scaled_out_at <= first_seen
     assert timeline.samples[-1].running == 0 and summary["scale_in_seconds"] is not None
     assert all(s.backlog + s.in_flight == 0 for s in timeline.samples if s.t >= timeline.drained_at)
     assert (folder / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

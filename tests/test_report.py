@@ -27,6 +27,8 @@ def test_rates_first_scale_out_and_scale_in_come_from_the_samples():
         sample(2.0, 400, workers=2, target=2, running=2), sample(3.0, 400, workers=1, running=1), sample(4.0, 400),
     ], drained_at=2.0)
     assert timeline.first_scale_out() == 0.5
+    timeline.scaled_out_at = 0.31  # the supervisor's own record of the step, where grid local read it
+    assert timeline.first_scale_out() == 0.31
     assert timeline.scale_in() == 2.0
     assert timeline.busy_seconds() == 2.0
     assert timeline.rate_overall() == 100.0
@@ -83,10 +85,10 @@ samples = st.lists(st.builds(
 
 
 @settings(max_examples=50, deadline=None)
-@given(samples, st.none() | st.floats(0, 1e6))
-def test_report_json_round_trips(tmp_path_factory, timeline_samples, drained_at):
+@given(samples, st.none() | st.floats(0, 1e6), st.none() | st.floats(0, 1e6))
+def test_report_json_round_trips(tmp_path_factory, timeline_samples, drained_at, scaled_out_at):
     path = str(tmp_path_factory.mktemp("report") / "report.json")
-    timeline = report.Timeline(timeline_samples, drained_at)
+    timeline = report.Timeline(timeline_samples, drained_at, scaled_out_at)
     report.write_json(path, {"tasks_done": 1}, timeline, {"tasks": 1})
     saved, again = report.read_json(path)
     assert again == timeline
