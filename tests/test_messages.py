@@ -308,10 +308,11 @@ def test_tasks_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, start
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(max_size=20), st.integers(0, 10**6), st.lists(st.tuples(numbers, st.lists(numbers, max_size=4), stamps,
-                                                                      stamps), min_size=2, max_size=12),
+@given(st.text(max_size=20).filter(lambda p: not p[-1:].isdigit()), st.integers(0, 10**6),
+       st.lists(st.tuples(numbers, st.lists(numbers, max_size=4), stamps, stamps), min_size=2, max_size=12),
        st.none() | names, st.none() | names, st.none() | stamps)
 def test_results_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, start, items, job, worker, submitted_at):
+    # As for tasks: a prefix ending in a digit has other readings ("1" + "999999", "1" + "1000000" is no run).
     results = [Result(f"{prefix}{start + i}", job, str(n), tuple(factors), worker=worker, submitted_at=submitted_at,
                       started_at=started, completed_at=completed)
                for i, (n, factors, started, completed) in enumerate(items)]
