@@ -13,6 +13,7 @@ from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
 from grid.roles.collector import LATENCY_SAMPLES, Collector
 from grid.store import ResultStore
+from test_worker import record_statsd_before_waiting
 
 
 def answer(task_id, n=15, factors=(3, 5)):
@@ -203,13 +204,6 @@ def test_the_collector_sends_what_it_counted_before_it_waits_for_more_results(tm
         daemon.setup()
         send(results, encode_results([answer("a")]))
         assert daemon.run_once()
-        real, sent_before_the_wait = daemon.results.receive, []
-
-        def receive(*args, wait_seconds=0, **kwargs):
-            if wait_seconds:  # what reached statsd before this long poll began
-                sent_before_the_wait.append(sock.recv(65536).decode())
-            return real(*args, **kwargs)
-
-        daemon.results.receive = receive
+        sent_before_the_wait = record_statsd_before_waiting(daemon.results, sock)
         assert not daemon.run_once()
     assert "results_stored:1|c" in sent_before_the_wait[0].splitlines()

@@ -447,13 +447,19 @@ def test_a_worker_sends_what_it_counted_before_it_waits_for_more_tasks(sqlite_br
         w = started(sqlite_broker, worker_cfg("flush", concurrency=1, queue_polling_wait_time=1), metrics)
         send(w.tasks, [encode_tasks([Task(n=15, id="t1")])])
         assert w.run_once()
-        real, sent_before_the_wait = w.tasks.receive, []
-
-        def receive(*args, wait_seconds=0, **kwargs):
-            if wait_seconds:  # what reached statsd before this long poll began
-                sent_before_the_wait.append(sock.recv(65536).decode())
-            return real(*args, **kwargs)
-
-        w.tasks.receive = receive
+        sent_before_the_wait = record_statsd_before_waiting(w.tasks, sock)
         assert not w.run_once()
     assert "tps:1|c" in sent_before_the_wait[0].splitlines()
+
+
+def record_statsd_before_waiting(queue, sock) -> list[str]:
+    """Make `queue`'s receives that may wait first read what reached the statsd socket `sock`; the list they fill."""
+    real, sent = queue.receive, []
+
+    def receive(*args, wait_seconds=0, **kwargs):
+        if wait_seconds:
+            sent.append(sock.recv(65536).decode())
+        return real(*args, **kwargs)
+
+    queue.receive = receive
+    return sent
