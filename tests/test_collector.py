@@ -26,10 +26,19 @@ def failure(task_id):
                   completed_at=10.2)
 
 
-def collector_config(broker_url):
+def collector_config(broker_url, **overrides):
     return config.load("collector", environ={}, flags={
         "broker_url": broker_url, "results_queue_name": "results", "queue_polling_wait_time": 0,
-        "visibility_timeout": 1, "statsd_host": "", "max_receive_count": 2})
+        "visibility_timeout": 1, "statsd_host": "", "max_receive_count": 2, **overrides})
+
+
+@pytest.fixture
+def statsd_socket():
+    """A UDP socket on localhost standing in for the statsd server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        yield sock
 
 
 def drain(daemon):
@@ -114,12 +123,9 @@ def test_the_collector_opens_the_configured_store(tmp_path):
     assert (tmp_path / "r" / "s.db").exists()
 
 
-def test_the_collector_emits_the_registrys_metrics_over_statsd(tmp_path):
-    url = f"sqlite://{tmp_path}/grid.db"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, open_broker(url) as broker, \
-            ResultStore(tmp_path / "results.db") as store:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(10)
+def test_the_collector_emits_the_registrys_metrics_over_statsd(tmp_path, statsd_socket):
+    url, sock = f"sqlite://{tmp_path}/grid.db", statsd_socket
+    with open_broker(url) as broker, ResultStore(tmp_path / "results.db") as store:
         statsd = Metrics("collector", "col_", "127.0.0.1", sock.getsockname()[1])
         send(broker.queue("results", create=True), encode_results([answer("t1")]), encode_results([answer("t1")]))
         daemon = Collector(collector_config(url), broker, statsd, store=store)
@@ -190,17 +196,12 @@ def test_when_more_are_waiting_the_next_receive_is_taken_with_the_commit_and_giv
     assert results.counts().visible == 10 and results.counts().in_flight == 0
 
 
-def test_the_collector_sends_what_it_counted_before_it_waits_for_more_results(tmp_path):
-    url = f"sqlite://{tmp_path}/grid.db"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, open_broker(url) as broker, \
-            ResultStore(tmp_path / "results.db") as store:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(5)
+def test_the_collector_sends_what_it_counted_before_it_waits_for_more_results(tmp_path, statsd_socket):
+    url, sock = f"sqlite://{tmp_path}/grid.db", statsd_socket
+    with open_broker(url) as broker, ResultStore(tmp_path / "results.db") as store:
         results = broker.queue("results", create=True, max_receive_count=2)
         metrics = Metrics("collector", host="127.0.0.1", port=sock.getsockname()[1])
-        cfg = config.load("collector", environ={}, flags={
-            "broker_url": url, "results_queue_name": "results", "queue_polling_wait_time": 1, "statsd_host": ""})
-        daemon = Collector(cfg, broker, metrics, store=store)
+        daemon = Collector(collector_config(url, queue_polling_wait_time=1), broker, metrics, store=store)
         daemon.setup()
         send(results, encode_results([answer("a")]))
         assert daemon.run_once()

@@ -1,4 +1,6 @@
-"""A zygote forks any role (`grid <role> ...`) as its owner's child, as a new interpreter of that role would run."""
+"""A zygote forks any role (`grid <role> ...`) as its owner's child, as a new interpreter of that role would run.
+
+Linux, as the whole suite (it reads /proc): the zygote needs prctl's subreaper."""
 from __future__ import annotations
 
 import json
@@ -10,8 +12,6 @@ import time
 
 import pytest
 from test_fleet import alive
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a zygote needs Linux")
 
 # A zygote forks in its owner, which also becomes a subreaper: each test owns one in a process of its own, never in
 # the test process. The owner has no GRID_ variable: what a role gets comes from the environment it is given.

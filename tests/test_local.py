@@ -126,7 +126,6 @@ def test_ctrl_c_stops_cleanly_with_a_partial_report_and_a_rerun_resumes_without_
     assert json.loads((folder / "report.json").read_text())["summary"]["tasks_done"] == 3000
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="roles fork from a zygote on Linux")
 def test_roles_are_forks_of_grid_local_in_their_own_sessions_and_a_terminal_ctrl_c_stops_them_cleanly(tmp_path):
     folder = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
