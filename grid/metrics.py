@@ -63,6 +63,9 @@ DESIRED_INSTANCES_COUNT = "desired_instances_count"
 ALL_INSTANCES_COUNT = "all_instances_count"
 TOTAL_BACKLOG_COUNT = "total_backlog_count"
 CLOUDWATCH_METRICS = (BACKLOG_PER_INSTANCE, DESIRED_INSTANCES_COUNT, ALL_INSTANCES_COUNT, TOTAL_BACKLOG_COUNT)
+# The CloudWatch agent on each instance publishes the statsd metrics above in the same namespace, rolled up per
+# Auto Scaling group: one series per full statsd name with this dimension alone.
+AGENT_AGGREGATION_DIMENSIONS = ((CLOUDWATCH_DIMENSION,),)
 
 _KINDS = {(m.role, m.name): m.kind for m in STATSD_METRICS}
 
@@ -85,6 +88,11 @@ def export() -> dict:
             "namespace": CLOUDWATCH_NAMESPACE,
             "dimension": CLOUDWATCH_DIMENSION,
             "metrics": list(CLOUDWATCH_METRICS),
+        },
+        "agent": {
+            "namespace": CLOUDWATCH_NAMESPACE,
+            "statsd_port": DEFAULT_STATSD_PORT,
+            "aggregation_dimensions": [list(d) for d in AGENT_AGGREGATION_DIMENSIONS],
         },
     }
 
