@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
 from grid import __version__
-from grid.errors import ConfigError, GridError, QueueNotFound, StoreError, StoreNotFound
+from grid.errors import ConfigError, GridError, QueueNotFound, StoreEmpty, StoreError
 from grid.queues.base import MAX_BATCH, Queue, SendEntry
 
 ROLES = ("producer", "worker", "supervisor", "collector")
@@ -251,7 +251,7 @@ def _store_lines(args: argparse.Namespace) -> list[str]:
             for r in store.last(args.last):
                 answer = " x ".join(map(str, r.factors)) if r.ok else f"error {r.error_code}: {r.error_message}"
                 lines.append(f"  {r.task_id}: {r.n} = {answer}")
-    except StoreNotFound:
+    except StoreEmpty:
         return [f"result store {where}: none yet"]
     except StoreError as e:  # the queues and the fleet are shown; the store's trouble is one line
         return [f"result store {where}: unavailable ({e})"]
@@ -259,7 +259,7 @@ def _store_lines(args: argparse.Namespace) -> list[str]:
 
 
 def _open_store(cfg):
-    """The configured result store for reading: a file or a bucket prefix that holds none yet is StoreNotFound."""
+    """The configured result store for reading: a file or a bucket prefix that holds none yet is StoreEmpty."""
     from grid.store import open_store
 
     return open_store(cfg.result_store, source=f"result_store from {cfg.source('result_store')}", create=False)

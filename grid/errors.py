@@ -44,9 +44,13 @@ class StoreError(GridError):
 
 
 class StoreNotFound(StoreError):
-    """No result store at the configured place: no file, no bucket, or no result under the prefix yet."""
+    """No result store at the configured place (e.g. no such bucket)."""
 
     exit_code = EXIT_CONFIG
+
+
+class StoreEmpty(StoreNotFound):
+    """Nothing stored at the configured place yet: no file, or no result object under the prefix."""
 
 
 class StoreAccessDenied(StoreError):

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from grid import aws
-from grid.errors import MessageError, StoreAccessDenied, StoreError, StoreNotFound
+from grid.errors import MessageError, StoreAccessDenied, StoreEmpty, StoreError, StoreNotFound
 from grid.messages import Code, Result, ResultRun, pack_results, read_results
 from grid.store import DEFAULT_PERCENTILES, Added, ResultStore, Store, StoreCounts, _id_key
 
@@ -79,7 +79,7 @@ class S3ResultStore(Store):
             with self._errors("list"):  # the bucket is there and the credentials may use it: fail at start
                 self._client.list_objects_v2(Bucket=bucket, Prefix=self._under, MaxKeys=1)
         elif not self._keys():
-            raise StoreNotFound(f"{source} {self.location!r}: no result store there (no result object under it; "
+            raise StoreEmpty(f"{source} {self.location!r}: no result store there (no result object under it; "
                                 "has a collector run?)")
 
     # -- writing ------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from grid.errors import ConfigError, StoreNotFound
+from grid.errors import ConfigError, StoreEmpty
 from grid.messages import Code, Result, ResultRun, decode_results, encode_results, split_id
 
 EXPORT_FORMATS = ("jsonl", "csv")
@@ -130,7 +130,7 @@ MAX_PREFIX_CHARS = 900  # S3 keys are up to 1024 bytes; the object names under t
 
 def open_store(location: str, *, source: str = "result store", create: bool = True) -> Store:
     """The result store at `location` (`STORE_FORMS`); a malformed one is a ConfigError naming it and the allowed
-    forms. With create=False, a place that holds no store yet is StoreNotFound (exit 2): a reader makes nothing."""
+    forms. With create=False, a place that holds no store yet is StoreEmpty (exit 2): a reader makes nothing."""
     kind, where = parse_store_location(location)
     if kind == "s3":
         from grid.s3store import S3ResultStore
@@ -138,7 +138,7 @@ def open_store(location: str, *, source: str = "result store", create: bool = Tr
         bucket, prefix = where
         return S3ResultStore(bucket, prefix, source=source, create=create)
     if not create and not os.path.exists(where):
-        raise StoreNotFound(f"{source} {location!r}: no result store there (has a collector run?)")
+        raise StoreEmpty(f"{source} {location!r}: no result store there (has a collector run?)")
     return ResultStore(where, source=source)
 
 

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from grid.errors import ConfigError, StoreNotFound
+from grid.errors import ConfigError, StoreEmpty
 from grid.messages import Code, Result, ResultRun, TaskRun, encode_result_run, read_results
 from grid.store import Added, ResultStore, export_record, open_store
 
@@ -203,7 +203,7 @@ def test_counts_and_percentiles_of_an_empty_store(store):
 
 def test_a_reader_makes_no_store_where_there_is_none(place):
     location = place()
-    with pytest.raises(StoreNotFound, match="no result store there") as raised:
+    with pytest.raises(StoreEmpty, match="no result store there") as raised:
         open_store(location, source="result_store", create=False)
     assert location in str(raised.value) and raised.value.exit_code == 2
 
