@@ -40,13 +40,13 @@ class Aws:
             "GRID_QUEUE_POLLING_WAIT_TIME": "1",
         }
 
-    def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="testing",
+    def client(self, service: str, region: str = "us-east-1"):
+        return boto3.client(service, endpoint_url=self.url, region_name=region, aws_access_key_id="testing",
                             aws_secret_access_key="testing")
 
-    def parameter(self, role: str, name: str, value: str) -> None:
-        self.client("ssm").put_parameter(Name=f"/{self.name}/AWSGridWithSQS/{role}/{name}", Value=value,
-                                         Type="String")
+    def parameter(self, role: str, name: str, value: str, region: str = "us-east-1") -> None:
+        self.client("ssm", region).put_parameter(Name=f"/{self.name}/AWSGridWithSQS/{role}/{name}", Value=value,
+                                                 Type="String")
 
     def grid(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "grid.cli", *args], env=self.env, capture_output=True,
@@ -62,8 +62,10 @@ def aws(moto_server_url, tmp_path):
     return Aws(moto_server_url, str(tmp_path))
 
 
-def test_config_show_reads_the_parameters_from_ssm(aws):
-    aws.parameter("worker", "batch_size", "7")
+@pytest.mark.parametrize("broker_url, region", [("sqs://", "us-east-1"), ("sqs://?region=eu-west-3", "eu-west-3")])
+def test_config_show_reads_the_parameters_from_ssm_in_the_grids_region(aws, broker_url, region):
+    aws.parameter("worker", "batch_size", "7", region)
+    aws.env["GRID_BROKER_URL"] = broker_url  # AWS_DEFAULT_REGION is us-east-1
     shown = aws.grid("config", "show", "--role", "worker")
     assert shown.returncode == 0, shown.stderr
     [line] = [line for line in shown.stdout.splitlines() if line.startswith("batch_size ")]

@@ -52,8 +52,8 @@ class SqsBroker(Broker):
     def __init__(self, *, url: str = "sqs://", endpoint_url: str | None = None, region: str | None = None, client=None):
         self.url = url
         self.client = client or aws.client(
-            "sqs", endpoint_url=endpoint_url, region=region, retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-            read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
+            "sqs", endpoint_url=endpoint_url, region=region, read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
+            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"})
         self._urls: dict[str, str] = {}
 
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:

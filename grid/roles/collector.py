@@ -36,7 +36,8 @@ class Collector(lifecycle.Daemon):
     def setup(self) -> None:
         self.results = self.open_queue(self.cfg.results_queue_name)
         if self.store is None:
-            self.store = open_store(self.cfg.result_store, source=f"result_store from {self.cfg.source('result_store')}")
+            source = f"result_store from {self.cfg.source('result_store')}"
+            self.store = open_store(self.cfg.result_store, source=source)
         self.log.info("collecting %s into %s", self.cfg.results_queue_name, self.store.location)
 
     def run_once(self) -> bool:
