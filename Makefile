@@ -41,8 +41,10 @@ bench-queues: $(STAMP) $(EXT) $(PYC)
 bench-grid: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/grid.py
 
+# dist/wheelhouse: the grid wheel + its runtime dependencies' wheels (what Packer uploads and Ansible installs);
+# GRID_VERSION=0.1.0+b builds the same source as another version.
 wheel: $(STAMP)
-	$(BIN)/python -m build --wheel
+	tools/ops/wheelhouse.sh $(BIN)/python
 
 clean:
 	rm -rf build dist *.egg-info grid/_primes.c grid/_primes*.so $(EXT)
