@@ -3,7 +3,7 @@
 # for the machine it runs on: CPython 3.11 x86_64 on Debian 12, the AMI's base. The build runs on a copy of the
 # checkout's files (tracked and new, not ignored), so it leaves no build products in the tree; GRID_VERSION builds
 # that copy as another version (the rollout test's A and B from one source): grid/__init__.py holds the version and
-# pyproject.toml reads it from there.
+# pyproject.toml reads it from there. GRID_SRC builds another tree instead of the checkout.
 set -euo pipefail
 
 python=${1:-.venv/bin/python}
@@ -12,7 +12,11 @@ version=${GRID_VERSION:-}
 
 copy=$(mktemp -d)
 trap 'rm -rf "$copy"' EXIT
-git ls-files -z -co --exclude-standard | xargs -0 cp --parents -t "$copy"
+if [ -n "${GRID_SRC:-}" ]; then
+  cp -a "$GRID_SRC/." "$copy"
+else
+  git ls-files -z -co --exclude-standard | xargs -0 cp --parents -t "$copy"
+fi
 if [ -n "$version" ]; then
   "$python" - "$version" <<'PY' || exit 2
 import sys
