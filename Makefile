@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
-.PHONY: test demo bench bench-kernel bench-queues bench-grid wheel clean
+.PHONY: test test-fast test-ops lint-ops demo bench bench-kernel bench-queues bench-grid wheel clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,20 @@ $(PYC): $(wildcard grid/*.py grid/*/*.py) $(STAMP)
 
 test: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -m pytest
+
+# The ops bundle: yamllint, ansible-lint (production profile), then molecule's bake and rollout scenarios on Debian 12
+# systemd containers (rootful podman). Installs its own tools (apt-get as root, .venv-ops) and caches the image.
+test-ops: lint-ops $(STAMP) $(EXT)
+	tools/ops/setup.sh all .ops
+	tools/ops/molecule.sh $(BIN)/python .ops
+
+lint-ops:
+	tools/ops/setup.sh lint .ops
+	.venv-ops/bin/yamllint -s .
+	.venv-ops/bin/ansible-lint -q --nocolor
+
+# Everything but molecule (no root or podman needed).
+test-fast: test lint-ops
 
 demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local
@@ -47,4 +61,4 @@ wheel: $(STAMP)
 	tools/ops/wheelhouse.sh $(BIN)/python
 
 clean:
-	rm -rf build dist *.egg-info grid/_primes.c grid/_primes*.so $(EXT)
+	rm -rf build dist .ops *.egg-info grid/_primes.c grid/_primes*.so $(EXT)
