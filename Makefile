@@ -33,10 +33,12 @@ test-ops: lint-ops $(STAMP) $(EXT)
 	tools/ops/setup.sh all .ops
 	tools/ops/molecule.sh $(BIN)/python .ops
 
-lint-ops:
+# The linters, and the example aws_ec2 inventory against moto's server.
+lint-ops: $(STAMP)
 	tools/ops/setup.sh lint .ops
 	.venv-ops/bin/yamllint -s .
 	.venv-ops/bin/ansible-lint -q --nocolor
+	$(BIN)/python tools/ops/check_inventory.py .venv-ops/bin/ansible-inventory
 
 # Everything but molecule (no root or podman needed).
 test-fast: test lint-ops
