@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
-.PHONY: test test-python test-packer demo bench bench-kernel bench-queues bench-grid wheel clean
+.PHONY: test test-fast test-python test-packer test-ops lint-ops demo bench bench-kernel bench-queues bench-grid wheel clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ $(PYC): $(wildcard grid/*.py grid/*/*.py) $(STAMP)
 	$(BIN)/python -m compileall -q grid
 	touch $@
 
-test: test-python test-packer
+# Everything, molecule included (as root: podman runs the systemd containers).
+test: test-python test-packer test-ops
+
+# Everything but molecule (no root or podman needed).
+test-fast: test-python test-packer lint-ops
 
 test-python: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -m pytest
@@ -41,6 +45,19 @@ test-packer: $(STAMP)
 	packer validate -syntax-only $(PACKER_CHECK)
 	$(BIN)/python -m pytest -q tests/test_packer.py
 
+# The ops bundle: yamllint, ansible-lint (production profile), then molecule's bake and rollout scenarios on Debian 12
+# systemd containers (rootful podman). Installs its own tools (apt-get as root, .venv-ops) and caches the image.
+test-ops: lint-ops $(STAMP) $(EXT)
+	tools/ops/setup.sh all .ops
+	tools/ops/molecule.sh $(BIN)/python .ops
+
+# The linters, and the example aws_ec2 inventory against moto's server.
+lint-ops: $(STAMP)
+	tools/ops/setup.sh lint .ops
+	.venv-ops/bin/yamllint -s .
+	.venv-ops/bin/ansible-lint -q --nocolor
+	$(BIN)/python tools/ops/check_inventory.py .venv-ops/bin/ansible-inventory
+
 demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local
 
@@ -55,8 +72,10 @@ bench-queues: $(STAMP) $(EXT) $(PYC)
 bench-grid: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/grid.py
 
+# dist/wheelhouse: the grid wheel + its runtime dependencies' wheels (what Packer uploads and Ansible installs);
+# GRID_VERSION=0.1.0+b builds the same source as another version.
 wheel: $(STAMP)
-	$(BIN)/python -m build --wheel
+	tools/ops/wheelhouse.sh $(BIN)/python
 
 clean:
-	rm -rf build dist *.egg-info grid/_primes.c grid/_primes*.so $(EXT)
+	rm -rf build dist .ops *.egg-info grid/_primes.c grid/_primes*.so $(EXT)
