@@ -115,3 +115,27 @@ def test_a_manifest_records_the_build(build):
     manifest = build["post-processor"][0]["manifest"]
     assert manifest["output"] == "${path.root}/manifest.json"
     assert manifest["custom_data"] == {"grid_version": "${var.grid_version}", "git_commit": "${var.git_commit}"}
+
+
+def role_inputs() -> set[str]:
+    import yaml
+
+    inputs = set()
+    for spec in (PACKER.parent / "roles").glob("*/meta/argument_specs.yml"):
+        inputs |= set(yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"])
+    return inputs
+
+
+def test_the_bake_playbook_and_the_roles_exist(build):
+    ansible = dict(provisioners(build))["ansible"]
+    root = str(PACKER)
+    assert Path(ansible["playbook_file"].replace("${path.root}", root)).is_file()
+    roles = next(v for v in ansible["ansible_env_vars"] if v.startswith("ANSIBLE_ROLES_PATH="))
+    assert Path(roles.split("=", 1)[1].replace("${path.root}", root), "grid", "tasks").is_dir()
+
+
+def test_the_extra_vars_are_inputs_the_roles_declare(build):
+    ansible = dict(provisioners(build))["ansible"]
+    extra_vars = ansible["extra_arguments"][ansible["extra_arguments"].index("--extra-vars") + 1]
+    names = {pair.split("=", 1)[0] for pair in extra_vars.split()}
+    assert names and names <= role_inputs(), names - role_inputs()
