@@ -3,6 +3,7 @@
 # Scaling metrics.
 
 resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_338:The daemons' operational logs, not an audit trail: retention is var.log_retention_days (default 30), so an account that must keep a year sets 365
   for_each = toset(local.roles)
 
   name              = "/AWSGridWithSQS/${local.env}/${each.key}"

@@ -159,7 +159,8 @@ variable "parameters" {
     error_message = "parameters: ${join("; ", [for key in keys(var.parameters) : "${key} is set by Terraform from variable ${local.managed_variables[key]}" if contains(keys(local.managed_variables), key)])}."
   }
   validation {
-    condition = alltrue([for key, value in var.parameters : !contains(keys(local.params), key) || alltrue([
+    # The checks appear twice: a validation may not read a local value made from the variable it validates.
+    condition = alltrue([for key, value in var.parameters : !contains(keys(local.params), key) || try(alltrue([
       value != "", # SSM holds no empty value
       local.params[key].type != "int" || can(regex("^[+-]?[0-9]{1,18}$", trimspace(value))),
       local.params[key].type != "float" || can(tonumber(trimspace(value))),
@@ -167,8 +168,8 @@ variable "parameters" {
       local.params[key].max == null || try(tonumber(value) <= local.params[key].max, false),
       local.params[key].choices == null || try(contains([for c in local.params[key].choices : lower(c)], lower(trimspace(value))), false),
       local.params[key].pattern == null || can(regex("^(?:${local.params[key].pattern})$", value)),
-    ])])
-    error_message = "parameters: ${join("; ", [for key, value in var.parameters : "${key} = ${jsonencode(value)}: must be ${try(local.params[key].allowed, "a grid parameter")}" if contains(keys(local.params), key)])} (check each against these rules)."
+    ]), false)])
+    error_message = "parameters: ${join("; ", [for key, value in var.parameters : "${key} = ${jsonencode(value)}: must be ${local.params[key].allowed}" if contains(keys(local.params), key) && !contains(keys(local.managed_variables), key) && !try(alltrue([value != "", local.params[key].type != "int" || can(regex("^[+-]?[0-9]{1,18}$", trimspace(value))), local.params[key].type != "float" || can(tonumber(trimspace(value))), local.params[key].min == null || try(tonumber(value) >= local.params[key].min, false), local.params[key].max == null || try(tonumber(value) <= local.params[key].max, false), local.params[key].choices == null || try(contains([for c in local.params[key].choices : lower(c)], lower(trimspace(value))), false), local.params[key].pattern == null || can(regex("^(?:${local.params[key].pattern})$", value)), ]), false)])}."
   }
 }
 

@@ -32,7 +32,7 @@ from tests.test_integration_grid import check_results, stored_count
 
 ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_SRC = ROOT / "terraform"
-MIRROR = os.environ.get("TF_PLUGIN_MIRROR", "/opt/tf-plugins")
+MIRROR = os.environ.get("TF_PLUGIN_MIRROR", "/opt/tf-plugins")  # empty: the Terraform registry
 GRID = str(Path(sys.executable).parent / "grid")
 REGION = "us-east-1"
 ENV = "applytest"
@@ -180,14 +180,14 @@ provider "aws" {{
 def deployment(tmp_path_factory):
     if shutil.which("terraform") is None:
         _fail("terraform is not installed: install Terraform >= 1.9 (developer.hashicorp.com/terraform/install)")
-    if not (Path(MIRROR) / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
-        _fail(f"no hashicorp/aws provider under TF_PLUGIN_MIRROR={MIRROR}: set TF_PLUGIN_MIRROR to a filesystem "
-              "mirror of it (terraform providers mirror DIR)")
+    if MIRROR and not (Path(MIRROR) / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+        _fail(f"no hashicorp/aws provider under TF_PLUGIN_MIRROR={MIRROR}: point it at a mirror (terraform providers "
+              "mirror DIR), or set it empty to use the registry")
     tmp = tmp_path_factory.mktemp("terraform-apply")
     port = _free_port()
     server = _start_moto(port, tmp / "moto.log")
     rc = tmp / "terraformrc"
-    rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{MIRROR}"\n  }}\n}}\n')
+    rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{MIRROR}"\n  }}\n}}\n' if MIRROR else "")
     tf_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
     tf_env.update(TF_CLI_CONFIG_FILE=str(rc), TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1")
     d = Deployment(tmp / "terraform", f"http://127.0.0.1:{port}", tf_env)
