@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
-.PHONY: test demo bench bench-kernel bench-queues bench-grid wheel clean test-terraform test-terraform-static terraform-exports FORCE
+.PHONY: test test-python test-packer demo bench bench-kernel bench-queues bench-grid wheel clean test-terraform \
+	test-terraform-static terraform-exports FORCE
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +25,22 @@ $(PYC): $(wildcard grid/*.py grid/*/*.py) $(STAMP)
 	$(BIN)/python -m compileall -q grid
 	touch $@
 
-test: $(STAMP) $(EXT) $(PYC)
+test: test-python test-packer
+
+test-python: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -m pytest
+
+# Debian's packer (1.6.6) is the newest installable here: it predates the `packer { required_plugins }` block (1.7),
+# so its syntax check reads the template without plugins.pkr.hcl; `packer fmt` parses all of it, and
+# tests/test_packer.py holds the template's settings.
+PACKER_CHECK := build/packer-syntax
+test-packer: $(STAMP)
+	tools/apt-need packer packer
+	packer fmt -check packer
+	rm -rf $(PACKER_CHECK) && mkdir -p $(PACKER_CHECK)
+	cp packer/*.pkr.hcl $(PACKER_CHECK)/ && rm $(PACKER_CHECK)/plugins.pkr.hcl
+	packer validate -syntax-only $(PACKER_CHECK)
+	$(BIN)/python -m pytest -q tests/test_packer.py
 
 demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local

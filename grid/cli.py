@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import re
 import sys
 import time
@@ -13,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
 from grid import __version__
-from grid.errors import ConfigError, GridError, QueueNotFound
+from grid.errors import ConfigError, GridError, QueueNotFound, StoreEmpty, StoreError
 from grid.queues.base import MAX_BATCH, Queue, SendEntry
 
 ROLES = ("producer", "worker", "supervisor", "collector")
@@ -161,14 +160,7 @@ def _results_parser(commands) -> None:
 
 
 def results(args: argparse.Namespace) -> int:
-    from grid.store import ResultStore
-
-    cfg = _load("collector", args)
-    path = cfg.result_store
-    if not os.path.exists(path):
-        raise ConfigError(f"result_store {path!r} from {cfg.source('result_store')}: no result store "
-                          "there (has a collector run?)")
-    with ResultStore(path) as store:
+    with _open_store(_load("collector", args)) as store:
         if args.format == "summary":
             print("\n".join(summary_lines(store, args.job)))
         else:
@@ -251,17 +243,26 @@ def _asg_line(args: argparse.Namespace, broker_url: str) -> str:
 
 
 def _store_lines(args: argparse.Namespace) -> list[str]:
-    from grid.store import ResultStore
-
-    path = _load("collector", args).result_store
-    if not os.path.exists(path):
-        return [f"result store {path}: none yet"]
-    with ResultStore(path) as store:
-        lines = [f"result store {path}"] + ["  " + line for line in summary_lines(store)]
-        for r in store.last(args.last):
-            answer = " x ".join(map(str, r.factors)) if r.ok else f"error {r.error_code}: {r.error_message}"
-            lines.append(f"  {r.task_id}: {r.n} = {answer}")
+    cfg = _load("collector", args)
+    where = cfg.result_store
+    try:
+        with _open_store(cfg) as store:
+            lines = [f"result store {where}"] + ["  " + line for line in summary_lines(store)]
+            for r in store.last(args.last):
+                answer = " x ".join(map(str, r.factors)) if r.ok else f"error {r.error_code}: {r.error_message}"
+                lines.append(f"  {r.task_id}: {r.n} = {answer}")
+    except StoreEmpty:
+        return [f"result store {where}: none yet"]
+    except StoreError as e:  # the queues and the fleet are shown; the store's trouble is one line
+        return [f"result store {where}: unavailable ({e})"]
     return lines
+
+
+def _open_store(cfg):
+    """The configured result store for reading: a file or a bucket prefix that holds none yet is StoreEmpty."""
+    from grid.store import open_store
+
+    return open_store(cfg.result_store, source=f"result_store from {cfg.source('result_store')}", create=False)
 
 
 # ---- grid dlq

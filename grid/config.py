@@ -146,6 +146,15 @@ def _check_broker_url(url: str) -> None:
         raise ValueError(str(e)) from None
 
 
+def _check_result_store(location: str) -> None:
+    from grid.store import parse_store_location
+
+    try:
+        parse_store_location(location)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+
+
 # ---- the registry
 
 
@@ -220,7 +229,9 @@ _DECLARATIONS = [
              "target: publish backlog_per_instance for the ASG's target tracking; direct: set the size itself",
              choices=SCALE_MODES),
     _declare(("collector",), "result_store", str, os.path.join(STATE_DIR, "results.db"),
-             "SQLite file the collector stores results in", rule="a file path"),
+             "where the collector stores results (and grid results / grid status read them): a SQLite file, or "
+             "s3://bucket/prefix, an object per stored batch in Amazon S3 that any machine may read",
+             check=_check_result_store, rule="a file path, or s3://bucket/prefix"),
 ]
 REGISTRY: tuple[Param, ...] = tuple(
     sorted((p for group in _DECLARATIONS for p in group), key=lambda p: ROLES.index(p.role))
@@ -321,7 +332,7 @@ def load(role: str, *, flags: Mapping[str, object] | argparse.Namespace | None =
     layers = {"flag": _flag_layer(flags, specs), "env": env_layer}
     warnings = _env_warnings(environ)
     if _ssm_wanted(environ, layers, ssm_client):
-        layers["SSM"], ssm_warnings = _ssm_layer(role, aws_env, ssm_client, specs)
+        layers["SSM"], ssm_warnings = _ssm_layer(role, aws_env, ssm_client, specs, _broker_url(layers))
         warnings += ssm_warnings
     values, sources, errors = _resolve(specs, layers, aws_env)
     if not errors:
@@ -384,8 +395,12 @@ def _ssm_wanted(environ: Mapping[str, str], layers: Mapping[str, dict], ssm_clie
     if switch:
         raise ConfigError(f"{SSM_SWITCH}={environ[SSM_SWITCH]!r} from env {SSM_SWITCH}: must be 1 (read SSM) or "
                           "0 (don't); unset reads SSM only when broker_url is plain sqs:// (real AWS)")
-    url = layers["flag"].get("broker_url", layers["env"].get("broker_url", DEFAULT_BROKER_URL))
-    return _is_real_aws(url)
+    return _is_real_aws(_broker_url(layers))
+
+
+def _broker_url(layers: Mapping[str, dict]) -> object:
+    """The broker URL of the flags or the environment (SSM is read after this decision), else the default."""
+    return layers["flag"].get("broker_url", layers["env"].get("broker_url", DEFAULT_BROKER_URL))
 
 
 def _is_real_aws(url: object) -> bool:
@@ -399,23 +414,31 @@ def _is_real_aws(url: object) -> bool:
     return scheme == "sqs" and "endpoint_url" not in options
 
 
-def _ssm_layer(role: str, aws_env: str, client, specs: Mapping[str, Param]) -> tuple[dict, list[str]]:
+def _ssm_layer(role: str, aws_env: str, client, specs: Mapping[str, Param],
+               broker_url: object) -> tuple[dict, list[str]]:
     """The values under /{env}/AWSGridWithSQS/{role}/, and a warning for each name that is not a parameter."""
     root = ssm_root(aws_env, role)
-    found = _read_ssm(client, root)
+    found = _read_ssm(client, root, broker_url)
     warnings = [f"SSM {root}/{name}: not a {role} parameter, ignored{_did_you_mean(name, specs)}"
                 for name in found if name not in specs]
     return {name: value for name, value in found.items() if name in specs}, warnings
 
 
-def _read_ssm(client, root: str) -> dict[str, str]:
+def _read_ssm(client, root: str, broker_url: object = None) -> dict[str, str]:
+    """The parameters under `root`. The client's endpoint is boto3's choice (AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL,
+    the profile, AWS), never the broker URL's endpoint_url, which names an SQS server; its region is the broker
+    URL's, if it gives one (grid.aws)."""
     import botocore.exceptions
 
     try:
         if client is None:
             import boto3
+            from botocore.config import Config as BotoConfig
 
-            client = boto3.client("ssm")
+            from grid import aws
+
+            client = boto3.client("ssm", region_name=aws.broker_region(broker_url),
+                                  config=BotoConfig(retries=aws.RETRIES))
         pages = client.get_paginator("get_parameters_by_path").paginate(Path=root, WithDecryption=True)
         return {p["Name"][len(root) + 1:]: p["Value"] for page in pages for p in page.get("Parameters", [])}
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:

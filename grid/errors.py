@@ -37,3 +37,23 @@ class MessageError(GridError):
     def __init__(self, message: str, code: int = 400):
         super().__init__(message)
         self.code = code
+
+
+class StoreError(GridError):
+    """The result store could not be read or written (the message says which store and why); worth a retry."""
+
+
+class StoreNotFound(StoreError):
+    """No result store at the configured place (e.g. no such bucket)."""
+
+    exit_code = EXIT_CONFIG
+
+
+class StoreEmpty(StoreNotFound):
+    """Nothing stored at the configured place yet: no file, or no result object under the prefix."""
+
+
+class StoreAccessDenied(StoreError):
+    """The credentials may not use the result store."""
+
+    exit_code = EXIT_CONFIG

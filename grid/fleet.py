@@ -153,10 +153,9 @@ class AsgFleet(Fleet):
         if mode not in SCALE_MODES:
             raise ConfigError(f"scale_mode={mode!r}: must be one of {', '.join(SCALE_MODES)}")
         if client is None:
-            import boto3
-            from botocore.config import Config as BotoConfig
+            from grid import aws
 
-            client = boto3.client("autoscaling", config=BotoConfig(retries={"mode": "standard"}))
+            client = aws.client("autoscaling")
         self.name = group_name
         self.mode = mode
         self._client = client

@@ -1,19 +1,26 @@
-"""The result store: one SQLite file of results, each task id once, with latency queries and exports."""
+"""The result store: results by task id, each id once, with latency queries and exports.
+
+Two backends behind one contract (`Store`), chosen by `open_store` from the `result_store` value: a SQLite file
+(`ResultStore`, here), or objects in Amazon S3 under `s3://bucket/prefix` (`grid.s3store`).
+"""
 from __future__ import annotations
 
+import abc
 import array
 import bisect
 import csv
 import json
 import math
 import os
+import re
 import time
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
+from urllib.parse import urlsplit
 
-from grid.errors import ConfigError
+from grid.errors import ConfigError, StoreEmpty
 from grid.messages import Code, Result, ResultRun, decode_results, encode_results, split_id
 
 EXPORT_FORMATS = ("jsonl", "csv")
@@ -65,7 +72,103 @@ class StoreCounts:
     by_code: dict[int, int]
 
 
-class ResultStore:
+class Store(abc.ABC):
+    """What every result store offers: each task id once (its first answer, except that a later answer replaces a
+    worker fault, 500: the task was retried), counts, latency percentiles, the results in arrival order, exports."""
+
+    location: str  # where it is, as the result_store parameter names it
+
+    @abc.abstractmethod
+    def add(self, items: Iterable[Result | ResultRun]) -> Added:
+        """Store results and runs of results; a task id already stored keeps its first answer."""
+
+    @abc.abstractmethod
+    def counts(self, job: str | None = None) -> StoreCounts:
+        """How many results (of `job`, or all), ok, errors, and errors by code."""
+
+    @abc.abstractmethod
+    def latency_percentiles(self, job: str | None = None,
+                            percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict[float, float | None]:
+        """Latency (seconds) at each percentile, interpolated linearly between ranks (numpy's default); None if none."""
+
+    @abc.abstractmethod
+    def results(self, job: str | None = None) -> Iterator[Result]:
+        """The stored results in arrival order."""
+
+    @abc.abstractmethod
+    def last(self, limit: int = 5) -> list[Result]:
+        """The `limit` results stored last, newest first."""
+
+    @abc.abstractmethod
+    def jobs(self) -> list[str]:
+        """The job names of the stored results, sorted."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the store holds open."""
+
+    def export(self, out: TextIO, fmt: str = "jsonl", job: str | None = None) -> int:
+        """Write the results (of `job`, or all) to `out` as JSON lines or CSV; returns how many."""
+        if fmt not in EXPORT_FORMATS:
+            raise ConfigError(f"export format {fmt!r}: must be one of {', '.join(EXPORT_FORMATS)}")
+        records = (export_record(r) for r in self.results(job))
+        return _write_csv(out, records) if fmt == "csv" else _write_jsonl(out, records)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+STORE_FORMS = "a file path (SQLite), or s3://bucket/prefix (Amazon S3)"
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's rules for a bucket name
+_IP_ADDRESS = re.compile(r"[0-9]+(\.[0-9]+){3}")
+MAX_PREFIX_CHARS = 900  # S3 keys are up to 1024 bytes; the object names under the prefix take the rest
+
+
+def open_store(location: str, *, source: str = "result store", create: bool = True) -> Store:
+    """The result store at `location` (`STORE_FORMS`); a malformed one is a ConfigError naming it and the allowed
+    forms. With create=False, a place that holds no store yet is StoreEmpty (exit 2): a reader makes nothing."""
+    kind, where = parse_store_location(location)
+    if kind == "s3":
+        from grid.s3store import S3ResultStore
+
+        bucket, prefix = where
+        return S3ResultStore(bucket, prefix, source=source, create=create)
+    if not create and not os.path.exists(where):
+        raise StoreEmpty(f"{source} {location!r}: no result store there (has a collector run?)")
+    return ResultStore(where, source=source)
+
+
+def parse_store_location(location: object) -> tuple[str, str | tuple[str, str]]:
+    """("sqlite", path) or ("s3", (bucket, prefix without its outer slashes)); ConfigError when malformed."""
+    if not isinstance(location, str) or not location:
+        raise _bad_location(location, "give a file path or an s3:// URL")
+    scheme = _URL_SCHEME.match(location)
+    if scheme is None:
+        return "sqlite", location
+    if scheme[1].lower() != "s3":
+        raise _bad_location(location, f"unknown scheme {scheme[1]!r}")
+    parts = urlsplit(location)
+    if parts.query or parts.fragment:
+        raise _bad_location(location, "an s3:// URL takes no ?query or #fragment")
+    bucket, prefix = parts.netloc, parts.path.strip("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IP_ADDRESS.fullmatch(bucket):
+        raise _bad_location(location, f"bucket {bucket!r} is not an S3 bucket name (3..63 lowercase letters, digits, "
+                                      "'.' or '-', starting and ending with a letter or digit)")
+    if "//" in prefix or len(prefix) > MAX_PREFIX_CHARS:
+        raise _bad_location(location, f"prefix {prefix!r}: give up to {MAX_PREFIX_CHARS} characters without an "
+                                      "empty segment ('//')")
+    return "s3", (bucket, prefix)
+
+
+def _bad_location(location: object, why: str) -> ConfigError:
+    return ConfigError(f"result store {location!r}: {why}; allowed: {STORE_FORMS}")
+
+
+class ResultStore(Store):
     """Results by task id in a SQLite file (WAL, synchronous=NORMAL: a result acknowledged by `add` is in the OS, so it
     survives a crash of any process, though not a power loss; FULL's fsync per commit cost 6x the store's time).
 
@@ -73,7 +176,7 @@ class ResultStore:
     """
 
     def __init__(self, path: str | os.PathLike, *, source: str = "result store path"):
-        self.path = os.fspath(path)
+        self.path = self.location = os.fspath(path)
         self._db = _connect(self.path, source)
 
     def add(self, items: Iterable[Result | ResultRun]) -> Added:
@@ -143,21 +246,8 @@ class ResultStore:
     def jobs(self) -> list[str]:
         return [job for (job,) in self._db.execute("SELECT DISTINCT job FROM runs WHERE job IS NOT NULL ORDER BY job")]
 
-    def export(self, out: TextIO, fmt: str = "jsonl", job: str | None = None) -> int:
-        """Write the results (of `job`, or all) to `out` as JSON lines or CSV; returns how many."""
-        if fmt not in EXPORT_FORMATS:
-            raise ConfigError(f"export format {fmt!r}: must be one of {', '.join(EXPORT_FORMATS)}")
-        records = (export_record(r) for r in self.results(job))
-        return _write_csv(out, records) if fmt == "csv" else _write_jsonl(out, records)
-
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> ResultStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _windows(self, items: list[Result | ResultRun]) -> dict[str, _Spans]:
         """For each prefix of several runs (and no lone result, which changes rows on the way), the stored id ranges

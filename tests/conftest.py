@@ -1,6 +1,7 @@
 """Queue fixtures: one broker per backend (embedded SQLite, moto in process, moto's HTTP server)."""
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import uuid
@@ -22,6 +23,8 @@ def aws_env(monkeypatch):
     for name, value in AWS_TEST_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name in [n for n in os.environ if n == "AWS_ENDPOINT_URL" or n.startswith("AWS_ENDPOINT_URL_")]:
+        monkeypatch.delenv(name)  # moto in process answers only requests to AWS's own endpoints
 
 
 @pytest.fixture(scope="session")

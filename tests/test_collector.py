@@ -1,18 +1,23 @@
-"""The collector's step on the embedded queue and on moto: store once, delete only what is stored."""
+"""The collector's step on the embedded queue and on moto, into a SQLite file or S3: store once, delete only what is
+stored."""
 import socket
 import sqlite3
 import time
 
+import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
 from grid import config
+from grid.errors import StoreError, StoreNotFound
 from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack_results
 from grid.metrics import Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
+from grid.roles import lifecycle
 from grid.roles.collector import LATENCY_SAMPLES, Collector
-from grid.store import ResultStore
+from grid.store import ResultStore, open_store
 from test_worker import record_statsd_before_waiting
 
 
@@ -208,3 +213,85 @@ def test_the_collector_sends_what_it_counted_before_it_waits_for_more_results(tm
         sent_before_the_wait = record_statsd_before_waiting(daemon.results, sock)
         assert not daemon.run_once()
     assert "results_stored:1|c" in sent_before_the_wait[0].splitlines()
+
+
+# ---- the S3 store
+
+
+@pytest.fixture
+def on_s3(aws_env):
+    """The collector on SQS and an S3 store, both moto in process; the S3 client retries nothing, so that a failure
+    injected into its transport is the store's failure at once."""
+    from botocore.config import Config
+
+    from grid.s3store import S3ResultStore
+
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="grid-results")
+        url = "sqs://?region=us-east-1"
+        with open_broker(url) as broker:
+            results = broker.queue("results", create=True, max_receive_count=5)
+            store = S3ResultStore("grid-results", "runs", client=boto3.client("s3", config=Config(
+                retries={"max_attempts": 1})))
+            daemon = Collector(collector_config(url, max_receive_count=5), broker, Metrics("collector"), store=store)
+            daemon.setup()
+            yield daemon, results, store, s3
+
+
+def unreachable(**kwargs):
+    raise EndpointConnectionError(endpoint_url="https://s3.example")
+
+
+def test_results_are_stored_in_s3_once_and_their_messages_deleted(on_s3):
+    daemon, results, store, s3 = on_s3
+    send(results, encode_results([answer("t1")]), encode_results([answer("t2"), failure("t3")]),
+         encode_results([answer("t1")]))
+    drain(daemon)
+    assert (daemon.stored, daemon.duplicates) == (3, 1) and results.counts().total == 0
+    assert len(s3.list_objects_v2(Bucket="grid-results", Prefix="runs/")["Contents"]) >= 1
+    with open_store("s3://grid-results/runs", create=False) as reader:
+        assert {r.task_id: r for r in reader.results()} == {"t1": answer("t1"), "t2": answer("t2"),
+                                                            "t3": failure("t3")}
+        assert reader.latency_percentiles("job-1", (50,)) == {50: 1.0}
+
+
+def test_when_the_put_fails_nothing_is_deleted_and_the_collector_retries_after_a_pause(on_s3, caplog):
+    daemon, results, store, s3 = on_s3
+    send(results, encode_results([answer("t1")]), encode_results([answer("t2")]))
+    store._client.meta.events.register_first("before-send.s3.PutObject", unreachable)
+    with pytest.raises(StoreError, match="Could not connect"):
+        daemon.run_once()
+    assert results.counts().in_flight == 2 and "Contents" not in s3.list_objects_v2(Bucket="grid-results")
+    send(results, encode_results([answer("t3")]))
+    delay = daemon._step(lifecycle.Backoff(0.05, 2.0), lifecycle.Backoff(lifecycle.ERROR_MIN, lifecycle.ERROR_MAX))
+    assert delay == lifecycle.ERROR_MIN and "retrying in 1.0 s" in caplog.text
+    store._client.meta.events.unregister("before-send.s3.PutObject", unreachable)
+    while results.counts().total:  # the messages come back after their visibility timeout (1 s here)
+        time.sleep(0.2)
+        drain(daemon)
+    assert {r.task_id for r in store.results()} == {"t1", "t2", "t3"} and daemon.stored == 3
+
+
+def test_a_bucket_that_is_gone_stops_the_collector_with_exit_code_2_and_deletes_nothing(on_s3):
+    daemon, results, store, s3 = on_s3
+    s3.delete_bucket(Bucket="grid-results")
+    send(results, encode_results([answer("t1")]))
+    with pytest.raises(StoreNotFound, match="bucket 'grid-results' does not exist") as raised:
+        daemon._step(lifecycle.Backoff(0.05, 2.0), lifecycle.Backoff(1.0, 30.0))
+    assert raised.value.exit_code == 2 and results.counts().in_flight == 1
+
+
+def test_the_collector_opens_the_s3_store_its_configuration_names(aws_env, caplog):
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="grid-results")
+        url = "sqs://?region=us-east-1"
+        cfg = config.load("collector", environ={}, flags={"broker_url": url, "result_store": "s3://grid-results/runs",
+                                                           "statsd_host": "", "results_queue_name": "results"})
+        with open_broker(url) as broker, caplog.at_level("INFO", "grid.collector"):
+            broker.queue("results", create=True)
+            daemon = Collector(cfg, broker, Metrics("collector"))
+            daemon.setup()
+            daemon.teardown()
+    assert daemon.store.location == "s3://grid-results/runs"
+    assert "collecting results into s3://grid-results/runs" in caplog.text

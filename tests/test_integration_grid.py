@@ -1,8 +1,10 @@
 """The whole grid as real processes: producer, supervisor (with its fleet of workers), collector.
 
-(a) the embedded queue with a ProcessFleet; (b) moto's HTTP server with an AsgFleet against moto's Auto Scaling,
-where the test plays EC2: it runs one real worker process per instance the group wants. Every task must get
-exactly one stored, correct result (checked with sympy), and the fleet must scale out, then back to zero.
+(a) the embedded queue with a ProcessFleet and a SQLite result store; (b) the grid as on AWS, against moto's HTTP
+server reached only through AWS_ENDPOINT_URL: SQS (a plain sqs:// broker), an AsgFleet on moto's Auto Scaling, where
+the test plays EC2 (it runs one real worker process per instance the group wants), and the result store in S3. Every
+task must get exactly one stored, correct result (checked with sympy), and the fleet must scale out, then back to
+zero.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import boto3
@@ -23,7 +26,8 @@ from grid.launch import worker_command
 from grid.metrics import CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE
 from grid.queues import open_broker
 from grid.roles.supervisor import read_status, status_path
-from grid.store import ResultStore
+from grid.errors import StoreEmpty
+from grid.store import open_store
 
 PATIENCE = 240.0  # seconds before a stage that should finish is declared stuck
 SETTINGS = {
@@ -83,18 +87,19 @@ def wait_for(what: str, condition, grid: Grid, poll=0.2):
     return value
 
 
-def stored_count(path: str) -> int:
-    if not os.path.exists(path):
+def stored_count(location: str) -> int:
+    try:
+        with open_store(location, create=False) as store:
+            return store.counts().total
+    except StoreEmpty:
         return 0
-    with ResultStore(path) as store:
-        return store.counts().total
 
 
-def check_results(path: str, job: str, count: int) -> float:
+def check_results(location: str, job: str, count: int) -> float:
     """Every task of `job` has exactly one correct result; returns the run's tasks per second."""
-    with ResultStore(path) as store:
+    with open_store(location, create=False) as store:
         results = list(store.results(job))
-    assert store_counts_ok(path, job) == count
+    assert store_counts_ok(location, job) == count
     assert sorted(r.task_id for r in results) == sorted(f"{job}-{i}" for i in range(1, count + 1))
     for r in results:
         assert r.ok, r
@@ -104,8 +109,8 @@ def check_results(path: str, job: str, count: int) -> float:
     return count / span
 
 
-def store_counts_ok(path: str, job: str) -> int:
-    with ResultStore(path) as store:
+def store_counts_ok(location: str, job: str) -> int:
+    with open_store(location, create=False) as store:
         counts = store.counts(job)
     assert counts.errors == 0, counts
     return counts.ok
@@ -150,10 +155,12 @@ def test_embedded_grid_answers_every_task_once_and_scales_out_then_to_zero(grid_
 
 
 @pytest.fixture
-def moto_grid(aws_env, moto_server_url, grid_run):
-    url = f"sqs://?endpoint_url={moto_server_url}&region=us-east-1"
-    clients = {s: boto3.client(s, endpoint_url=moto_server_url, region_name="us-east-1")
-               for s in ("ec2", "autoscaling", "cloudwatch")}
+def moto_grid(aws_env, moto_server_url, grid_run, monkeypatch):
+    url, aws = "sqs://", {"AWS_ENDPOINT_URL": moto_server_url, "AWS_ENV": f"it{uuid.uuid4().hex[:8]}"}
+    for name, value in aws.items():
+        monkeypatch.setenv(name, value)
+    clients = {s: boto3.client(s) for s in ("ec2", "autoscaling", "cloudwatch", "s3")}
+    clients["s3"].create_bucket(Bucket=aws["AWS_ENV"])
     clients["ec2"].create_launch_template(
         LaunchTemplateName="grid-worker", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "c5.large"})
     clients["autoscaling"].create_auto_scaling_group(
@@ -162,16 +169,16 @@ def moto_grid(aws_env, moto_server_url, grid_run):
     with open_broker(url) as broker:
         for name in ("it-tasks", "it-results"):
             broker.queue(name, create=True)
-    grid_run.env.update(GRID_BROKER_URL=url, GRID_TASKS_QUEUE_NAME="it-tasks",
+    grid_run.env.update(aws, GRID_BROKER_URL=url, GRID_TASKS_QUEUE_NAME="it-tasks",
                         GRID_RESULTS_QUEUE_NAME="it-results", GRID_WORKER_ASG_NAME="grid-workers",
-                        GRID_SUPERVISOR_ASG_NAME="grid-supervisors", GRID_BACKLOG_PER_INSTANCE="20")
+                        GRID_SUPERVISOR_ASG_NAME="grid-supervisors", GRID_BACKLOG_PER_INSTANCE="20",
+                        GRID_RESULT_STORE=f"s3://{aws['AWS_ENV']}/results")
     return grid_run, url, clients
 
 
-def test_moto_grid_sizes_the_auto_scaling_group_and_answers_every_task_once(moto_grid, tmp_path):
+def test_moto_grid_sizes_the_auto_scaling_group_and_answers_every_task_once(moto_grid):
     grid, url, clients = moto_grid
-    store = str(tmp_path / "results.db")
-    grid.env["GRID_RESULT_STORE"] = store
+    store = grid.env["GRID_RESULT_STORE"]
     ec2 = ProcessFleet(worker_command(url), env=grid.env, name="instances")  # the test plays EC2
     desired_seen = []
 

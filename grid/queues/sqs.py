@@ -1,4 +1,5 @@
-"""The SQS backend: Amazon SQS, or any SQS-compatible server at an endpoint URL, through boto3."""
+"""The SQS backend: Amazon SQS, or any SQS-compatible server at an endpoint URL, through boto3 (the endpoint: the
+broker URL's endpoint_url, else boto3's AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL; see grid.aws)."""
 from __future__ import annotations
 
 import json
@@ -6,10 +7,9 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from grid import aws
 from grid.errors import QueueAccessDenied, QueueError, QueueNotFound
 from grid.queues.base import (
     DEFAULT_MAX_RECEIVE_COUNT,
@@ -51,14 +51,9 @@ class SqsBroker(Broker):
 
     def __init__(self, *, url: str = "sqs://", endpoint_url: str | None = None, region: str | None = None, client=None):
         self.url = url
-        config = Config(
-            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-            read_timeout=READ_TIMEOUT,
-            connect_timeout=CONNECT_TIMEOUT,
-        )
-        self.client = client or boto3.session.Session().client(
-            "sqs", endpoint_url=endpoint_url, region_name=region, config=config
-        )
+        self.client = client or aws.client(
+            "sqs", endpoint_url=endpoint_url, region=region, read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
+            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"})
         self._urls: dict[str, str] = {}
 
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:

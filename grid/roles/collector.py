@@ -1,6 +1,8 @@
 """The collector: drains the results queue into the result store, deleting a result message only once it is stored.
 
-Duplicates (a task answered twice after a redelivery) are dropped by task id in the store. A result message that
+Duplicates (a task answered twice after a redelivery) are dropped by task id in the store (grid.store: a SQLite file,
+or objects in S3). A store that cannot be written (S3 unreachable) raises StoreError: the step's messages stay in the
+queue and come back after their visibility timeout, and the daemon retries with backoff. A result message that
 cannot be decoded is not deleted: it comes back until the queue's redrive policy moves it to the dead-letter
 queue, where `grid dlq peek` shows it.
 """
@@ -10,7 +12,7 @@ from grid.errors import MessageError, QueueError
 from grid.messages import REQUEST_MESSAGE_ID, Result, ResultRun, read_results
 from grid.queues.base import MAX_BATCH, Message
 from grid.roles import lifecycle
-from grid.store import ResultStore, latency
+from grid.store import Store, latency, open_store
 
 RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come fast: a commit cost about as much
 # as storing 10 results one per message
@@ -23,7 +25,7 @@ class Collector(lifecycle.Daemon):
 
     role = "collector"
 
-    def __init__(self, cfg, broker, metrics, *, store: ResultStore | None = None):
+    def __init__(self, cfg, broker, metrics, *, store: Store | None = None):
         super().__init__(cfg, broker, metrics)
         self.store = store
         self.stored = 0
@@ -34,9 +36,9 @@ class Collector(lifecycle.Daemon):
     def setup(self) -> None:
         self.results = self.open_queue(self.cfg.results_queue_name)
         if self.store is None:
-            self.store = ResultStore(self.cfg.result_store,
-                                     source=f"result_store from {self.cfg.source('result_store')}")
-        self.log.info("collecting %s into %s", self.cfg.results_queue_name, self.store.path)
+            source = f"result_store from {self.cfg.source('result_store')}"
+            self.store = open_store(self.cfg.result_store, source=source)
+        self.log.info("collecting %s into %s", self.cfg.results_queue_name, self.store.location)
 
     def run_once(self) -> bool:
         messages = self._receive()
@@ -101,7 +103,7 @@ class Collector(lifecycle.Daemon):
 
     def _store(self, results: list[Result | ResultRun], receipts: list[str]) -> None:
         with self.metrics.timer("store_time"):
-            added = self.store.add(results)
+            added = self.store.add(results)  # raises, and deletes nothing, when the results are not stored
             with self.broker.atomic():  # the embedded queue: one commit for the step's deletes and the next receive
                 failed = [reason for start in range(0, len(receipts), MAX_BATCH)
                           for reason in self.results.delete_batch(receipts[start:start + MAX_BATCH]).failed.values()]

@@ -15,14 +15,14 @@ import sys
 import threading
 import time
 
-from grid.errors import GridError, QueueError
+from grid.errors import GridError, QueueError, StoreError
 from grid.metrics import Metrics
 from grid.queues.base import DEFAULT_MAX_RECEIVE_COUNT, Queue
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SLEEP_SLICE = 0.1  # seconds: how soon an interruptible sleep notices a stop request
 IDLE_MIN, IDLE_MAX = 0.05, 2.0  # seconds: backoff between idle steps, doubling
-ERROR_MIN, ERROR_MAX = 1.0, 30.0  # seconds: backoff after a transient queue error, doubling
+ERROR_MIN, ERROR_MAX = 1.0, 30.0  # seconds: backoff after a transient queue or store error, doubling
 METRICS_EVERY = 0.2  # seconds between metric flushes of a busy role
 
 log = logging.getLogger("grid.lifecycle")
@@ -143,8 +143,8 @@ class Daemon(abc.ABC):
         """Run one step; the delay before the next (0 after work)."""
         try:
             busy = self.run_once()
-        except QueueError as e:
-            if e.exit_code != 1:  # a missing queue or denied access does not heal by waiting
+        except (QueueError, StoreError) as e:
+            if e.exit_code != 1:  # a missing queue or store, or denied access, does not heal by waiting
                 raise
             delay = errors.next()
             self.log.error("%s; retrying in %.1f s", e, delay)

@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
-from grid import config
+from grid import aws, config
 from grid import metrics as names
 from grid.errors import QueueError
 from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet,
@@ -223,25 +223,13 @@ def build_fleet(cfg, kind: str = "auto", worker_args: list[str] | tuple = (),
         launcher = (functools.partial(zygote.fork, worker_argv(cfg.broker_url, worker_args)) if zygote
                     else worker_command(cfg.broker_url, worker_args))
         return ProcessFleet(launcher, stop_timeout=budget + DRAIN_MARGIN), None
-    clients = _aws_clients(parse_broker_url(cfg.broker_url)[2])
-    fleet = AsgFleet(cfg.worker_asg_name, client=clients("autoscaling"), mode=cfg.scale_mode)
-    return fleet, CloudWatchPublisher(clients("cloudwatch"), cfg.supervisor_asg_name)
+    region = aws.broker_region(cfg.broker_url)  # the endpoints: boto3's (AWS_ENDPOINT_URL...), not the SQS server's
+    fleet = AsgFleet(cfg.worker_asg_name, client=aws.client("autoscaling", region=region), mode=cfg.scale_mode)
+    return fleet, CloudWatchPublisher(aws.client("cloudwatch", region=region), cfg.supervisor_asg_name)
 
 
 def _local(cfg, kind: str) -> bool:
     return kind == "local" or (kind == "auto" and parse_broker_url(cfg.broker_url)[0] == "sqlite")
-
-
-def _aws_clients(options: dict):
-    import boto3
-    from botocore.config import Config as BotoConfig
-
-    kwargs = {"config": BotoConfig(retries={"mode": "standard"})}
-    if "endpoint_url" in options:
-        kwargs["endpoint_url"] = options["endpoint_url"]
-    if "region" in options:
-        kwargs["region_name"] = options["region"]
-    return lambda service: boto3.client(service, **kwargs)
 
 
 def status_path(broker_url: str) -> str | None:
