@@ -80,12 +80,16 @@ locals {
 
 # ---- the image
 
+locals {
+  ami_tags = { Project = "grid" } # what packer build tags the image with (packer/sources.pkr.hcl)
+}
+
 data "aws_ami" "grid" {
   owners      = var.ami_id == null ? ["self"] : null
   most_recent = true
 
   dynamic "filter" {
-    for_each = var.ami_id == null ? { "tag:Project" = "grid" } : { "image-id" = var.ami_id }
+    for_each = var.ami_id == null ? { for k, v in local.ami_tags : "tag:${k}" => v } : { "image-id" = var.ami_id }
     content {
       name   = filter.key
       values = [filter.value]

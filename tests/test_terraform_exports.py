@@ -1,4 +1,5 @@
-"""terraform/ reads the grid's registries from two committed exports; they must be what the code exports now."""
+"""terraform/ reads the grid's registries from two committed exports, which must be what the code exports now, and
+meets Packer at the AMI's tags."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hcl2
+
 from grid import config, metrics
+from tests.test_packer import load as load_packer, plain
 
 TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
 GRID = str(Path(sys.executable).parent / "grid")
@@ -41,3 +45,10 @@ def test_user_data_template_reads_the_contract_variables_and_the_fleet_passes_th
     call = re.search(r'templatefile\("\$\{path.module\}/user_data.sh.tftpl", \{(.*?)\}\)', 
                      (TERRAFORM / "modules/fleet/main.tf").read_text(), re.S).group(1)
     assert set(re.findall(r"^\s*(\w+)\s*=", call, re.M)) == USER_DATA_VARIABLES
+
+
+def test_the_ami_lookup_selects_by_tags_that_packer_writes():
+    with open(TERRAFORM / "main.tf") as f:
+        ami_tags = next(block["ami_tags"] for block in plain(hcl2.load(f))["locals"] if "ami_tags" in block)
+    written = load_packer("sources")["source"][0]["amazon-ebs"]["debian12"]["tags"]
+    assert ami_tags and ami_tags.items() <= written.items()
