@@ -127,7 +127,8 @@ class Deployment:
                               capture_output=True, text=True, timeout=TIMEOUT)
         self.seconds[args[0]] = self.seconds.get(args[0], 0.0) + time.monotonic() - started
         if check and done.returncode != 0:
-            _fail(f"terraform {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+            _fail(f"terraform {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
+                  f"{done.stderr[-4000:]}")
         return done
 
     def client(self, service: str):
@@ -205,7 +206,8 @@ def deployment(tmp_path_factory):
     port = _free_port()
     server = _start_moto(port, tmp / "moto.log")
     rc = tmp / "terraformrc"
-    rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{MIRROR}"\n  }}\n}}\n' if MIRROR else "")
+    mirror = f'provider_installation {{\n  filesystem_mirror {{\n    path = "{MIRROR}"\n  }}\n}}\n'
+    rc.write_text(mirror if MIRROR else "")
     tf_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
     tf_env.update(TF_CLI_CONFIG_FILE=str(rc), TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1")
     d = Deployment(tmp / "terraform", f"http://127.0.0.1:{port}", tf_env)
@@ -474,4 +476,5 @@ def test_destroy_leaves_no_queue_parameter_or_group(deployment, capsys):
     assert d.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
     assert d.client("s3").list_buckets()["Buckets"] == []
     with capsys.disabled():
-        print(f"\nterraform on moto: {d.resources} resources; " + ", ".join(f"{k} {v:.0f} s" for k, v in d.seconds.items()))
+        steps = ", ".join(f"{k} {v:.0f} s" for k, v in d.seconds.items())
+        print(f"\nterraform on moto: {d.resources} resources; {steps}")
