@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
-.PHONY: test test-fast test-python test-packer test-ops lint-ops demo bench bench-kernel bench-queues bench-grid wheel clean
+.PHONY: test test-fast test-python test-packer test-ops lint-ops test-terraform test-terraform-static terraform-exports \
+	demo bench bench-kernel bench-queues bench-grid wheel clean FORCE
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +26,10 @@ $(PYC): $(wildcard grid/*.py grid/*/*.py) $(STAMP)
 	touch $@
 
 # Everything, molecule included (as root: podman runs the systemd containers).
-test: test-python test-packer test-ops
+test: test-terraform-static test-packer test-python test-ops
 
 # Everything but molecule (no root or podman needed).
-test-fast: test-python test-packer lint-ops
+test-fast: test-terraform-static test-packer test-python lint-ops
 
 test-python: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -m pytest
@@ -76,6 +77,49 @@ bench-grid: $(STAMP) $(EXT) $(PYC)
 # GRID_VERSION=0.1.0+b builds the same source as another version.
 wheel: $(STAMP)
 	tools/ops/wheelhouse.sh $(BIN)/python
+
+# ---- Terraform (terraform/): formatting, init from a provider mirror, validate, `terraform test` with a mocked
+# provider, checkov, and the pytest tests of terraform/ (the apply against moto's server among them).
+# TF_PLUGIN_MIRROR: a filesystem mirror of hashicorp/aws (`terraform providers mirror DIR` makes one); empty installs
+# from the Terraform registry. The apply test (tests/test_terraform_apply.py) reads the same variable.
+TF_PLUGIN_MIRROR ?= /opt/tf-plugins
+export TF_PLUGIN_MIRROR
+TF_DIRS     := terraform terraform/modules/queue terraform/modules/fleet
+TF_RC       := build/terraformrc
+CHECKOV     := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+
+$(TF_RC): FORCE
+	@command -v terraform >/dev/null || { echo "terraform is not installed: install Terraform >= 1.9 (developer.hashicorp.com/terraform/install)"; exit 1; }
+	@test -z "$(TF_PLUGIN_MIRROR)" || test -d "$(TF_PLUGIN_MIRROR)/registry.terraform.io/hashicorp/aws" || { echo "no hashicorp/aws provider under TF_PLUGIN_MIRROR=$(TF_PLUGIN_MIRROR): point it at a mirror (terraform providers mirror DIR), or set it empty to use the registry"; exit 1; }
+	@mkdir -p $(@D)
+	@if [ -n "$(TF_PLUGIN_MIRROR)" ]; then printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' "$(abspath $(TF_PLUGIN_MIRROR))"; fi > $@
+
+$(CHECKOV)/.installed:
+	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+test-terraform-static: $(TF_RC) $(CHECKOV)/.installed
+	terraform fmt -check -recursive -diff terraform
+	@for dir in $(TF_DIRS); do \
+	  echo "terraform init + validate: $$dir"; \
+	  TF_CLI_CONFIG_FILE=$(abspath $(TF_RC)) terraform -chdir=$$dir init -backend=false -input=false -no-color >/dev/null \
+	    && terraform -chdir=$$dir validate -no-color || exit 1; \
+	done
+	TF_CLI_CONFIG_FILE=$(abspath $(TF_RC)) terraform -chdir=terraform test -no-color
+	$(CHECKOV)/bin/checkov -d terraform --framework terraform --skip-download --compact --quiet
+
+test-terraform: test-terraform-static $(STAMP) $(EXT) $(PYC)
+	$(BIN)/python -m pytest tests/test_terraform_apply.py tests/test_terraform_exports.py
+
+# The registry exports Terraform reads: regenerate after changing grid/config.py or grid/metrics.py. The state
+# directory is the instances' (/var/lib/grid), not this user's.
+terraform-exports: $(STAMP)
+	XDG_STATE_HOME=/var/lib $(BIN)/grid config export --output terraform/grid-parameters.json
+	$(BIN)/python -c 'import json, grid.metrics as m; print(json.dumps(m.export(), indent=2))' > terraform/grid-metrics.json
+
+FORCE:
 
 clean:
 	rm -rf build dist .ops *.egg-info grid/_primes.c grid/_primes*.so $(EXT)
