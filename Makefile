@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install -e '.[test,bench,report]'
 	touch $@
 
-$(EXT): grid/_primes.pyx setup.py $(STAMP)
+# setup.py renders grid/_primes.pyx from its template, then cythonizes and compiles it.
+$(EXT): grid/_primes.pyx.tp setup.py $(STAMP)
 	$(BIN)/python setup.py -q build_ext --inplace
 	touch $@
 
@@ -122,4 +123,4 @@ terraform-exports: $(STAMP)
 FORCE:
 
 clean:
-	rm -rf build dist .ops *.egg-info grid/_primes.c grid/_primes*.so $(EXT)
+	rm -rf build dist .ops *.egg-info grid/_primes.pyx grid/_primes.c grid/_primes*.so $(EXT)

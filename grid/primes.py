@@ -11,15 +11,12 @@ import random
 import time
 
 from grid import _primes
+from grid._primes import MAX_BITS, MIN_BITS, is_prime, random_prime
 
 __all__ = ["BudgetExceeded", "factorize", "is_prime", "random_prime", "task_number", "task_numbers",
            "MIN_BITS", "MAX_BITS"]
 
-MIN_BITS = 2
-MAX_BITS = 4096
 _UNLIMITED_STEPS = (1 << 63) - 1
-
-is_prime = _primes.is_prime
 
 
 class BudgetExceeded(ArithmeticError):
@@ -59,11 +56,17 @@ def _bits(value, func: str, name: str) -> int:
     return bits
 
 
-random_prime = _primes.random_prime  # checks its arguments with _random_prime_args
+def _is_prime_arg(n) -> int:
+    return _integer(n, "is_prime", "n")
 
 
 def _random_prime_args(bits, rng) -> tuple[int, random.Random]:
     return _bits(bits, "random_prime", "bits"), _rng(rng, "random_prime")
+
+
+# is_prime and random_prime are the kernel's own (a wrapper here would cost as much as an is_prime): they hand what
+# their fast paths do not take to these checks.
+_primes.check_is_prime, _primes.check_random_prime = _is_prime_arg, _random_prime_args
 
 
 def task_number(min_bits: int, max_bits: int, factors: int = 2, rng=None) -> int:
@@ -126,11 +129,11 @@ def factorize(n: int, *, budget: float | None = None, max_iterations: int | None
 
 
 def factor_run(numbers: list[int], budget: float,
-               began: float) -> tuple[list[list[str]], list[float], list[float], BudgetExceeded | None]:
-    """The worker's loop over a compact bundle, in C: the factors (sorted decimal strings) of numbers[:k] and the
-    start and end of each (time.time(); the first starts at `began`), for the longest run of ints in [1, 2^64)
-    factored within `budget` seconds each; and the BudgetExceeded of numbers[k] when that is where it stopped. The
-    caller takes numbers[k:] one by one (k == len(factors))."""
+               began: float) -> tuple[list[list[int]], list[float], list[float], BudgetExceeded | None]:
+    """Factorize many numbers in one C loop: the sorted prime factors of numbers[:k] and the start and end of each
+    (time.time(); the first starts at `began`, each one where the last ended), for the longest run of ints in
+    [1, 2^64) factored within `budget` seconds each; and the BudgetExceeded of numbers[k] when that is where it
+    stopped. The caller takes numbers[k:] one by one (k == len(factors))."""
     factors, started, completed, over = _primes.factor_run(numbers, _seconds(budget), began)
     if over is not None:
         over = BudgetExceeded(numbers[len(factors)], *over, _describe(budget, None))

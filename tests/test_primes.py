@@ -1,7 +1,12 @@
 """The kernel against sympy, on hard cases, bad arguments and budgets."""
+import ast
 import contextlib
+import inspect
 import math
+import pathlib
 import random
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -359,7 +364,8 @@ def test_factor_run_answers_the_longest_run_of_64_bit_ints_as_sympy_does_with_ch
     factors, started, completed, over = factor_run(numbers, 60.0, began)
     k = next((i for i, n in enumerate(numbers) if type(n) is not int or not 1 <= n < 2**64), len(numbers))
     assert over is None and len(factors) == k
-    assert factors == [[str(p) for p in sympy.factorint(n, multiple=True)] for n in numbers[:k]]
+    assert factors == [sympy.factorint(n, multiple=True) for n in numbers[:k]]
+    assert all(type(p) is int for found in factors for p in found)
     assert started[:1] == [began][:k] and started[1:] == completed[:-1]
     assert all(s <= c for s, c in zip(started, completed))
 
@@ -368,6 +374,21 @@ def test_factor_run_stops_at_the_number_past_its_budget_with_what_factorize_woul
     from grid.primes import factor_run
 
     factors, started, completed, over = factor_run([15, HARD_64, 21], 1e-6, 0.0)
-    assert factors == [["3", "5"]] and len(completed) == 1
+    assert factors == [[3, 5]] and len(completed) == 1
     assert isinstance(over, BudgetExceeded) and over.n == HARD_64
     assert math.prod(over.factors) * over.remainder == HARD_64 and "1e-06 s" in str(over)
+
+
+def test_the_kernel_imports_nothing_of_the_grid_above_it():
+    code = "import sys, grid._primes; print(sorted(m for m in sys.modules if m.startswith('grid')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert ast.literal_eval(out) == ["grid", "grid._primes"]
+
+
+def test_the_kernel_stub_names_what_the_kernel_defines():
+    stub = ast.parse((pathlib.Path(_primes.__file__).parent / "_primes.pyi").read_text())
+    stubbed = {node.name: [a.arg for a in node.args.args] for node in stub.body if isinstance(node, ast.FunctionDef)}
+    stubbed |= {node.target.id: None for node in stub.body if isinstance(node, ast.AnnAssign)}
+    public = {name: list(inspect.signature(v).parameters) if getattr(v, "__module__", None) == "grid._primes" else None
+              for name, v in vars(_primes).items() if not name.startswith("_") and not inspect.ismodule(v)}
+    assert stubbed == public
