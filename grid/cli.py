@@ -25,7 +25,7 @@ _DECIMAL = re.compile(r"[0-9]+")
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ROLES:
-        return importlib.import_module(f"grid.roles.{argv[0]}").main(argv[1:])
+        return importlib.import_module(f"grid.daemons.{argv[0]}").main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return args.run(args) or 0
@@ -215,7 +215,7 @@ def _queue_line(broker, name: str) -> str:
 
 
 def _fleet_line(args: argparse.Namespace, broker_url: str) -> str:
-    from grid.roles import supervisor
+    from grid.daemons import supervisor
 
     path = supervisor.status_path(broker_url)
     if path is not None:
@@ -231,7 +231,7 @@ def _fleet_line(args: argparse.Namespace, broker_url: str) -> str:
 
 def _asg_line(args: argparse.Namespace, broker_url: str) -> str:
     from grid.fleet import FleetError
-    from grid.roles.supervisor import build_fleet
+    from grid.daemons.supervisor import build_fleet
 
     cfg = _load("supervisor", args)
     try:

@@ -127,7 +127,7 @@ class Zygote:
     def __init__(self, roles: Sequence[str], *, stop_with_parent: bool = True):
         import importlib
 
-        for module in (*PRELOAD, *(f"grid.roles.{role}" for role in roles)):
+        for module in (*PRELOAD, *(f"grid.daemons.{role}" for role in roles)):
             importlib.import_module(module)
         self.stop_with_parent = stop_with_parent
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -281,5 +281,5 @@ def _become(argv: list[str], env: dict[str, str] | None) -> int:
     sys.argv = [sys.argv[0], *argv]
     _prctl(PR_SET_NAME, f"grid-{argv[0]}".encode())
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    code = importlib.import_module(f"grid.roles.{argv[0]}").main(argv[1:])
+    code = importlib.import_module(f"grid.daemons.{argv[0]}").main(argv[1:])
     return 0 if code is None else code

@@ -26,7 +26,7 @@ from grid import report
 from grid.errors import ConfigError, GridError
 from grid.launch import Process, Zygote, make_zygote, new_process
 from grid.queues.base import MAX_BATCH
-from grid.roles.producer import _positive
+from grid.daemons.producer import _positive
 
 DEFAULT_TASKS = 20_000
 DEFAULT_DIR = "grid-run"
@@ -624,7 +624,7 @@ class LocalRun:
     def _fleet(self):
         """The fleet and its target at the supervisor's last step in this session (none before its first)."""
         from grid.fleet import FleetSize
-        from grid.roles.supervisor import read_status, status_path
+        from grid.daemons.supervisor import read_status, status_path
 
         status = read_status(status_path(self.folder.broker_url))
         if status is None or status.at < self._started_at:

@@ -8,7 +8,7 @@ bundle as the results queue carried it, or the grid's encoding of lone results; 
 `grid.messages.read_results`.
 
 Writing: before the PUT, the collector drops the task ids that it stored itself (`SeenIds`, bounded memory) and
-counts them as duplicates. It deletes the results' messages only after the PUT succeeded (grid.roles.collector), so a
+counts them as duplicates. It deletes the results' messages only after the PUT succeeded (grid.daemons.collector), so a
 crash loses nothing; at worst an answer is stored twice, and readers drop the second copy.
 
 Reading: a reader lists the objects and adds them, oldest key first, to a SQLite store in a temporary file, whose

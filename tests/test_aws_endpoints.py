@@ -19,7 +19,7 @@ import pytest
 
 from grid import config
 from grid.messages import Code, Result, TaskRun, encode_result_run, encode_results
-from grid.roles.supervisor import build_fleet
+from grid.daemons.supervisor import build_fleet
 
 PATIENCE = 120  # seconds a command or a drain may take before the test fails
 

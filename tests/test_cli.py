@@ -10,7 +10,7 @@ from grid.cli import main
 from grid.fleet import FleetSize
 from grid.messages import Code, Result, decode_tasks
 from grid.queues import SendEntry, open_broker
-from grid.roles.supervisor import Observation, write_status
+from grid.daemons.supervisor import Observation, write_status
 from grid.store import ResultStore
 
 

@@ -15,8 +15,8 @@ from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack
 from grid.metrics import Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
-from grid.roles import lifecycle
-from grid.roles.collector import LATENCY_SAMPLES, Collector
+from grid.daemons import lifecycle
+from grid.daemons.collector import LATENCY_SAMPLES, Collector
 from grid.store import ResultStore, open_store
 from test_worker import record_statsd_before_waiting
 

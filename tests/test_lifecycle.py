@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from grid.errors import ConfigError, QueueError, QueueNotFound
 from grid.logs import setup_logging
 from grid.metrics import Metrics
-from grid.roles.lifecycle import ERROR_MIN, IDLE_MAX, IDLE_MIN, Backoff, Daemon, main
+from grid.daemons.lifecycle import ERROR_MIN, IDLE_MAX, IDLE_MIN, Backoff, Daemon, main
 
 
 class Scripted(Daemon):

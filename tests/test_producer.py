@@ -14,8 +14,8 @@ from grid.messages import decode_tasks
 from grid.metrics import Metrics
 from grid.queues import open_broker
 from grid.queues.base import BatchResult
-from grid.roles import producer
-from grid.roles.producer import Producer
+from grid.daemons import producer
+from grid.daemons.producer import Producer
 from test_lifecycle import root_logger  # noqa: F401  (a fixture: restores the root logger after main())
 
 

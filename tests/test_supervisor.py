@@ -19,7 +19,7 @@ from grid.fleet import AsgFleet, Fleet, FleetError, FleetSize, ProcessFleet
 from grid.metrics import CLOUDWATCH_DIMENSION, CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE, Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
-from grid.roles.supervisor import CloudWatchPublisher, Supervisor, read_status, status_path
+from grid.daemons.supervisor import CloudWatchPublisher, Supervisor, read_status, status_path
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 
@@ -314,7 +314,7 @@ def root_logging():
 
 
 def test_a_missing_group_stops_the_supervisor_with_one_line_and_exit_2(aws, capsys, root_logging):
-    from grid.roles.supervisor import main
+    from grid.daemons.supervisor import main
 
     code = main(["--broker-url", "sqs://?region=us-east-1", "--tasks-queue-name", "tasks", "--worker-asg-name", "nope",
                  "--fleet", "asg", "--statsd-host", "", "--log-filename", "-", "--max-seconds", "5"])

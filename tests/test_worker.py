@@ -17,8 +17,8 @@ from grid.messages import REQUEST_MESSAGE_ID, Task, TaskRun, decode_results, enc
 from grid.metrics import Metrics
 from grid.queues import open_broker
 from grid.queues.base import BatchResult, SendEntry
-from grid.roles.heartbeat import Heartbeat
-from grid.roles.worker import Worker
+from grid.daemons.heartbeat import Heartbeat
+from grid.daemons.worker import Worker
 from test_lifecycle import root_logger  # noqa: F401  (a fixture: restores the root logger after main())
 
 
@@ -256,7 +256,7 @@ def test_a_bundle_of_many_tasks_is_answered_whole(sqlite_broker):
 
 
 def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker_url, capsys, root_logger):
-    from grid.roles import worker
+    from grid.daemons import worker
 
     argv = ["--broker-url", moto_server_broker_url, "--tasks-queue-name", "no-such-tasks", "--log-filename", "-",
             "--statsd-host", ""]
@@ -268,7 +268,7 @@ def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker
 @settings(max_examples=100, deadline=None)
 @given(items=st.lists(st.integers(), max_size=200), parts=st.integers(1, 50))
 def test_a_batch_is_split_into_at_most_parts_contiguous_nonempty_pieces(items, parts):
-    from grid.roles.worker import _split
+    from grid.daemons.worker import _split
 
     pieces = _split(items, parts)
     assert [x for piece in pieces for x in piece] == items

@@ -21,8 +21,8 @@ from grid.errors import MessageError, QueueError
 from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun,
                            encode_result_run, pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
-from grid.roles import lifecycle
-from grid.roles.heartbeat import Heartbeat
+from grid.daemons import lifecycle
+from grid.daemons.heartbeat import Heartbeat
 
 SMALL_BATCH_TASKS = 100  # a step takes more receives while its messages hold fewer tasks than this ...
 MAX_MESSAGES_PER_STEP = 100  # ... and at most this many messages: one commit answers them

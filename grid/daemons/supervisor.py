@@ -32,7 +32,7 @@ from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWi
 from grid.launch import Zygote, make_zygote, worker_argv, worker_command
 from grid.queues.base import QueueCounts
 from grid.queues.url import parse_broker_url
-from grid.roles import lifecycle
+from grid.daemons import lifecycle
 
 FLEETS = ("auto", "asg", "local")  # auto: an Auto Scaling group on SQS, local worker processes on the embedded queue
 DRAIN_MARGIN = 10.0  # seconds a stopped worker gets beyond its task's work budget before SIGKILL

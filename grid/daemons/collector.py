@@ -11,7 +11,7 @@ from __future__ import annotations
 from grid.errors import MessageError, QueueError
 from grid.messages import REQUEST_MESSAGE_ID, Result, ResultRun, read_results
 from grid.queues.base import MAX_BATCH, Message
-from grid.roles import lifecycle
+from grid.daemons import lifecycle
 from grid.store import Store, latency, open_store
 
 RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come fast: a commit cost about as much

@@ -15,7 +15,7 @@ from grid import primes
 from grid.errors import MessageError, QueueError
 from grid.messages import Task, TaskRun, decode_tasks, encode_task_run, pack_tasks
 from grid.queues.base import SendEntry
-from grid.roles import lifecycle
+from grid.daemons import lifecycle
 
 PACE_SLICE = 0.1  # seconds of tasks sent at once when a rate is set, so the flow is smooth, not bursty
 SENDS_PER_COMMIT = 10  # send_batch calls committed together on the embedded queue ...
