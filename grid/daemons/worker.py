@@ -22,6 +22,7 @@ from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Reject
                            encode_result_run, pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.daemons import lifecycle
+from grid.daemons.batching import Ahead, receive_while_full
 from grid.daemons.heartbeat import Heartbeat
 
 SMALL_BATCH_TASKS = 100  # a step takes more receives while its messages hold fewer tasks than this ...
@@ -65,7 +66,7 @@ class Worker(lifecycle.Daemon):
         super().__init__(cfg, broker, metrics)
         self.pool: ThreadPoolExecutor | None = None
         self._batch: list[InHand] = []
-        self._ahead: list[Message] = []  # the next batch, received with the commit of the last one's answers
+        self._ahead = Ahead(cfg.batch_size, cfg.visibility_timeout, self.log, "batch")
         self._lock = threading.Lock()
 
     def setup(self) -> None:
@@ -84,7 +85,7 @@ class Worker(lifecycle.Daemon):
                       self.heartbeat_interval)
 
     def run_once(self) -> bool:
-        messages, self._ahead = self._ahead or self._receive(), []
+        messages = self._ahead.take() or self._receive()
         if not messages:
             return False
         if self.stopping:
@@ -109,8 +110,9 @@ class Worker(lifecycle.Daemon):
         return True
 
     def teardown(self) -> None:
-        if self._batch or self._ahead:  # left mid-batch by a second signal, or a batch ahead: give them back now
-            self._release([h.message.receipt for h in self._batch] + [m.receipt for m in self._ahead])
+        ahead = self._ahead.take()
+        if self._batch or ahead:  # left mid-batch by a second signal, or a batch ahead: give them back now
+            self._release([h.message.receipt for h in self._batch] + [m.receipt for m in ahead])
         if self.pool is not None:
             self.pool.shutdown(wait=not self.forced, cancel_futures=True)
         if getattr(self, "heartbeat", None) is not None:
@@ -136,15 +138,10 @@ class Worker(lifecycle.Daemon):
         cfg = self.cfg
         per_message = max(1.0, sum(h.size for h in batch) / len(batch))
         most = min(MAX_MESSAGES_PER_STEP, int(SMALL_BATCH_TASKS / per_message))
-        taken, last = len(batch), batch
-        more: list[Message] = []
-        with self.broker.atomic():  # read once the lock is let go
-            while len(last) == cfg.batch_size and taken + cfg.batch_size <= most and not self.stopping:
-                last = self.tasks.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
-                more += last
-                taken += len(last)
+        more, full = receive_while_full(self.broker, self.tasks, batch, cfg.batch_size, cfg.visibility_timeout,
+                                        max(0, (most - len(batch)) // cfg.batch_size), lambda: self.stopping)
         batch += [self._open(m) for m in more]
-        return len(last) == cfg.batch_size
+        return full
 
     def _open(self, message: Message) -> InHand:
         hand = InHand(message)
@@ -304,15 +301,8 @@ class Worker(lifecycle.Daemon):
             with self.metrics.timer("delete_time"):
                 deleted = self._delete(done)
             if more and not self.stopping:
-                self._ahead = self._receive_ahead()
+                self._ahead.receive(self.tasks)
         self._count(batch, deleted)
-
-    def _receive_ahead(self) -> list[Message]:
-        try:
-            return self.tasks.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
-        except QueueError as e:  # the answers still commit; the next step receives as usual
-            self.log.warning("could not take the next batch ahead: %s", e)
-            return []
 
     def _outgoing(self, hands: Sequence[InHand]) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:
         """The result messages of `hands`, each with the hands it answers, and the ids of hands that cannot be
