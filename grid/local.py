@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 
 from grid import report
 from grid.errors import ConfigError, GridError
-from grid.launch import Process, Zygote, make_zygote, new_process
+from grid.daemons import collector, producer, supervisor, worker
+from grid.fleet.processes import Process, new_process
+from grid.fleet.zygote import Zygote, make_zygote
 from grid.queues.base import MAX_BATCH
 from grid.daemons.producer import _positive
 
@@ -49,6 +51,8 @@ SAMPLE_PERIOD = 0.1  # seconds between samples of the run (the view shows one ev
 END_POLL = 0.01  # seconds between checks for the end of the work once it is near: the end is known to within this
 NEAR_END = 20  # task messages left per worker, production over: the end is near
 ROLES = ("supervisor", "producer", "collector")  # the processes grid local starts; the supervisor starts the workers
+# What its zygote runs: its daemons, and the workers of the supervisor's own zygote (forked from one of its forks).
+MAINS = {"supervisor": supervisor.main, "producer": producer.main, "collector": collector.main, "worker": worker.main}
 SEND_INTERVAL = 0.005  # seconds: a paced producer sends at most this often, with more messages per send if need be
 PIDS_FILE = "roles.pid"  # JSON {role: pid} while the roles run
 
@@ -189,7 +193,7 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, list[int] | None]:
                 tasks_per_message=args.tasks_per_message or 1, rate=args.rate, workload=numbers is not None)
     _check_plan(plan)
     if not args.tasks_per_message and not numbers:  # a user's own numbers may be slow: one per message
-        spread = plan.tasks // ((args.max_workers or cpu_count()) * BATCHES_PER_WORKER * MAX_BATCH)
+        spread = plan.tasks // ((args.max_workers or worker.cpu_count()) * BATCHES_PER_WORKER * MAX_BATCH)
         plan.tasks_per_message = min(pick_tasks_per_message(low, high, plan.factors, args.rate), max(1, spread))
     return plan, numbers
 
@@ -405,10 +409,6 @@ def role_env(folder: RunFolder, plan: Plan, max_workers: int, statsd_port: int) 
     return {**os.environ, **settings}
 
 
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 # ---- the run
 
 
@@ -438,7 +438,7 @@ class LocalRun:
         self.folder, self.plan, self.interval = folder, plan, interval
         self.max_workers = max_workers
         # Before a thread, socket or database exists; the worker's modules too, for the supervisor's own zygote.
-        zygote = make_zygote(ROLES + ("worker",), stop_with_parent=False)
+        zygote = make_zygote(MAINS, stop_with_parent=False)
         self.stats = StatsListener("")
         self.env = role_env(folder, plan, max_workers, self.stats.port)
         self.cfg = {role: config.load(role, environ=self.env) for role in ("producer", "worker", "collector")}
@@ -709,7 +709,7 @@ def run(args: argparse.Namespace) -> int:
         with open(folder.workload, "w") as out:
             out.writelines(f"{n}\n" for n in numbers)
     folder.save(plan)
-    max_workers = args.max_workers or cpu_count()
+    max_workers = args.max_workers or worker.cpu_count()
     print(f"grid local: {'resuming' if resuming else 'starting'} {folder.path}: {plan.tasks} tasks "
           f"({plan.produced} produced before), {plan.tasks_per_message} per message, 0..{max_workers} workers; "
           f"logs in {os.path.join(folder.path, 'logs')}", flush=True)

@@ -1,6 +1,8 @@
-"""Queue fixtures: one broker per backend (embedded SQLite, moto in process, moto's HTTP server)."""
+"""Fixtures: one broker per backend (embedded SQLite, moto in process, moto's HTTP server), AWS test credentials, the
+root logger restored."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -92,3 +94,17 @@ def broker(request):
 def queue_name():
     """A fresh queue name, so tests sharing the moto server do not meet."""
     return f"q-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def root_logger():
+    """The root logger, its handlers and level restored afterwards (a daemon's main() sets them up)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    for h in root.handlers[:]:
+        root.removeHandler(h)
+        h.close()
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(level)

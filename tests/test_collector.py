@@ -18,7 +18,7 @@ from grid.queues import SendEntry, open_broker
 from grid.daemons import lifecycle
 from grid.daemons.collector import LATENCY_SAMPLES, Collector
 from grid.store import ResultStore, open_store
-from test_worker import record_statsd_before_waiting
+from helpers import record_statsd_before_waiting
 
 
 def answer(task_id, n=15, factors=(3, 5)):

@@ -180,19 +180,6 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture
-def root_logger():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield root
-    for h in root.handlers[:]:
-        root.removeHandler(h)
-        h.close()
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
-
-
 def test_a_service_logs_to_a_rotating_file_in_a_directory_it_creates(root_logger, tmp_path):
     path = tmp_path / "var" / "log" / "worker-main.log"
     handler = setup_logging(str(path), "DEBUG", stream=io.StringIO())

@@ -16,7 +16,6 @@ from grid.queues import open_broker
 from grid.queues.base import BatchResult
 from grid.daemons import producer
 from grid.daemons.producer import Producer
-from test_lifecycle import root_logger  # noqa: F401  (a fixture: restores the root logger after main())
 
 
 def producer_cfg(name: str, **overrides) -> config.Config:

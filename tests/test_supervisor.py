@@ -15,7 +15,9 @@ from botocore.config import Config as BotoConfig
 from moto import mock_aws
 
 from grid import config
-from grid.fleet import AsgFleet, Fleet, FleetError, FleetSize, ProcessFleet
+from grid.fleet import Fleet, FleetError, FleetSize
+from grid.fleet.asg import AsgFleet
+from grid.fleet.processes import ProcessFleet
 from grid.metrics import CLOUDWATCH_DIMENSION, CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE, Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker

@@ -19,7 +19,7 @@ from grid.queues import open_broker
 from grid.queues.base import BatchResult, SendEntry
 from grid.daemons.heartbeat import Heartbeat
 from grid.daemons.worker import Worker
-from test_lifecycle import root_logger  # noqa: F401  (a fixture: restores the root logger after main())
+from helpers import record_statsd_before_waiting
 
 
 def worker_cfg(name: str, **overrides) -> config.Config:
@@ -450,16 +450,3 @@ def test_a_worker_sends_what_it_counted_before_it_waits_for_more_tasks(sqlite_br
         sent_before_the_wait = record_statsd_before_waiting(w.tasks, sock)
         assert not w.run_once()
     assert "tps:1|c" in sent_before_the_wait[0].splitlines()
-
-
-def record_statsd_before_waiting(queue, sock) -> list[str]:
-    """Make `queue`'s receives that may wait first read what reached the statsd socket `sock`; the list they fill."""
-    real, sent = queue.receive, []
-
-    def receive(*args, wait_seconds=0, **kwargs):
-        if wait_seconds:
-            sent.append(sock.recv(65536).decode())
-        return real(*args, **kwargs)
-
-    queue.receive = receive
-    return sent

@@ -73,7 +73,7 @@ class Worker(lifecycle.Daemon):
         cfg = self.cfg
         self.tasks = self.open_queue(cfg.tasks_queue_name)
         self.results = self.open_queue(cfg.results_queue_name)
-        self.concurrency = cfg.concurrency or _cpu_count()
+        self.concurrency = cfg.concurrency or cpu_count()
         if self.concurrency > 1:
             self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="grid-kernel")
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -427,7 +427,8 @@ def _heartbeat_interval(cfg) -> float:
     return cfg.heartbeat_interval or cfg.visibility_timeout / HEARTBEAT_FRACTION
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
+    """CPUs this process may run on: a worker's default kernel threads, `grid local`'s default workers."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -71,3 +71,13 @@ def _options(url: str, scheme: str, query: str) -> dict[str, str]:
 
 def _bad(url: object, why: str) -> ConfigError:
     return ConfigError(f"broker URL {url!r}: {why}; allowed forms: {ALLOWED_FORMS}")
+
+
+def broker_region(broker_url: object) -> str | None:
+    """The `region` option of an sqs:// broker URL: the grid's region for every AWS client (grid.aws); None for any
+    other URL (boto3's chain decides)."""
+    try:
+        scheme, _, options = parse_broker_url(broker_url)
+    except ConfigError:  # reported where broker_url is validated
+        return None
+    return options.get("region") if scheme == "sqs" else None
