@@ -432,7 +432,7 @@ class LocalRun:
     def __init__(self, folder: RunFolder, plan: Plan, max_workers: int, interval: float):
         from grid import config
         from grid.queues import open_broker
-        from grid.store import ResultStore
+        from grid.store.sqlite import ResultStore
 
         self._start, self._started_at = time.monotonic(), time.time()  # the run's start-up counts from here
         self.folder, self.plan, self.interval = folder, plan, interval

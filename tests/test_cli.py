@@ -11,7 +11,7 @@ from grid.fleet import FleetSize
 from grid.messages import Code, Result, decode_tasks
 from grid.queues import SendEntry, open_broker
 from grid.daemons.supervisor import Observation, write_status
-from grid.store import ResultStore
+from grid.store.sqlite import ResultStore
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from grid import local, report
 from grid.report import read_json
-from grid.store import ResultStore
+from grid.store.sqlite import ResultStore
 
 PATIENCE = 120.0  # seconds a run may take before the test calls it stuck
 

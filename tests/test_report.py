@@ -13,7 +13,7 @@ from rich.console import Console
 from grid import report
 from grid.local import StatsListener
 from grid.messages import Result
-from grid.store import ResultStore
+from grid.store.sqlite import ResultStore
 
 
 def sample(t: float, done: int = 0, **fields) -> report.Sample:
