@@ -318,6 +318,20 @@ def add_arguments(parser: argparse.ArgumentParser, role: str) -> None:
                            help=help_.replace("%", "%%"))
 
 
+def positive(kind: type) -> Callable[[str], object]:
+    """An argparse type for a flag outside the registry: a finite number > 0 of `kind` (int or float)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of type {kind.__name__}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+        return value
+
+    return parse
+
+
 def load(role: str, *, flags: Mapping[str, object] | argparse.Namespace | None = None,
          environ: Mapping[str, str] = os.environ, ssm_client=None) -> Config:
     """The configuration of `role` from defaults, SSM, environment and flags; ConfigError (exit 2) if a value is bad.

@@ -94,6 +94,7 @@ class SqliteBroker(Broker):
     """Queues in one SQLite file; safe to share between threads and processes (and across fork)."""
 
     transactional = True
+    makes_queues = True
 
     def __init__(self, path: str, *, url: str | None = None, synchronous: str = "normal"):
         self.path = os.path.abspath(path)
