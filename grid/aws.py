@@ -23,9 +23,9 @@ _loader_lock = threading.Lock()
 
 def client(service: str, *, region: str | None = None, endpoint_url: str | None = None, **config: Any):
     """A botocore client of `service` (what boto3.client makes) in a session of its own, so that credentials, region
-    and endpoints are read afresh; the sessions share one loader of the service models, which are read once (0.1-0.2 s
-    of JSON per client otherwise)."""
-    import botocore.session  # here, not at the top: a role on the embedded queue never loads botocore (0.3 s)
+    and endpoints are read afresh; the sessions share one loader of the service models, which are read once (a
+    tenth of a second or more of JSON per client otherwise)."""
+    import botocore.session  # here, not at the top: a role on the embedded queue never loads botocore (start-up)
     from botocore.config import Config
 
     session = botocore.session.Session()

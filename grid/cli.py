@@ -9,9 +9,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
-from grid import __version__, config, local
+from grid import __version__, config
 from grid.client import new_job_id, parse_number, send_all, task_bodies
-from grid.daemons import supervisor
 from grid.errors import ConfigError, GridError, QueueNotFound, StoreEmpty, StoreError
 from grid.fleet import FleetError
 from grid.queues import open_broker
@@ -24,7 +23,7 @@ PEEK_VISIBILITY = 30  # seconds the messages `grid dlq peek` shows stay hidden f
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in config.ROLES:
+    if argv and argv[0] in config.ROLES:  # a daemon's process imports its own modules, not every command's (start-up)
         return importlib.import_module(f"grid.daemons.{argv[0]}").main(argv[1:])
     args = _parser().parse_args(argv)
     try:
@@ -47,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     _status_parser(commands)
     _dlq_parser(commands)
     _config_parser(commands)
+    from grid import local  # here, not at the top: grid local imports every daemon (a daemon's start-up, above)
+
     local.add_parser(commands)
     return parser
 
@@ -172,6 +173,8 @@ def _queue_line(broker, name: str) -> str:
 
 
 def _fleet_line(args: argparse.Namespace, broker_url: str) -> str:
+    from grid.daemons import supervisor  # here, as grid local above
+
     path = supervisor.status_path(broker_url)
     if path is not None:
         obs = supervisor.read_status(path)
@@ -185,6 +188,8 @@ def _fleet_line(args: argparse.Namespace, broker_url: str) -> str:
 
 
 def _asg_line(args: argparse.Namespace, broker_url: str) -> str:
+    from grid.daemons import supervisor  # here, as grid local above
+
     cfg = _load("supervisor", args)
     try:
         fleet, _ = supervisor.build_fleet(cfg, "asg")

@@ -439,7 +439,7 @@ def _read_ssm(client, root: str, broker_url: object = None) -> dict[str, str]:
     """The parameters under `root`. The client's endpoint is boto3's choice (AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL,
     the profile, AWS), never the broker URL's endpoint_url, which names an SQS server; its region is the broker
     URL's, if it gives one (grid.aws)."""
-    import botocore.exceptions  # here, not at the top: a role on the embedded queue never loads botocore (14 ms)
+    import botocore.exceptions  # here, not at the top: a role on the embedded queue never loads botocore (start-up)
 
     try:
         if client is None:

@@ -98,14 +98,12 @@ def reference_model(batches) -> Expected:
 
 
 class WriteLock:
-    """A connection in a write transaction on a new file in rollback-journal mode, as a process that made the file
-    and writes it: SQLite then refuses another connection's switch to WAL at once, without a busy wait."""
+    """A connection holding the write lock of a new, empty file (BEGIN IMMEDIATE), as another process that is making
+    it: SQLite then refuses a connection's switch to WAL at once, without a busy wait, until the lock is let go."""
 
     def __init__(self, path):
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("CREATE TABLE other (x)")
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("INSERT INTO other VALUES (1)")
         self.released = False
         self._timer: threading.Timer | None = None
 

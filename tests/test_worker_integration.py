@@ -64,7 +64,8 @@ class Grid:
                "TEST_SLOW": ",".join(map(str, slow)), "TEST_FAULT": ",".join(map(str, fault)),
                "TEST_SLOW_SECONDS": str(slow_seconds)}
         log = self.tmp / f"{name}-{len(self.procs)}.log"
-        command = [sys.executable, "-c", HARNESS] if name == "worker" else [sys.executable, "-m", f"grid.daemons.{name}"]
+        daemon = [sys.executable, "-m", f"grid.daemons.{name}"]
+        command = [sys.executable, "-c", HARNESS] if name == "worker" else daemon
         flags = ["--broker-url", self.url, "--log-filename", "-", "--log-level", "DEBUG", "--statsd-host", "", *args]
         with open(log, "w") as stderr:
             proc = subprocess.Popen(command + flags, env=env, cwd=REPO, stderr=stderr, stdout=subprocess.DEVNULL)

@@ -15,10 +15,10 @@ from grid.daemons import lifecycle
 from grid.daemons.batching import Ahead, receive_while_full
 from grid.store import Store, latency, open_store
 
-RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come fast: a commit cost about as much
-# as storing 10 results one per message
+RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come fast: a commit costs about as much
+# as storing a receive's results
 LATENCY_SAMPLES = 100  # latency timings sent per step at most, evenly spread over its results: enough for the
-# percentiles of a live view, while one timing per result cost the collector 3-5 us of the workers' CPU each
+# percentiles of a live view, where a timing per result cost CPU the workers need (docs/benchmarks.md)
 
 
 class Collector(lifecycle.Daemon):

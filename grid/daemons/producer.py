@@ -101,7 +101,7 @@ class Producer(lifecycle.Daemon):
     def _sends_per_step(self) -> int:
         """send_batch calls a step makes: on the embedded queue several in one commit, a write lock that every role
         waits for; elsewhere one, so that an error leaves no call of the step sent and uncounted. Paced, one: the
-        rate is the limit, and a bigger burst waits longer for the workers (p50 latency 1.0 -> 2.6 ms at 200/s)."""
+        rate is the limit, and a bigger burst waits longer for the workers (latency: docs/benchmarks.md)."""
         if not self.broker.transactional or self.rate:
             return 1
         return max(1, min(SENDS_PER_COMMIT, TASKS_PER_COMMIT // (self.cfg.batch_size * self.cfg.tasks_per_message)))

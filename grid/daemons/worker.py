@@ -30,8 +30,8 @@ MAX_MESSAGES_PER_STEP = 100  # ... and at most this many messages: one commit an
 # What a result message's requestMessageId may hold: the attribute's share of the message size limit.
 _REQUEST_IDS_ROOM = ATTRIBUTE_ALLOWANCE - len(REQUEST_MESSAGE_ID) - len("String")
 HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is configured
-CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, so cheap to hand out; enough to balance the load
-# (one thread takes the batch whole: a hand-off costs 60-120 us, as much as a few tiny tasks)
+CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, since a hand-off costs as much as a few tiny tasks
+# (docs/benchmarks.md), and one thread takes the batch whole; enough to balance the load
 
 
 @dataclass
@@ -203,7 +203,7 @@ class Worker(lifecycle.Daemon):
         if not self._start(hand):
             return [None]
         run, budget, began = hand.run, self.cfg.work_budget, time.time()
-        try:  # the loop in C: about 2 us a task less than in Python
+        try:  # the loop in C: less work a task than in Python (docs/benchmarks.md)
             factors, started, completed, over = primes.factor_run(run.numbers, budget, began)
         except Exception:  # it failed as a whole: the loop below says which task and why
             factors, started, completed, over = [], [], [], None

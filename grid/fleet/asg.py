@@ -53,7 +53,7 @@ class AsgFleet(Fleet):
         return groups[0]
 
     def _call(self, operation: str, **kwargs):
-        # Here, not at the top: a supervisor of local processes never loads botocore (14 ms of its start-up).
+        # Here, not at the top: a supervisor of local processes never loads botocore (start-up).
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:

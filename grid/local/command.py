@@ -48,7 +48,8 @@ def add_parser(commands) -> None:
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", metavar="PATH", help=f"run folder (default: ./{DEFAULT_DIR}/<timestamp>); an existing "
                    "one is resumed")
-    p.add_argument("--tasks", type=config.positive(int), metavar="N", help=f"tasks to produce (default {DEFAULT_TASKS})")
+    p.add_argument("--tasks", type=config.positive(int), metavar="N",
+                   help=f"tasks to produce (default {DEFAULT_TASKS})")
     p.add_argument("--workload", metavar="PATH", help="factorize the numbers of PATH (one per line) instead")
     p.add_argument("--bits", metavar="MIN:MAX", help="sizes of the prime factors, bits (default: the producer's "
                    "prime_min_bits:prime_max_bits)")

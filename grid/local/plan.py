@@ -192,7 +192,7 @@ def pick_tasks_per_message(min_bits: int, max_bits: int, factors: int, rate: flo
 
 def paced_batch(rate: float) -> int:
     """Messages per send of a paced producer (or --workload): one each while that is within SEND_INTERVAL, so a task
-    does not wait for the others of its batch to be drawn (10 of them: 0.3 ms), nor behind them in one worker."""
+    does not wait for the others of its batch to be drawn, nor behind them in one worker."""
     return max(1, min(MAX_BATCH, math.ceil(rate * SEND_INTERVAL)))
 
 

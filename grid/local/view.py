@@ -33,7 +33,7 @@ def status_line(timeline: Timeline, planned: int) -> str:
 
 def status_table(timeline: Timeline, planned: int, title: str):
     """The live view: a rich table of the same figures as `status_line`."""
-    from rich.table import Table  # here, not at the top: rich is for a terminal, and costs every command 0.1 s
+    from rich.table import Table  # here, not at the top: rich is for a terminal, and slow to import (start-up)
 
     s = timeline.samples[-1]
     table = Table(title=title, show_header=False, title_justify="left")

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from grid import aws
 from grid.errors import MessageError, StoreAccessDenied, StoreEmpty, StoreError, StoreNotFound
 from grid.messages import Code, Result, ResultRun, pack_results, read_results
-from grid.store import DEFAULT_PERCENTILES, Added, Store, StoreCounts, id_key
+from grid.store.base import DEFAULT_PERCENTILES, Added, Store, StoreCounts, id_key
 from grid.store.sqlite import ResultStore
 
 SUFFIX = ".jsonl.gz"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from grid import sqlite
 from grid.errors import ConfigError
 from grid.messages import Code, Result, ResultRun, decode_results, encode_results
-from grid.store import DEFAULT_PERCENTILES, Added, Store, StoreCounts, id_key, latency, percentile
+from grid.store.base import DEFAULT_PERCENTILES, Added, Store, StoreCounts, id_key, latency, percentile
 
 BUSY_TIMEOUT = 10.0  # seconds: a reader (grid results, the live view) may hold the file briefly
 

@@ -213,7 +213,7 @@ _MAX_ACCEPTED_NAMES = 1000
 
 def _entry_problem(entry: SendEntry) -> str | None:
     """entry_problem(entry), with a quick yes for the usual entry (printable ASCII, no delay, known attribute names):
-    its regular expressions and UTF-8 encodings cost about as much as the INSERT of the entry."""
+    its regular expressions and UTF-8 encodings are a good part of a send's CPU (docs/benchmarks.md)."""
     body, attributes = entry.body, entry.attributes
     if _plain(body) and entry.delay_seconds == 0 and len(attributes) <= MAX_ATTRIBUTES:
         size = len(body)
