@@ -9,6 +9,11 @@ import threading
 import uuid
 
 import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+from moto.sqs.models import SQSBackend
+
+from grid.queues import open_broker
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -37,9 +42,6 @@ def moto_server_url():
     (seen here: two processes got the same messages); SQS does not do that within a visibility window.
     The server's receives are serialized so the suite tests our backend, not moto's race.
     """
-    from moto.server import ThreadedMotoServer
-    from moto.sqs.models import SQSBackend
-
     unlocked, lock = SQSBackend.receive_message, threading.Lock()
 
     def serialized(*args, **kwargs):
@@ -76,11 +78,7 @@ def shared_broker_url(request):
 @pytest.fixture(params=["sqlite", "moto", "moto_server"])
 def broker(request):
     """A broker of each backend; every backend must pass the same conformance suite."""
-    from grid.queues import open_broker
-
     if request.param == "moto":
-        from moto import mock_aws
-
         request.getfixturevalue("aws_env")
         with mock_aws(), open_broker("sqs://?region=us-east-1") as b:
             yield b

@@ -6,7 +6,9 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+import hcl2
 import sympy
 from hypothesis import strategies as st
 
@@ -127,3 +129,25 @@ def holding_the_write_lock(path):
         elif not lock.released:
             lock.release()
         lock.db.close()
+
+
+# ---- the Packer template, as python-hcl2 reads it
+
+PACKER = Path(__file__).resolve().parent.parent / "packer"
+
+
+def plain(value):
+    """python-hcl2's parse with the quotes around strings and its block markers taken off."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items() if k != "__is_block__"}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def load_packer(name: str) -> dict:
+    """packer/<name>.pkr.hcl, parsed."""
+    with open(PACKER / f"{name}.pkr.hcl") as f:
+        return plain(hcl2.load(f))

@@ -3,7 +3,9 @@ import io
 import json
 import sys
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from grid import __version__, config
 from grid.cli import main
@@ -158,9 +160,6 @@ def test_a_bad_parameter_is_one_line_and_exit_2(grid_env, capsys):
 
 
 def test_submit_status_and_dlq_on_sqs(aws_env, monkeypatch, capsys, tmp_path):
-    import boto3
-    from moto import mock_aws
-
     monkeypatch.setenv("GRID_BROKER_URL", "sqs://?region=us-east-1")
     monkeypatch.setenv("GRID_SSM", "0")
     monkeypatch.setenv("GRID_WORKER_ASG_NAME", "grid-workers")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given, settings
@@ -164,8 +165,6 @@ def test_a_receipt_never_names_a_later_message_that_reuses_its_row(sqlite_url):
 
 
 def test_threads_sharing_one_queue_object_never_get_the_same_message(sqlite_url):
-    from concurrent.futures import ThreadPoolExecutor
-
     with open_broker(sqlite_url) as broker:
         queue = broker.queue("tasks", create=True)
         batches = [queue.send_batch([SendEntry(str(j), "x") for j in range(10)]) for _ in range(30)]

@@ -164,21 +164,21 @@ def test_a_fault_stored_by_one_collector_is_replaced_by_the_answer_another_store
 
 
 def test_objects_are_listed_across_pages(s3):
-    listings = []
-    with open_store(f"s3://{BUCKET}/runs") as store:
+    listings, client = [], boto3.client("s3")
+    with S3ResultStore(BUCKET, "runs", client=client) as store:
         for i in range(7):
             store.add([ok(f"t-{i}")])
         store.page_size = 2
-        store._client.meta.events.register("after-call.s3.ListObjectsV2", lambda **kw: listings.append(1))
+        client.meta.events.register("after-call.s3.ListObjectsV2", lambda **kw: listings.append(1))
         assert [r.task_id for r in store.results()] == [f"t-{i}" for i in range(7)]
     assert len(listings) == 4
 
 
 def test_a_reader_fetches_only_new_objects_and_merges_by_key_even_when_a_late_key_sorts_first(s3, monkeypatch):
     location = f"s3://{BUCKET}/runs"
-    gets = []
-    with open_store(location) as writer, open_store(location) as reader:
-        reader._client.meta.events.register("after-call.s3.GetObject", lambda **kw: gets.append(1))
+    gets, client = [], boto3.client("s3")
+    with open_store(location) as writer, S3ResultStore(BUCKET, "runs", client=client) as reader:
+        client.meta.events.register("after-call.s3.GetObject", lambda **kw: gets.append(1))
         writer.add([ok("a", worker="w1")])
         assert reader.counts().total == 1 and len(gets) == 1
         writer.add([ok("b")])

@@ -150,6 +150,11 @@ class Supervisor(lifecycle.Daemon):
         self._next_step = time.monotonic() + delay
         return True
 
+    @property
+    def next_step_in(self) -> float:
+        """Seconds until the next step is due (0: it is due now)."""
+        return max(0.0, self._next_step - time.monotonic())
+
     def scale_out_poll(self) -> float | None:
         """Seconds between backlog reads before the next step: while the last step succeeded and left room to scale
         out, and only where that is sooner than metric_interval (None: no read before the step)."""
