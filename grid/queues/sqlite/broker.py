@@ -11,6 +11,7 @@ to do, never a traceback.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -323,7 +324,7 @@ class SqliteBroker(Broker):
 
     # -- waking receivers (grid.queues.sqlite.waking): the sockets are this thread's, the addresses the database's
 
-    def waiter(self, queue: str):
+    def waiter(self, queue: str) -> socket.socket | None:
         """This thread's wake-up socket for `queue`, registered in the database; None where unsupported."""
         return self._state().wake.waiter(queue, self._register)
 
