@@ -105,7 +105,6 @@ class Forked:
 
 
 Process = subprocess.Popen | Forked
-Launcher = Callable[[], Process]  # starts one worker
 
 
 class ProcessFleet(Fleet):
