@@ -20,9 +20,9 @@ $(EXT): grid/_primes.pyx.tp setup.py $(STAMP)
 	$(BIN)/python setup.py -q build_ext --inplace
 	touch $@
 
-# Byte-compiled once here: every role is a process of its own, and where PYTHONDONTWRITEBYTECODE is set each one
-# compiled the package again at start (0.2-0.4 s of a worker's start-up; compileall writes the files regardless).
-$(PYC): $(wildcard grid/*.py grid/*/*.py) $(STAMP)
+# Byte-compiled once here: every daemon is a process of its own, and where PYTHONDONTWRITEBYTECODE is set each one
+# compiled the package again at start (docs/benchmarks.md; compileall writes the files regardless).
+$(PYC): $(shell find grid -name '*.py') $(STAMP)
 	$(BIN)/python -m compileall -q grid
 	touch $@
 

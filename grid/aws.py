@@ -23,9 +23,9 @@ _loader_lock = threading.Lock()
 
 def client(service: str, *, region: str | None = None, endpoint_url: str | None = None, **config: Any):
     """A botocore client of `service` (what boto3.client makes) in a session of its own, so that credentials, region
-    and endpoints are read afresh; the sessions share one loader of the service models, which are read once (0.1-0.2 s
-    of JSON per client otherwise)."""
-    import botocore.session
+    and endpoints are read afresh; the sessions share one loader of the service models, which are read once (a
+    tenth of a second or more of JSON per client otherwise)."""
+    import botocore.session  # here, not at the top: a role on the embedded queue never loads botocore (start-up)
     from botocore.config import Config
 
     session = botocore.session.Session()
@@ -38,19 +38,7 @@ def _shared_loader():
     global _loader
     with _loader_lock:
         if _loader is None:
-            import botocore.loaders
+            import botocore.loaders  # as botocore.session above
 
             _loader = botocore.loaders.create_loader()
         return _loader
-
-
-def broker_region(broker_url: object) -> str | None:
-    """The `region` option of an sqs:// broker URL; None for any other URL (boto3's chain decides)."""
-    from grid.errors import ConfigError
-    from grid.queues.url import parse_broker_url
-
-    try:
-        scheme, _, options = parse_broker_url(broker_url)
-    except ConfigError:  # reported where broker_url is validated
-        return None
-    return options.get("region") if scheme == "sqs" else None

@@ -1,34 +1,33 @@
-"""The `grid` command: the role daemons, and tools to submit work, read results, inspect queues and configuration."""
+"""The `grid` command: the daemons, and tools to submit work, read results, inspect queues and configuration."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
-import re
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
-from grid import __version__
+from grid import __version__, config
+from grid.client import new_job_id, parse_number, send_all, task_bodies
 from grid.errors import ConfigError, GridError, QueueNotFound, StoreEmpty, StoreError
-from grid.queues.base import MAX_BATCH, Queue, SendEntry
+from grid.fleet import FleetError
+from grid.queues import open_broker
+from grid.queues.base import MAX_BATCH, Queue
+from grid.store import format_seconds, open_store
 
-ROLES = ("producer", "worker", "supervisor", "collector")
 QUEUES = ("tasks", "results")
-SEND_ATTEMPTS = 5  # tries per message body before `grid submit` gives up on it
 PEEK_VISIBILITY = 30  # seconds the messages `grid dlq peek` shows stay hidden from other readers
-_DECIMAL = re.compile(r"[0-9]+")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ROLES:
-        return importlib.import_module(f"grid.roles.{argv[0]}").main(argv[1:])
+    if argv and argv[0] in config.ROLES:  # a daemon's process imports its own modules, not every command's (start-up)
+        return importlib.import_module(f"grid.daemons.{argv[0]}").main(argv[1:])
     args = _parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        return args.handler(args) or 0
     except GridError as e:
         print(f"grid {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -40,14 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grid", description=__doc__)
     parser.add_argument("--version", action="version", version=f"grid {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for role in ROLES:
+    for role in config.ROLES:
         commands.add_parser(role, help=f"run the {role} daemon (grid {role} --help lists its parameters)")
     _submit_parser(commands)
     _results_parser(commands)
     _status_parser(commands)
     _dlq_parser(commands)
     _config_parser(commands)
-    from grid import local
+    from grid import local  # here, not at the top: grid local imports every daemon (a daemon's start-up, above)
 
     local.add_parser(commands)
     return parser
@@ -55,16 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _with_params(parser: argparse.ArgumentParser, *names: str) -> None:
     """Flags for a few registry parameters (broker URL, queue names); others come from the environment and SSM."""
-    from grid import config
-
     helps = {p.name: p.help for role in config.ROLES for p in config.params(role)}
     for name in names:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=helps.get(name))
 
 
 def _load(role: str, args: argparse.Namespace):
-    from grid import config
-
     names = {p.name for p in config.params(role)}
     return config.load(role, flags={k: v for k, v in vars(args).items() if k in names and v is not None})
 
@@ -78,25 +73,20 @@ def _submit_parser(commands) -> None:
     p.add_argument("--file", metavar="PATH", help="read numbers from PATH ('-': stdin), whitespace separated")
     p.add_argument("--job", metavar="ID", help="the job id (default: a new one)")
     _with_params(p, "broker_url", "tasks_queue_name", "tasks_per_message")
-    p.set_defaults(run=submit)
+    p.set_defaults(handler=submit)
 
 
 def submit(args: argparse.Namespace) -> int:
-    from grid.messages import Task, pack_tasks
-    from grid.queues import open_broker
-
     cfg = _load("producer", args)
-    job = args.job or f"job-{uuid.uuid4().hex[:12]}"
-    now = time.time()
+    job = args.job or new_job_id()
     try:
-        tasks = [Task(n, f"{job}-{i}", job, now) for i, n in enumerate(_numbers(args), 1)]
+        bodies = task_bodies(_numbers(args), job, cfg.tasks_per_message)
     except ValueError as e:
         raise ConfigError(f"job {job!r}: {e}") from None
-    if not tasks:
+    if not bodies:
         raise ConfigError("no numbers to submit: give them as arguments, with --file PATH, or on stdin")
-    bodies = pack_tasks(tasks, cfg.tasks_per_message)
     with open_broker(cfg.broker_url) as broker:
-        send_all(_queue(broker, cfg.tasks_queue_name), bodies)
+        send_all(broker.open_queue(cfg.tasks_queue_name), bodies)
     print(job)
     return 0
 
@@ -121,32 +111,6 @@ def _words(stream: TextIO) -> Iterator[str]:
         yield from line.split()
 
 
-def parse_number(text: str, where: str) -> int:
-    """A task number as the wire format allows it: decimal digits only, >= 1."""
-    if not _DECIMAL.fullmatch(text) or int(text) < 1:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise ConfigError(f"number {shown!r} ({where}): must be a decimal integer >= 1, digits 0-9 only")
-    return int(text)
-
-
-def send_all(queue: Queue, bodies: list[str]) -> None:
-    """Send every body, MAX_BATCH per call; entries the queue refuses are sent again, a few times."""
-    for start in range(0, len(bodies), MAX_BATCH):
-        pending = dict(enumerate(bodies[start:start + MAX_BATCH]))
-        for _ in range(SEND_ATTEMPTS):
-            outcome = queue.send_batch([SendEntry(str(i), body) for i, body in pending.items()])
-            pending = {int(i): pending[int(i)] for i in outcome.failed}
-            if not pending:
-                break
-        else:
-            raise GridError(f"queue {queue.name!r} refused {len(pending)} messages {SEND_ATTEMPTS} times: "
-                            f"{next(iter(outcome.failed.values()))}")
-
-
-def _queue(broker, name: str) -> Queue:
-    return broker.queue(name, create=broker.url.startswith("sqlite:"))
-
-
 # ---- grid results
 
 
@@ -156,7 +120,7 @@ def _results_parser(commands) -> None:
     p.add_argument("--format", choices=("summary", "jsonl", "csv"), default="summary",
                    help="summary (default), or every result as JSON lines or CSV")
     _with_params(p, "result_store")
-    p.set_defaults(run=results)
+    p.set_defaults(handler=results)
 
 
 def results(args: argparse.Namespace) -> int:
@@ -172,13 +136,9 @@ def summary_lines(store, job: str | None = None) -> list[str]:
     counts = store.counts(job)
     codes = ", ".join(f"{code}: {count}" for code, count in counts.by_code.items()) or "none"
     latency = store.latency_percentiles(job)
-    shown = ", ".join(f"p{p} {_seconds(v)}" for p, v in latency.items())
+    shown = ", ".join(f"p{p} {format_seconds(v)}" for p, v in latency.items())
     return [f"results{'' if job is None else f' of job {job}'}: {counts.total} ({counts.ok} ok, "
             f"{counts.errors} errors)", f"errors by code: {codes}", f"latency: {shown}"]
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
 # ---- grid status
@@ -188,12 +148,10 @@ def _status_parser(commands) -> None:
     p = commands.add_parser("status", help="queue depths, in flight, DLQ depths, fleet size, last results")
     p.add_argument("--last", type=int, default=5, metavar="N", help="how many of the last results to show")
     _with_params(p, "broker_url", "tasks_queue_name", "results_queue_name", "result_store", "worker_asg_name")
-    p.set_defaults(run=status)
+    p.set_defaults(handler=status)
 
 
 def status(args: argparse.Namespace) -> int:
-    from grid.queues import open_broker
-
     cfg = _load("worker", args)
     with open_broker(cfg.broker_url) as broker:
         for name in (cfg.tasks_queue_name, cfg.results_queue_name):
@@ -215,7 +173,7 @@ def _queue_line(broker, name: str) -> str:
 
 
 def _fleet_line(args: argparse.Namespace, broker_url: str) -> str:
-    from grid.roles import supervisor
+    from grid.daemons import supervisor  # here, as grid local above
 
     path = supervisor.status_path(broker_url)
     if path is not None:
@@ -230,12 +188,11 @@ def _fleet_line(args: argparse.Namespace, broker_url: str) -> str:
 
 
 def _asg_line(args: argparse.Namespace, broker_url: str) -> str:
-    from grid.fleet import FleetError
-    from grid.roles.supervisor import build_fleet
+    from grid.daemons import supervisor  # here, as grid local above
 
     cfg = _load("supervisor", args)
     try:
-        fleet, _ = build_fleet(cfg, "asg")
+        fleet, _ = supervisor.build_fleet(cfg, "asg")
         size = fleet.size()
     except (FleetError, ConfigError) as e:
         return f"fleet {cfg.worker_asg_name}: unavailable ({e})"
@@ -260,8 +217,6 @@ def _store_lines(args: argparse.Namespace) -> list[str]:
 
 def _open_store(cfg):
     """The configured result store for reading: a file or a bucket prefix that holds none yet is StoreEmpty."""
-    from grid.store import open_store
-
     return open_store(cfg.result_store, source=f"result_store from {cfg.source('result_store')}", create=False)
 
 
@@ -274,12 +229,10 @@ def _dlq_parser(commands) -> None:
     p.add_argument("--queue", choices=QUEUES, default="tasks", help="whose dead-letter queue (default: tasks)")
     p.add_argument("--max", type=int, default=None, metavar="N", help="at most N messages (peek: 10)")
     _with_params(p, "broker_url", "tasks_queue_name", "results_queue_name")
-    p.set_defaults(run=dlq)
+    p.set_defaults(handler=dlq)
 
 
 def dlq(args: argparse.Namespace) -> int:
-    from grid.queues import open_broker
-
     cfg = _load("worker", args)
     name = cfg.tasks_queue_name if args.queue == "tasks" else cfg.results_queue_name
     with open_broker(cfg.broker_url) as broker:
@@ -319,14 +272,12 @@ def peek(queue: Queue, limit: int) -> list[str]:
 def _config_parser(commands) -> None:
     p = commands.add_parser("config", help="the effective configuration of a role, or the parameter registry")
     p.add_argument("action", choices=("show", "export"))
-    p.add_argument("--role", choices=ROLES, default="worker", help="show: whose configuration (default: worker)")
+    p.add_argument("--role", choices=config.ROLES, default="worker", help="show: whose configuration (default: worker)")
     p.add_argument("--output", metavar="PATH", help="export: write to PATH instead of stdout")
-    p.set_defaults(run=config_command)
+    p.set_defaults(handler=config_command)
 
 
 def config_command(args: argparse.Namespace) -> int:
-    from grid import config
-
     if args.action == "show":
         print(config.show(config.load(args.role)))
         return 0

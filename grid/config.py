@@ -16,7 +16,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from grid import aws
 from grid.errors import ConfigError
+from grid.fleet.asg import SCALE_MODES
+from grid.logs import LEVELS
+from grid.queues.url import broker_region, parse_broker_url
+from grid.store import parse_store_location
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,6 @@ DEFAULT_AWS_ENV = "dev"
 AWS_ENV_PATTERN = r"[A-Za-z0-9_\-]{1,15}"  # what the original's loadParams accepted (it silently fell back to dev)
 STATE_DIR = os.path.join(os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "grid")
 DEFAULT_BROKER_URL = "sqlite://" + os.path.join(STATE_DIR, "grid.db")
-LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET")  # the original's list
-SCALE_MODES = ("target", "direct")  # grid.fleet: the ASG's target tracking sizes / the supervisor sets the size
 QUEUE_NAME = r"[A-Za-z0-9_-]{1,80}"
 ASG_NAME = r"[\x21-\x7e ]{1,255}"
 STATS_PREFIX = r"[A-Za-z0-9_.-]{0,100}"
@@ -138,8 +141,6 @@ def _choose(value: object, choices: tuple) -> object:
 
 
 def _check_broker_url(url: str) -> None:
-    from grid.queues.url import parse_broker_url
-
     try:
         parse_broker_url(url)
     except ConfigError as e:
@@ -147,8 +148,6 @@ def _check_broker_url(url: str) -> None:
 
 
 def _check_result_store(location: str) -> None:
-    from grid.store import parse_store_location
-
     try:
         parse_store_location(location)
     except ConfigError as e:
@@ -174,7 +173,7 @@ _DECLARATIONS = [
     _declare(_ALL, "log_filename", str, lambda role: f"/var/log/AWSGridWithSQS/{role}-main.log",
              "log file (rotated at 10 MB); '-' logs to stderr, as does a default name when run from a terminal",
              rule="a file path, or '-' for stderr"),
-    _declare(_ALL, "log_level", str, "INFO", "logging level", choices=LOG_LEVELS),
+    _declare(_ALL, "log_level", str, "INFO", "logging level", choices=LEVELS),
     _declare(_ALL, "stats_prefix", str, lambda role: f"awsgridwithsqs_{role}_", "prefix of the statsd metric names",
              pattern=STATS_PREFIX),
     _declare(_ALL, "stats_rate", float, 1.0, "statsd sample rate", min=0.001, max=1),
@@ -319,6 +318,20 @@ def add_arguments(parser: argparse.ArgumentParser, role: str) -> None:
                            help=help_.replace("%", "%%"))
 
 
+def positive(kind: type) -> Callable[[str], object]:
+    """An argparse type for a flag outside the registry: a finite number > 0 of `kind` (int or float)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of type {kind.__name__}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
+        return value
+
+    return parse
+
+
 def load(role: str, *, flags: Mapping[str, object] | argparse.Namespace | None = None,
          environ: Mapping[str, str] = os.environ, ssm_client=None) -> Config:
     """The configuration of `role` from defaults, SSM, environment and flags; ConfigError (exit 2) if a value is bad.
@@ -405,8 +418,6 @@ def _broker_url(layers: Mapping[str, dict]) -> object:
 
 def _is_real_aws(url: object) -> bool:
     """True for sqs:// without an endpoint_url: Amazon SQS itself, where SSM Parameter Store is at hand."""
-    from grid.queues.url import parse_broker_url
-
     try:
         scheme, _, options = parse_broker_url(url)
     except ConfigError:  # reported when broker_url is validated
@@ -428,17 +439,11 @@ def _read_ssm(client, root: str, broker_url: object = None) -> dict[str, str]:
     """The parameters under `root`. The client's endpoint is boto3's choice (AWS_ENDPOINT_URL_SSM, AWS_ENDPOINT_URL,
     the profile, AWS), never the broker URL's endpoint_url, which names an SQS server; its region is the broker
     URL's, if it gives one (grid.aws)."""
-    import botocore.exceptions
+    import botocore.exceptions  # here, not at the top: a role on the embedded queue never loads botocore (start-up)
 
     try:
         if client is None:
-            import boto3
-            from botocore.config import Config as BotoConfig
-
-            from grid import aws
-
-            client = boto3.client("ssm", region_name=aws.broker_region(broker_url),
-                                  config=BotoConfig(retries=aws.RETRIES))
+            client = aws.client("ssm", region=broker_region(broker_url))
         pages = client.get_paginator("get_parameters_by_path").paginate(Path=root, WithDecryption=True)
         return {p["Name"][len(root) + 1:]: p["Value"] for page in pages for p in page.get("Parameters", [])}
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:

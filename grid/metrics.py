@@ -6,7 +6,6 @@ statsd names are the original's: the role's `stats_prefix` (e.g. `awsgridwithsqs
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass

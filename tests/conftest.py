@@ -1,12 +1,19 @@
-"""Queue fixtures: one broker per backend (embedded SQLite, moto in process, moto's HTTP server)."""
+"""Fixtures: one broker per backend (embedded SQLite, moto in process, moto's HTTP server), AWS test credentials, the
+root logger restored."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import uuid
 
 import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+from moto.sqs.models import SQSBackend
+
+from grid.queues import open_broker
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -35,9 +42,6 @@ def moto_server_url():
     (seen here: two processes got the same messages); SQS does not do that within a visibility window.
     The server's receives are serialized so the suite tests our backend, not moto's race.
     """
-    from moto.server import ThreadedMotoServer
-    from moto.sqs.models import SQSBackend
-
     unlocked, lock = SQSBackend.receive_message, threading.Lock()
 
     def serialized(*args, **kwargs):
@@ -74,11 +78,7 @@ def shared_broker_url(request):
 @pytest.fixture(params=["sqlite", "moto", "moto_server"])
 def broker(request):
     """A broker of each backend; every backend must pass the same conformance suite."""
-    from grid.queues import open_broker
-
     if request.param == "moto":
-        from moto import mock_aws
-
         request.getfixturevalue("aws_env")
         with mock_aws(), open_broker("sqs://?region=us-east-1") as b:
             yield b
@@ -92,3 +92,17 @@ def broker(request):
 def queue_name():
     """A fresh queue name, so tests sharing the moto server do not meet."""
     return f"q-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def root_logger():
+    """The root logger, its handlers and level restored afterwards (a daemon's main() sets them up)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    for h in root.handlers[:]:
+        root.removeHandler(h)
+        h.close()
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(level)

@@ -19,7 +19,9 @@ import pytest
 
 from grid import config
 from grid.messages import Code, Result, TaskRun, encode_result_run, encode_results
-from grid.roles.supervisor import build_fleet
+from grid.daemons.supervisor import Observation, build_fleet
+from grid.fleet import FleetError
+from grid.metrics import CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE
 
 PATIENCE = 120  # seconds a command or a drain may take before the test fails
 
@@ -106,11 +108,15 @@ def test_the_supervisors_clients_take_the_standard_endpoint_not_the_sqs_servers(
     cfg = config.load("supervisor", flags={"broker_url": "sqs://?endpoint_url=http://127.0.0.1:9&region=us-east-1",
                                            "worker_asg_name": worker_group})
     fleet, publisher = build_fleet(cfg, "asg")
-    assert fleet.size().desired == 3
-    assert fleet._client.meta.endpoint_url == publisher._client.meta.endpoint_url == aws.url
+    size = fleet.size()  # the group lives on moto's server, not at the SQS endpoint (nothing listens on port 9)
+    assert size.desired == 3
+    publisher.publish(Observation(time.time(), 7, 0, size, 3, 7 / 3, worker_group))
+    metrics = aws.client("cloudwatch").list_metrics(Namespace=CLOUDWATCH_NAMESPACE)["Metrics"]
+    assert {m["MetricName"] for m in metrics} >= set(CLOUDWATCH_METRICS)
     monkeypatch.setenv("AWS_ENDPOINT_URL_AUTO_SCALING", "http://127.0.0.1:9")  # the service's own comes first
     fleet, _ = build_fleet(cfg, "asg")
-    assert fleet._client.meta.endpoint_url == "http://127.0.0.1:9"
+    with pytest.raises(FleetError, match="127.0.0.1:9"):
+        fleet.size()
 
 
 # ---- the result store in S3

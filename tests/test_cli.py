@@ -3,15 +3,17 @@ import io
 import json
 import sys
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from grid import __version__, config
 from grid.cli import main
 from grid.fleet import FleetSize
 from grid.messages import Code, Result, decode_tasks
 from grid.queues import SendEntry, open_broker
-from grid.roles.supervisor import Observation, write_status
-from grid.store import ResultStore
+from grid.daemons.supervisor import Observation, write_status
+from grid.store.sqlite import ResultStore
 
 
 @pytest.fixture
@@ -158,9 +160,6 @@ def test_a_bad_parameter_is_one_line_and_exit_2(grid_env, capsys):
 
 
 def test_submit_status_and_dlq_on_sqs(aws_env, monkeypatch, capsys, tmp_path):
-    import boto3
-    from moto import mock_aws
-
     monkeypatch.setenv("GRID_BROKER_URL", "sqs://?region=us-east-1")
     monkeypatch.setenv("GRID_SSM", "0")
     monkeypatch.setenv("GRID_WORKER_ASG_NAME", "grid-workers")

@@ -6,6 +6,7 @@ import time
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
@@ -15,10 +16,12 @@ from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack
 from grid.metrics import Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
-from grid.roles import lifecycle
-from grid.roles.collector import LATENCY_SAMPLES, Collector
-from grid.store import ResultStore, open_store
-from test_worker import record_statsd_before_waiting
+from grid.daemons import lifecycle
+from grid.daemons.collector import LATENCY_SAMPLES, Collector
+from grid.store import open_store
+from grid.store.s3 import S3ResultStore
+from grid.store.sqlite import ResultStore
+from helpers import record_statsd_before_waiting
 
 
 def answer(task_id, n=15, factors=(3, 5)):
@@ -179,15 +182,26 @@ def store_total(tmp_path):
         return store.counts().total
 
 
+class CountingStore(ResultStore):
+    """A SQLite store that counts its adds: each is one transaction (the Store contract)."""
+
+    adds = 0
+
+    def add(self, items):
+        self.adds += 1
+        return super().add(items)
+
+
 @pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)  # SQS may give fewer than asked
-def test_results_that_come_fast_are_stored_in_one_step_with_one_commit(setup):
-    daemon, results, store = setup
-    for start in range(0, 25, 10):
-        send(results, *[encode_results([answer(f"t{i}")]) for i in range(start, min(start + 10, 25))])
-    commits = []
-    store._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
-    assert daemon.run_once()
-    assert store.counts().total == 25 and results.counts().total == 0 and len(commits) == 1
+def test_results_that_come_fast_are_stored_in_one_step_with_one_commit(broker_url, tmp_path):
+    with open_broker(broker_url) as broker, CountingStore(tmp_path / "results.db") as store:
+        results = broker.queue("results", create=True, max_receive_count=2)
+        daemon = Collector(collector_config(broker_url), broker, Metrics("collector"), store=store)
+        daemon.setup()
+        for start in range(0, 25, 10):
+            send(results, *[encode_results([answer(f"t{i}")]) for i in range(start, min(start + 10, 25))])
+        assert daemon.run_once()
+        assert store.counts().total == 25 and results.counts().total == 0 and store.adds == 1
 
 
 @pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)  # SQS may give fewer than asked
@@ -222,18 +236,13 @@ def test_the_collector_sends_what_it_counted_before_it_waits_for_more_results(tm
 def on_s3(aws_env):
     """The collector on SQS and an S3 store, both moto in process; the S3 client retries nothing, so that a failure
     injected into its transport is the store's failure at once."""
-    from botocore.config import Config
-
-    from grid.s3store import S3ResultStore
-
     with mock_aws():
-        s3 = boto3.client("s3")
+        s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1}))  # the store's client, and the test's
         s3.create_bucket(Bucket="grid-results")
         url = "sqs://?region=us-east-1"
         with open_broker(url) as broker:
             results = broker.queue("results", create=True, max_receive_count=5)
-            store = S3ResultStore("grid-results", "runs", client=boto3.client("s3", config=Config(
-                retries={"max_attempts": 1})))
+            store = S3ResultStore("grid-results", "runs", client=s3)
             daemon = Collector(collector_config(url, max_receive_count=5), broker, Metrics("collector"), store=store)
             daemon.setup()
             yield daemon, results, store, s3
@@ -259,14 +268,14 @@ def test_results_are_stored_in_s3_once_and_their_messages_deleted(on_s3):
 def test_when_the_put_fails_nothing_is_deleted_and_the_collector_retries_after_a_pause(on_s3, caplog):
     daemon, results, store, s3 = on_s3
     send(results, encode_results([answer("t1")]), encode_results([answer("t2")]))
-    store._client.meta.events.register_first("before-send.s3.PutObject", unreachable)
+    s3.meta.events.register_first("before-send.s3.PutObject", unreachable)
     with pytest.raises(StoreError, match="Could not connect"):
         daemon.run_once()
     assert results.counts().in_flight == 2 and "Contents" not in s3.list_objects_v2(Bucket="grid-results")
     send(results, encode_results([answer("t3")]))
-    delay = daemon._step(lifecycle.Backoff(0.05, 2.0), lifecycle.Backoff(lifecycle.ERROR_MIN, lifecycle.ERROR_MAX))
-    assert delay == lifecycle.ERROR_MIN and "retrying in 1.0 s" in caplog.text
-    store._client.meta.events.unregister("before-send.s3.PutObject", unreachable)
+    assert daemon.run(max_seconds=0.5) == 0  # fails again, pauses for its backoff, and the time is up
+    assert f"retrying in {lifecycle.ERROR_MIN:.1f} s" in caplog.text
+    s3.meta.events.unregister("before-send.s3.PutObject", unreachable)
     while results.counts().total:  # the messages come back after their visibility timeout (1 s here)
         time.sleep(0.2)
         drain(daemon)
@@ -278,7 +287,7 @@ def test_a_bucket_that_is_gone_stops_the_collector_with_exit_code_2_and_deletes_
     s3.delete_bucket(Bucket="grid-results")
     send(results, encode_results([answer("t1")]))
     with pytest.raises(StoreNotFound, match="bucket 'grid-results' does not exist") as raised:
-        daemon._step(lifecycle.Backoff(0.05, 2.0), lifecycle.Backoff(1.0, 30.0))
+        daemon.run(max_seconds=60)
     assert raised.value.exit_code == 2 and results.counts().in_flight == 1
 
 

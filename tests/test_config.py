@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from grid import config, fleet
+from grid import aws, config
+from grid.fleet.asg import AsgFleet
 from grid.errors import ConfigError
 
 # The original's SSM parameters and defaults (asksac/AWSGridWithSQS: README, src/*/main.py, variables.tf).
@@ -134,13 +135,13 @@ def test_when_ssm_is_read(monkeypatch, environ, reads):
         stubber.activate()
         return stub_client
 
-    monkeypatch.setattr(boto3, "client", client)
+    monkeypatch.setattr(aws, "client", client)
     config.load("worker", environ=environ)
     assert calls == (["ssm"] if reads else [])
 
 
 def test_the_broker_url_flag_decides_too(monkeypatch):
-    monkeypatch.setattr(boto3, "client", lambda *a, **k: pytest.fail("SSM must not be read"))
+    monkeypatch.setattr(aws, "client", lambda *a, **k: pytest.fail("SSM must not be read"))
     cfg = config.load("worker", flags={"broker_url": "sqlite:///tmp/x.db"}, environ={"GRID_BROKER_URL": "sqs://"})
     assert cfg.broker_url == "sqlite:///tmp/x.db"
 
@@ -263,8 +264,12 @@ def test_export_is_json_and_every_default_survives_ssm_text():
         assert (entry["env"], entry["flag"], entry["type"]) == (p.env, p.flag, p.type.__name__)
 
 
-def test_scale_modes_are_the_fleets():
-    assert config.SCALE_MODES == fleet.SCALE_MODES
+def test_every_scale_mode_the_registry_allows_is_one_the_fleet_takes():
+    [scale_mode] = [p for p in config.params("supervisor") if p.name == "scale_mode"]
+    for mode in scale_mode.choices:
+        assert AsgFleet("grid-workers", client=object(), mode=mode).mode == mode
+    with pytest.raises(ConfigError, match="scale_mode='fast'"):
+        AsgFleet("grid-workers", client=object(), mode="fast")
 
 
 def test_show_lists_every_value_with_its_source(ssm):

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 
 import boto3
@@ -15,10 +14,13 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from grid.errors import ConfigError
-from grid.fleet import (Activity, AsgFleet, FleetSize, NeedWindow, ProcessFleet, backlog_per_instance,
-                        desired_workers, observe_activity, workers_needed)
-from grid.launch import worker_command
+from grid.fleet import FleetSize
+from grid.fleet.asg import AsgFleet
+from grid.fleet.policy import (Activity, NeedWindow, backlog_per_instance, desired_workers, observe_activity,
+                               workers_needed)
+from grid.fleet.processes import ProcessFleet, worker_command
 from grid.queues.base import QueueCounts
+from helpers import alive, eventually
 
 counts = st.integers(min_value=0, max_value=100_000)
 sizes = st.integers(min_value=0, max_value=200)
@@ -253,13 +255,6 @@ while True:
 """
 
 
-def eventually(condition, what, patience=60.0):
-    deadline = time.monotonic() + patience
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {patience} s"
-        time.sleep(0.01)
-
-
 def wait_ready(directory, pids):
     eventually(lambda: all((directory / f"ready-{pid}").exists() for pid in pids), "workers ready")
 
@@ -327,7 +322,7 @@ def test_workers_run_in_their_own_session_so_a_terminal_ctrl_c_reaches_only_the_
 def test_workers_drain_when_their_supervisor_is_killed(tmp_path):
     owner = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
-from grid.fleet import ProcessFleet
+from grid.fleet.processes import ProcessFleet
 fleet = ProcessFleet([sys.executable, "-c", {DRAINS!r}, {str(tmp_path)!r}])
 fleet.set_desired(2)
 print(*fleet.pids, flush=True)
@@ -345,9 +340,10 @@ time.sleep(600)
 ZYGOTE_OWNER = """
 import functools, json, os, sys, time
 from grid.errors import ConfigError
-from grid.fleet import ProcessFleet
-from grid.launch import Zygote, worker_argv
-zygote = Zygote(["worker"])
+from grid.daemons import worker
+from grid.fleet.processes import ProcessFleet, worker_argv
+from grid.fleet.zygote import Zygote
+zygote = Zygote({"worker": worker.main})
 fleet = ProcessFleet(functools.partial(zygote.fork, worker_argv(sys.argv[1], sys.argv[3:])), stop_timeout=30)
 fleet.set_desired(int(sys.argv[2]))
 pids = fleet.pids
@@ -362,7 +358,7 @@ for command in map(str.strip, sys.stdin):
         os.kill(zygote.pid, 9)
         os.waitpid(zygote.pid, 0)
         fleet.set_desired(len(pids) + 1)
-        print(json.dumps({"kinds": [type(p).__name__ for p in fleet._running], "pids": fleet.pids}), flush=True)
+        print(json.dumps({"kinds": [type(p).__name__ for p in fleet.processes], "pids": fleet.pids}), flush=True)
     elif command == "wait for exits":
         try:
             while fleet.size().running:
@@ -418,14 +414,6 @@ def test_forked_workers_drain_and_the_zygote_goes_when_their_supervisor_is_kille
     owner.wait()
     eventually(lambda: logging_pids(tmp_path / "workers.log", "stopped (exit code 0)") == pids, "orphans drained")
     eventually(lambda: not alive(started["zygote"]), "the zygote gone")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_when_the_zygote_is_gone_workers_start_as_new_processes(tmp_path):

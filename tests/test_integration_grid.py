@@ -21,11 +21,10 @@ import boto3
 import pytest
 import sympy
 
-from grid.fleet import ProcessFleet
-from grid.launch import worker_command
+from grid.fleet.processes import ProcessFleet, worker_command
 from grid.metrics import CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE
 from grid.queues import open_broker
-from grid.roles.supervisor import read_status, status_path
+from grid.daemons.supervisor import read_status, status_path
 from grid.errors import StoreEmpty
 from grid.store import open_store
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from grid.errors import ConfigError, QueueError, QueueNotFound
 from grid.logs import setup_logging
 from grid.metrics import Metrics
-from grid.roles.lifecycle import ERROR_MIN, IDLE_MAX, IDLE_MIN, Backoff, Daemon, main
+from grid.daemons.lifecycle import ERROR_MIN, IDLE_MAX, IDLE_MIN, Backoff, Daemon, main
 
 
 class Scripted(Daemon):
@@ -178,19 +178,6 @@ def test_prefork_runs_before_the_log_file_and_the_broker_are_opened(root_logger,
 class Terminal(io.StringIO):
     def isatty(self):
         return True
-
-
-@pytest.fixture
-def root_logger():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield root
-    for h in root.handlers[:]:
-        root.removeHandler(h)
-        h.close()
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
 
 
 def test_a_service_logs_to_a_rotating_file_in_a_directory_it_creates(root_logger, tmp_path):

@@ -15,9 +15,17 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grid import local, report
-from grid.report import read_json
-from grid.store import ResultStore
+from grid import config
+from grid.daemons.lifecycle import Stop
+from grid.local import plan as run_plan
+from grid.local import report
+from grid.local.command import NEAR_END, near_end, wait_for_next_sample
+from grid.local.processes import Processes, role_env
+from grid.local.report import read_json
+from grid.local.view import live_percentiles
+from grid.queues.base import MAX_BATCH
+from grid.messages import Result
+from grid.store.sqlite import ResultStore
 
 PATIENCE = 120.0  # seconds a run may take before the test calls it stuck
 
@@ -135,7 +143,7 @@ def test_roles_are_forks_of_grid_local_in_their_own_sessions_and_a_terminal_ctrl
     deadline = time.monotonic() + PATIENCE
     while result_count(folder) < 50 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    pids = json.loads((folder / local.PIDS_FILE).read_text())
+    pids = json.loads((folder / run_plan.PIDS_FILE).read_text())
     assert {role: parent_and_name(pid) for role, pid in pids.items()} == {
         role: (proc.pid, f"grid-{role}") for role in ("supervisor", "producer", "collector")}
     assert all(os.getsid(pid) == pid for pid in pids.values())
@@ -149,13 +157,13 @@ def test_roles_are_forks_of_grid_local_in_their_own_sessions_and_a_terminal_ctrl
 
 
 def test_without_a_zygote_a_role_starts_as_a_new_interpreter_with_its_env_and_log(tmp_path):
-    folder = local.RunFolder(str(tmp_path))
+    folder = run_plan.RunFolder(str(tmp_path))
     folder.create()
     env = {**os.environ, "GRID_SSM": "0", "GRID_BROKER_URL": folder.broker_url, "GRID_PRIME_MIN_BITS": "0"}
-    roles = local.Roles(folder, env, local.Interrupted(), zygote=None)
-    roles.start("producer", "--count", "1")
-    assert isinstance(roles.procs["producer"], subprocess.Popen) and roles.procs["producer"].wait(PATIENCE) == 2
-    assert roles.failed() == f"the producer exited with code 2; see {folder.log('producer')}"
+    daemons = Processes(folder, env, Stop(force_on_repeat=False), zygote=None)
+    daemons.start("producer", "--count", "1")
+    assert isinstance(daemons.procs["producer"], subprocess.Popen) and daemons.procs["producer"].wait(PATIENCE) == 2
+    assert daemons.failed() == f"the producer exited with code 2; see {folder.log('producer')}"
     assert "prime_min_bits=0 from env GRID_PRIME_MIN_BITS" in open(folder.log("producer")).read()
 
 
@@ -185,8 +193,8 @@ def test_a_bad_workload_file_is_refused_with_its_line(tmp_path, content, message
 def test_resuming_refuses_a_changed_plan(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    plan = local.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
-    local.RunFolder(str(folder)).save(plan)
+    plan = run_plan.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
+    run_plan.RunFolder(str(folder)).save(plan)
     code, out, err = finish(grid_local(folder, "--tasks", "20"))
     assert code == 2
     assert "tasks=20 (saved: 10)" in err and str(folder) in err
@@ -205,11 +213,11 @@ def test_bad_flags_name_the_value_and_what_is_allowed(tmp_path, flags, message):
 def test_a_folder_whose_roles_still_run_is_refused(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    plan = local.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
-    local.RunFolder(str(folder)).save(plan)
+    plan = run_plan.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
+    run_plan.RunFolder(str(folder)).save(plan)
     survivor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "grid.cli", "collector"])
     try:
-        (folder / local.PIDS_FILE).write_text(json.dumps({"collector": survivor.pid}))
+        (folder / run_plan.PIDS_FILE).write_text(json.dumps({"collector": survivor.pid}))
         code, out, err = finish(grid_local(folder))
     finally:
         survivor.kill()
@@ -218,22 +226,25 @@ def test_a_folder_whose_roles_still_run_is_refused(tmp_path):
     assert f"collector pid {survivor.pid}" in err
     code, out, err = finish(grid_local(folder))
     assert code == 0, out + err
-    assert not (folder / local.PIDS_FILE).exists()
+    assert not (folder / run_plan.PIDS_FILE).exists()
 
 
 def test_bundles_carry_about_ten_ms_of_work_and_slow_or_paced_tasks_travel_alone():
-    assert local.pick_tasks_per_message(8, 8, 2, None) == local.MAX_TASKS_PER_MESSAGE
-    assert local.pick_tasks_per_message(48, 48, 2, None) == 1  # each takes far more than 10 ms
-    assert local.pick_tasks_per_message(8, 8, 2, rate=100.0) == 1
+    assert run_plan.pick_tasks_per_message(8, 8, 2, None) == run_plan.MAX_TASKS_PER_MESSAGE
+    assert run_plan.pick_tasks_per_message(48, 48, 2, None) == 1  # each takes far more than 10 ms
+    assert run_plan.pick_tasks_per_message(8, 8, 2, rate=100.0) == 1
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(0, 1e3), min_size=1, max_size=300))
-def test_live_percentiles_are_order_statistics_of_the_latencies(values):
-    p50, p99 = local._percentiles(list(values))
-    assert p50 in values and p99 in values and p50 <= p99
-    assert sum(v <= p50 for v in values) >= len(values) / 2 and sum(v >= p50 for v in values) >= len(values) / 2
-    assert sum(v <= p99 for v in values) >= 0.99 * len(values) - 1
+def test_the_live_views_percentiles_are_the_stores(tmp_path_factory, values):
+    path = tmp_path_factory.mktemp("store") / "results.db"
+    with ResultStore(path) as store:
+        store.add([Result(f"t{i}", "j", "4", (2, 2), submitted_at=1000.0, completed_at=1000.0 + v)
+                   for i, v in enumerate(values)])
+        stored = store.latency_percentiles(percentiles=(50, 99))
+    latencies = [(1000.0 + v) - 1000.0 for v in values]  # as the store computes them
+    assert live_percentiles(latencies) == (stored[50], stored[99])
 
 
 def test_on_a_terminal_the_view_is_a_live_table(tmp_path):
@@ -258,20 +269,15 @@ def test_on_a_terminal_the_view_is_a_live_table(tmp_path):
     assert "done: 200 of 200 tasks" in text
 
 
-def waiting_run(monkeypatch, sample_period: float, producing: bool, drained_after: int):
-    """A LocalRun between two samples (nothing started), whose work is drained at its `drained_after`th check."""
-    monkeypatch.setattr(local, "SAMPLE_PERIOD", sample_period)
-    run = object.__new__(local.LocalRun)
-    run.interval, run.max_workers, run._start = sample_period, 2, time.monotonic()
-    run.timeline, run.interrupted, run.checks = report.Timeline(), local.Interrupted(), 0
-    run.producing = lambda: producing
+class Drained:
+    """A run's `drained()` that finds the work done at its `after`th check."""
 
-    def drained():
-        run.checks += 1
-        return run.checks >= drained_after
+    def __init__(self, after: int):
+        self.after, self.checks = after, 0
 
-    run.drained = drained
-    return run
+    def __call__(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.after
 
 
 def sample_with(messages_left: int) -> report.Sample:
@@ -279,31 +285,40 @@ def sample_with(messages_left: int) -> report.Sample:
                          done=0, errors=0, duplicates=0)
 
 
-def test_near_the_end_of_the_work_its_end_is_checked_for_between_samples_and_known_when_found(monkeypatch):
-    run = waiting_run(monkeypatch, sample_period=3600.0, producing=False, drained_after=3)
-    ended = run._until_next_sample(sample_with(local.NEAR_END))
-    assert run.checks == 3 and 0 < ended <= time.monotonic() - run._start
+def test_near_the_end_of_the_work_its_end_is_checked_for_between_samples_and_known_when_found():
+    drained, before = Drained(after=3), time.monotonic()
+    found = wait_for_next_sample(3600.0, True, drained, Stop())
+    assert drained.checks == 3 and before < found <= time.monotonic()
 
 
-@pytest.mark.parametrize("producing, messages_left", [(True, 0), (False, 2 * local.NEAR_END + 1)])
-def test_while_producing_or_far_from_the_end_the_run_only_samples(monkeypatch, producing, messages_left):
-    run = waiting_run(monkeypatch, sample_period=0.001, producing=producing, drained_after=1)
-    assert run._until_next_sample(sample_with(messages_left)) is None and run.checks == 0
+def test_far_from_the_end_a_run_only_samples():
+    drained = Drained(after=1)
+    assert wait_for_next_sample(0.001, False, drained, Stop()) is None and drained.checks == 0
+
+
+@pytest.mark.parametrize("producing, messages_left, near", [
+    (True, 0, False), (False, 2 * NEAR_END + 1, False), (False, 2 * NEAR_END, True), (False, 0, True)])
+def test_the_end_is_near_once_production_is_over_and_few_messages_are_left(producing, messages_left, near):
+    assert near_end(sample_with(messages_left), producing, max_workers=2) is near
+
+
+def test_a_ctrl_c_ends_the_wait_for_the_next_sample():
+    stop = Stop(force_on_repeat=False)
+    stop.request()
+    assert wait_for_next_sample(3600.0, True, Drained(after=10**9), stop) is None
 
 
 @given(st.floats(min_value=0.001, max_value=1e6))
 def test_a_paced_producer_sends_one_message_at_a_time_until_that_would_be_more_often_than_its_send_interval(rate):
-    batch, most_sends = local.paced_batch(rate), 1 / local.SEND_INTERVAL
-    assert 1 <= batch <= local.MAX_BATCH
-    assert batch == local.MAX_BATCH or rate / batch <= most_sends * (1 + 1e-9)
+    batch, most_sends = run_plan.paced_batch(rate), 1 / run_plan.SEND_INTERVAL
+    assert 1 <= batch <= MAX_BATCH
+    assert batch == MAX_BATCH or rate / batch <= most_sends * (1 + 1e-9)
     assert batch == 1 or rate / (batch - 1) > most_sends * (1 - 1e-9)
 
 
 def test_the_supervisor_of_a_run_reads_the_backlog_between_steps_so_scale_out_from_zero_follows_the_first_task(
         tmp_path):
-    from grid import config
-
-    plan = local.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
-    env = local.role_env(local.RunFolder(str(tmp_path)), plan, max_workers=2, statsd_port=8125)
+    plan = run_plan.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
+    env = role_env(run_plan.RunFolder(str(tmp_path)), plan, max_workers=2, statsd_port=8125)
     cfg = config.load("supervisor", environ=env)
     assert cfg.min_workers == 0 and cfg.scale_out_poll_interval < cfg.metric_interval

@@ -8,11 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grid import metrics
+from grid import config, metrics
 from grid.errors import ConfigError
 from grid.metrics import COUNTER, GAUGE, STATSD_METRICS, TIMER, Metrics
 
-ROLES = ("producer", "worker", "supervisor", "collector")
 SUFFIX = {COUNTER: "c", TIMER: "ms", GAUGE: "g"}
 
 
@@ -53,7 +52,7 @@ def emit(m: Metrics, metric: metrics.Metric, value: float) -> None:
 
 
 def test_every_role_has_metrics_and_names_are_unique():
-    assert {m.role for m in STATSD_METRICS} == set(ROLES)
+    assert {m.role for m in STATSD_METRICS} == set(config.ROLES)
     keys = [(m.role, m.name) for m in STATSD_METRICS]
     assert len(keys) == len(set(keys))
     assert all(m.kind in SUFFIX and m.help for m in STATSD_METRICS)
@@ -79,7 +78,7 @@ def test_export_is_json_and_lists_every_metric():
     assert exported["cloudwatch"]["metrics"] == list(metrics.CLOUDWATCH_METRICS)
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", config.ROLES)
 def test_every_metric_arrives_over_udp_with_its_prefix_and_type(listener, role):
     prefix = f"awsgridwithsqs_{role}_"
     m = Metrics(role, prefix, "127.0.0.1", listener.getsockname()[1])
@@ -145,8 +144,6 @@ def test_an_unresolvable_host_names_the_parameter():
 
 
 def test_from_config_uses_the_roles_prefix_host_port_and_rate(listener):
-    from grid import config
-
     port = listener.getsockname()[1]
     cfg = config.load("producer", flags={"statsd_host": "127.0.0.1", "statsd_port": port}, environ={})
     m = Metrics.from_config(cfg)

@@ -6,27 +6,13 @@ template itself and hold it to the settings a reviewer of an AMI pipeline asks f
 import re
 from pathlib import Path
 
-import hcl2
 import pytest
+import yaml
+
+from helpers import load_packer as load
 
 PACKER = Path(__file__).resolve().parent.parent / "packer"
 DEBIAN_OWNER = "136693071363"  # the Debian project's AWS account, which publishes its official images
-
-
-def plain(value):
-    """python-hcl2's parse with the quotes around strings and its block markers taken off."""
-    if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def load(name: str) -> dict:
-    with open(PACKER / f"{name}.pkr.hcl") as f:
-        return plain(hcl2.load(f))
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +104,6 @@ def test_a_manifest_records_the_build(build):
 
 
 def role_inputs() -> set[str]:
-    import yaml
-
     inputs = set()
     for spec in (PACKER.parent / "roles").glob("*/meta/argument_specs.yml"):
         inputs |= set(yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"])

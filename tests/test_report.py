@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from grid import report
-from grid.local import StatsListener
+from grid.local import report, view
+from grid.local.stats import StatsListener
 from grid.messages import Result
-from grid.store import ResultStore
+from grid.store.sqlite import ResultStore
 
 
 def sample(t: float, done: int = 0, **fields) -> report.Sample:
@@ -105,9 +105,9 @@ def test_the_figure_is_a_png(tmp_path):
 def test_the_live_table_and_the_line_show_the_same_figures():
     timeline = report.Timeline([sample(0.0), sample(1.0, 250, produced=900, backlog=600, in_flight=50, workers=2,
                                                       target=3, errors=4, duplicates=5, p50=0.0012, p99=0.25)])
-    line = report.status_line(timeline, 1000)
+    line = view.status_line(timeline, 1000)
     console = Console(record=True, width=100)
-    console.print(report.status_table(timeline, 1000, "grid local"))
+    console.print(view.status_table(timeline, 1000, "grid local"))
     table = console.export_text()
     for text in ("900", "600", "50", "250", "4", "5", "1.2 ms", "250.0 ms"):
         assert text in line and text in table

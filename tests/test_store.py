@@ -8,33 +8,25 @@ import csv
 import io
 import itertools
 import json
+import sqlite3
 import uuid
-from dataclasses import dataclass
 
 import boto3
 import numpy
 import pytest
-import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
 from grid.errors import ConfigError, StoreEmpty
-from grid.messages import Code, Result, ResultRun, TaskRun, encode_result_run, read_results
-from grid.store import Added, ResultStore, export_record, open_store
+from grid.messages import Code
+from grid.store import Added, export_record, open_store
+from grid.store.sqlite import ResultStore
+from helpers import answers, error, holding_the_write_lock, ok, reference_model, run
 
 BUCKET = "grid-results"
 S3_EXAMPLES = 25  # hypothesis examples on moto (~0.15 s each); the collector's side of S3 dedup, SeenIds, is pure
-# logic and has its reference-model test of many examples in test_s3store.py
-
-
-def ok(task_id, n=15, factors=(3, 5), job="j1", submitted=100.0, completed=101.5, worker="w1"):
-    return Result(task_id, job, str(n), tuple(factors), worker=worker, submitted_at=submitted,
-                  started_at=submitted, completed_at=completed)
-
-
-def error(task_id, code, job="j1"):
-    return Result(task_id, job, None, None, int(code), f"failed with {int(code)}", submitted_at=1.0, completed_at=2.0)
+# logic and has its reference-model test of many examples in test_store_s3.py
 
 
 class Places:
@@ -94,24 +86,6 @@ def test_a_later_answer_replaces_a_worker_fault_but_not_a_final_error(store):
         assert reader.counts().by_code == {int(Code.OVER_BUDGET): 1} and reader.counts().total == 2
 
 
-def run(start, count, worker="w1", prefix="t-", job="j1"):
-    """The ResultRun the collector reads from a compact bundle of answers to tasks prefix + start, ..."""
-    numbers = [15 + 2 * i for i in range(count)]
-    tasks = TaskRun(prefix, start, numbers, [str(n) for n in numbers], job, 100.0)
-    factors = [[str(f) for f in sympy.factorint(n, multiple=True)] for n in numbers]
-    read = read_results(encode_result_run(tasks, factors, [100.0] * count, [101.5] * count, worker))
-    assert isinstance(read, ResultRun)
-    return read
-
-
-ids = st.sampled_from(["a", "b", "t-0", "t-1", "t-2", "t-3", "t-5", "t-8", "t-13"])
-answers = st.one_of(
-    st.builds(ok, ids, worker=st.sampled_from(["w1", "w2", "w3"])),
-    st.builds(error, ids, st.sampled_from(list(Code))),
-    st.builds(run, st.integers(0, 12), st.integers(1, 5), worker=st.sampled_from(["w1", "w2"])),
-)
-
-
 runs_only = st.builds(run, st.integers(0, 40), st.integers(1, 5), worker=st.sampled_from(["w1", "w2"]))
 
 
@@ -134,26 +108,6 @@ def test_dedup_matches_a_reference_model(place):
     check()
 
 
-@dataclass
-class Expected:
-    results: dict[str, Result]
-    added: list[Added]
-
-
-def reference_model(batches) -> Expected:
-    """What a store holds after adding `batches`, and what each add returns: a dict by task id."""
-    expected = Expected({}, [])
-    for batch in batches:
-        stored = offered = 0
-        for r in (r for item in batch for r in (item.results() if isinstance(item, ResultRun) else [item])):
-            offered += 1
-            if r.task_id not in expected.results or expected.results[r.task_id].error_code == Code.WORKER_FAULT:
-                expected.results[r.task_id] = r
-                stored += 1
-        expected.added.append(Added(stored, offered - stored))
-    return expected
-
-
 def test_runs_read_back_as_their_results_in_arrival_order(store):
     assert store.add([run(0, 200)]) == Added(200, 0)
     assert store.add([run(100, 200), ok("t-300")]) == Added(101, 100)
@@ -163,16 +117,15 @@ def test_runs_read_back_as_their_results_in_arrival_order(store):
         assert reader.latency_percentiles("j1", [50]) == {50: 1.5}
 
 
-def test_a_run_is_one_row(tmp_path):
+def test_a_run_is_one_row_of_the_file(tmp_path):
     with ResultStore(tmp_path / "results.db") as store:
         store.add([run(0, 200)])
         store.add([run(100, 200), ok("t-300")])
-        assert store._db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1 + 100 + 1
+    with sqlite3.connect(tmp_path / "results.db") as db:  # the file's layout, as the README describes it
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1 + 100 + 1
 
 
 def test_a_store_of_the_older_layout_is_named_not_read(tmp_path):
-    import sqlite3
-
     path = tmp_path / "old.db"
     sqlite3.connect(path).execute("CREATE TABLE results (task_id TEXT)").connection.commit()
     with pytest.raises(ConfigError, match=r"old.db.*older grid"):
@@ -274,22 +227,9 @@ def test_results_survive_reopening_and_a_second_copy_is_shown_once(place):
         assert [r.task_id for r in store.results()] == ["a", "f", "b"]
 
 
-def test_a_store_whose_switch_to_wal_is_refused_while_another_process_makes_it_opens_once_it_is_let(tmp_path,
-                                                                                                    monkeypatch):
-    import sqlite3
-
-    from grid import store as store_module
-
-    real, refusals = store_module._open, []
-
-    def refused_three_times(path):
-        if len(refusals) < 3:  # what SQLite answers, without a busy wait, while another process switches the file
-            refusals.append(path)
-            error = sqlite3.OperationalError("database is locked")
-            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
-            raise error
-        return real(path)
-
-    monkeypatch.setattr(store_module, "_open", refused_three_times)
-    with ResultStore(str(tmp_path / "results.db")) as store:
-        assert store.counts().total == 0 and len(refusals) == 3
+def test_a_store_whose_switch_to_wal_is_refused_while_another_process_writes_it_opens_once_it_is_let(tmp_path):
+    path = tmp_path / "results.db"
+    with holding_the_write_lock(path) as lock:
+        lock.release_after(0.2)
+        with ResultStore(path) as store:
+            assert lock.released and store.counts().total == 0

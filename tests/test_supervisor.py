@@ -15,11 +15,13 @@ from botocore.config import Config as BotoConfig
 from moto import mock_aws
 
 from grid import config
-from grid.fleet import AsgFleet, Fleet, FleetError, FleetSize, ProcessFleet
+from grid.fleet import Fleet, FleetError, FleetSize
+from grid.fleet.asg import AsgFleet
+from grid.fleet.processes import ProcessFleet
 from grid.metrics import CLOUDWATCH_DIMENSION, CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE, Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
-from grid.roles.supervisor import CloudWatchPublisher, Supervisor, read_status, status_path
+from grid.daemons.supervisor import CloudWatchPublisher, Supervisor, main, read_status, status_path
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 
@@ -211,7 +213,7 @@ def test_a_failed_scale_out_waits_for_its_backoff_not_for_the_next_backlog_read(
     with caplog.at_level(logging.ERROR):
         assert supervisor.run_once()
     assert "the fleet is unreachable; retrying in 1.0 s" in caplog.text
-    assert supervisor.scale_out_poll() is None and supervisor._next_step > time.monotonic()
+    assert supervisor.scale_out_poll() is None and supervisor.next_step_in > 0.5  # its backoff: 1 s
 
 
 def test_the_step_is_recorded_for_grid_status(embedded, tmp_path):
@@ -294,28 +296,13 @@ def test_a_transient_aws_error_is_logged_and_retried_not_fatal(aws, caplog):
         assert supervisor.run_once() is True
     assert supervisor.last is None
     assert [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()][-1].endswith("retrying in 2.0 s")
-    supervisor._next_step = 0.0
+    assert supervisor.next_step_in > 1.0  # its backoff, doubled: 2 s
     supervisor.fleet = AsgFleet("grid-workers", client=boto3.client("autoscaling"), mode="direct")
     fill(aws.queue("tasks"), 5)
-    assert supervisor.run_once() is True and supervisor.last.desired == 1
+    assert supervisor.step().desired == 1 and supervisor.last.desired == 1  # the next step, without the wait
 
 
-@pytest.fixture
-def root_logging():
-    """main() sets up the root logger for the process: put it back for the tests that follow."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-
-
-def test_a_missing_group_stops_the_supervisor_with_one_line_and_exit_2(aws, capsys, root_logging):
-    from grid.roles.supervisor import main
-
+def test_a_missing_group_stops_the_supervisor_with_one_line_and_exit_2(aws, capsys, root_logger):
     code = main(["--broker-url", "sqs://?region=us-east-1", "--tasks-queue-name", "tasks", "--worker-asg-name", "nope",
                  "--fleet", "asg", "--statsd-host", "", "--log-filename", "-", "--max-seconds", "5"])
     assert code == 2
@@ -362,9 +349,9 @@ def test_the_supervisor_emits_the_registrys_metrics_over_statsd(embedded):
         supervisor = Supervisor(cfg, broker, statsd, fleet=AsgFleet("g", client=unreachable, mode="direct"))
         supervisor.setup()
         supervisor.run_once()
-        supervisor.fleet, supervisor._next_step = ProcessFleet(SLEEPER, stop_timeout=5), 0.0
+        supervisor.fleet = ProcessFleet(SLEEPER, stop_timeout=5)
         try:
-            supervisor.run_once()
+            supervisor.step()  # the next step, without waiting for the backoff
         finally:
             supervisor.teardown()
         statsd.flush()

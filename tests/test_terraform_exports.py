@@ -12,7 +12,7 @@ from pathlib import Path
 import hcl2
 
 from grid import config, metrics
-from tests.test_packer import load as load_packer, plain
+from helpers import load_packer, plain
 
 TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
 GRID = str(Path(sys.executable).parent / "grid")

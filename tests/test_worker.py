@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import threading
 import time
 import uuid
@@ -13,13 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grid import config, primes
-from grid.messages import REQUEST_MESSAGE_ID, Task, TaskRun, decode_results, encode_task_run, encode_tasks
+from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Task, TaskRun, decode_results, encode_task_run,
+                           encode_tasks)
 from grid.metrics import Metrics
 from grid.queues import open_broker
 from grid.queues.base import BatchResult, SendEntry
-from grid.roles.heartbeat import Heartbeat
-from grid.roles.worker import Worker
-from test_lifecycle import root_logger  # noqa: F401  (a fixture: restores the root logger after main())
+from grid.daemons.heartbeat import Heartbeat
+from grid.daemons import worker
+from grid.daemons.worker import Worker, _split
+from helpers import record_statsd_before_waiting
 
 
 def worker_cfg(name: str, **overrides) -> config.Config:
@@ -256,8 +259,6 @@ def test_a_bundle_of_many_tasks_is_answered_whole(sqlite_broker):
 
 
 def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker_url, capsys, root_logger):
-    from grid.roles import worker
-
     argv = ["--broker-url", moto_server_broker_url, "--tasks-queue-name", "no-such-tasks", "--log-filename", "-",
             "--statsd-host", ""]
     assert worker.main(argv) == 2
@@ -268,8 +269,6 @@ def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker
 @settings(max_examples=100, deadline=None)
 @given(items=st.lists(st.integers(), max_size=200), parts=st.integers(1, 50))
 def test_a_batch_is_split_into_at_most_parts_contiguous_nonempty_pieces(items, parts):
-    from grid.roles.worker import _split
-
     pieces = _split(items, parts)
     assert [x for piece in pieces for x in piece] == items
     assert len(pieces) <= parts and all(pieces)
@@ -385,8 +384,6 @@ def test_runs_that_do_not_continue_one_another_are_answered_apart(sqlite_broker)
 
 
 def test_a_hundred_one_task_messages_make_result_messages_whose_request_ids_fit_the_allowance(sqlite_broker):
-    from grid.messages import ATTRIBUTE_ALLOWANCE
-
     w = started(sqlite_broker, worker_cfg("many", concurrency=1))
     message_ids = send(w.tasks, one_task_runs([15] * 100))
     assert w.run_once()
@@ -438,8 +435,6 @@ def test_when_the_loop_in_c_fails_as_a_whole_the_loop_in_python_answers_every_ta
 
 
 def test_a_worker_sends_what_it_counted_before_it_waits_for_more_tasks(sqlite_broker):
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(5)
@@ -450,16 +445,3 @@ def test_a_worker_sends_what_it_counted_before_it_waits_for_more_tasks(sqlite_br
         sent_before_the_wait = record_statsd_before_waiting(w.tasks, sock)
         assert not w.run_once()
     assert "tps:1|c" in sent_before_the_wait[0].splitlines()
-
-
-def record_statsd_before_waiting(queue, sock) -> list[str]:
-    """Make `queue`'s receives that may wait first read what reached the statsd socket `sock`; the list they fill."""
-    real, sent = queue.receive, []
-
-    def receive(*args, wait_seconds=0, **kwargs):
-        if wait_seconds:
-            sent.append(sock.recv(65536).decode())
-        return real(*args, **kwargs)
-
-    queue.receive = receive
-    return sent

@@ -25,7 +25,7 @@ GUARD = 60  # seconds: a hang guard for waits, not a measurement
 HARNESS = r"""
 import os, sys, time
 from grid import primes
-from grid.roles import worker
+from grid.daemons import worker
 
 real = primes.factorize
 slow = {int(n) for n in os.environ.get("TEST_SLOW", "").split(",") if n}
@@ -64,7 +64,8 @@ class Grid:
                "TEST_SLOW": ",".join(map(str, slow)), "TEST_FAULT": ",".join(map(str, fault)),
                "TEST_SLOW_SECONDS": str(slow_seconds)}
         log = self.tmp / f"{name}-{len(self.procs)}.log"
-        command = [sys.executable, "-c", HARNESS] if name == "worker" else [sys.executable, "-m", f"grid.roles.{name}"]
+        daemon = [sys.executable, "-m", f"grid.daemons.{name}"]
+        command = [sys.executable, "-c", HARNESS] if name == "worker" else daemon
         flags = ["--broker-url", self.url, "--log-filename", "-", "--log-level", "DEBUG", "--statsd-host", "", *args]
         with open(log, "w") as stderr:
             proc = subprocess.Popen(command + flags, env=env, cwd=REPO, stderr=stderr, stdout=subprocess.DEVNULL)

@@ -109,10 +109,16 @@ class Broker(abc.ABC):
 
     url: str
     transactional = False  # atomic() commits all its calls or none (a call that raised undoes the others)
+    makes_queues = False  # the grid makes its queues on first use (the embedded queue); SQS's come from Terraform
 
     @abc.abstractmethod
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:
         """The queue `name`; with create, make it and its dead-letter queue `name-dlq` if missing."""
+
+    def open_queue(self, name: str, *, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:
+        """The queue `name` as the grid's daemons and commands use it: made with its dead-letter queue if missing
+        where the broker `makes_queues`, else it must exist."""
+        return self.queue(name, create=self.makes_queues, max_receive_count=max_receive_count)
 
     def atomic(self) -> AbstractContextManager[None]:
         """Queue calls made inside commit together where the backend can (the embedded queue); elsewhere each stands alone."""

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from grid.errors import ConfigError
 from grid.queues.base import Broker
+from grid.queues.sqlite import SqliteBroker
 
 ALLOWED_FORMS = (
     "sqlite:///abs/path/grid.db, sqlite:relative/path.db (option ?synchronous=normal|full), "
@@ -24,10 +25,8 @@ def open_broker(url: str) -> Broker:
     """The broker the URL names; a malformed URL is a ConfigError naming it and the allowed forms."""
     scheme, location, options = parse_broker_url(url)
     if scheme == "sqlite":
-        from grid.queues.sqlite import SqliteBroker
-
         return SqliteBroker(location, url=url, **options)
-    from grid.queues.sqs import SqsBroker
+    from grid.queues.sqs import SqsBroker  # here, not at the top: a role on the embedded queue never loads botocore
 
     return SqsBroker(url=url, **options)
 
@@ -71,3 +70,13 @@ def _options(url: str, scheme: str, query: str) -> dict[str, str]:
 
 def _bad(url: object, why: str) -> ConfigError:
     return ConfigError(f"broker URL {url!r}: {why}; allowed forms: {ALLOWED_FORMS}")
+
+
+def broker_region(broker_url: object) -> str | None:
+    """The `region` option of an sqs:// broker URL: the grid's region for every AWS client (grid.aws); None for any
+    other URL (boto3's chain decides)."""
+    try:
+        scheme, _, options = parse_broker_url(broker_url)
+    except ConfigError:  # reported where broker_url is validated
+        return None
+    return options.get("region") if scheme == "sqs" else None

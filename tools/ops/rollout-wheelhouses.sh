@@ -12,6 +12,6 @@ b=$!
 broken=$(mktemp -d)
 trap 'rm -rf "$broken"' EXIT
 git ls-files -z -co --exclude-standard | xargs -0 cp --parents -t "$broken"
-echo 'raise ImportError("a broken build, for the rollout test")' >>"$broken/grid/roles/worker.py"
+echo 'raise ImportError("a broken build, for the rollout test")' >>"$broken/grid/daemons/worker.py"
 GRID_SRC=$broken GRID_VERSION=$version+broken WHEELHOUSE=$out/wheelhouse-broken tools/ops/wheelhouse.sh "$python"
 wait $b

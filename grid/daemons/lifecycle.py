@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
+from grid import config
 from grid.errors import GridError, QueueError, StoreError
+from grid.logs import setup_from_config
 from grid.metrics import Metrics
+from grid.queues import open_broker
 from grid.queues.base import DEFAULT_MAX_RECEIVE_COUNT, Queue
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -30,6 +35,48 @@ log = logging.getLogger("grid.lifecycle")
 
 class ForcedExit(SystemExit):
     """Raised by the second stop signal: leave now, exit code 128 + signal number."""
+
+
+class Stop:
+    """A stop request, from code (`request`) or from SIGTERM/SIGINT while `on_signals()` is active, and sleeps that
+    end when it comes. Signal handlers only count and set the flag; with `force_on_repeat`, a signal that comes once
+    a stop was requested raises ForcedExit (leave now); without it, the caller reads `signals` and decides."""
+
+    def __init__(self, *, force_on_repeat: bool = True, poll: float = SLEEP_SLICE):
+        self.requested = False
+        self.signals = 0  # stop signals received
+        self._force, self._poll = force_on_repeat, poll
+
+    def request(self) -> None:
+        """Stop; safe from any thread and from a signal handler."""
+        self.requested = True
+
+    def sleep_until(self, deadline: float) -> None:
+        """Sleep until time.monotonic() reaches `deadline`, or a stop is requested."""
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, self._poll))
+
+    def sleep(self, seconds: float) -> None:
+        self.sleep_until(time.monotonic() + seconds)
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[Stop]:
+        """SIGTERM and SIGINT request the stop while inside (in the main thread; elsewhere, signals are not ours)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame) -> None:
+        if self.requested and self._force:
+            raise ForcedExit(128 + signum)
+        self.signals += 1
+        self.requested = True
 
 
 class Backoff:
@@ -57,7 +104,7 @@ class Daemon(abc.ABC):
         self.cfg, self.broker, self.metrics = cfg, broker, metrics
         self.log = logging.getLogger(f"grid.{self.role}")
         self.forced = False
-        self._stop_requested = False
+        self._stop = Stop()
 
     # -- what a role writes -------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -84,43 +131,40 @@ class Daemon(abc.ABC):
         return cls(cfg, broker, metrics)
 
     def open_queue(self, name: str) -> Queue:
-        """The queue `name`: the embedded backend makes it (and its DLQ) on first use; SQS queues come from Terraform."""
-        create = self.broker.url.startswith("sqlite:")
+        """The queue `name` (made on first use where the broker makes its queues: the embedded one)."""
         max_receive = getattr(self.cfg, "max_receive_count", DEFAULT_MAX_RECEIVE_COUNT)
-        return self.broker.queue(name, create=create, max_receive_count=max_receive)
+        return self.broker.open_queue(name, max_receive_count=max_receive)
 
     # -- the lifecycle ------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Stop after the task in hand; safe from any thread and from a signal handler."""
-        self._stop_requested = True
+        self._stop.request()
 
     @property
     def stopping(self) -> bool:
-        return self._stop_requested
+        return self._stop.requested
 
     def sleep_until(self, deadline: float) -> None:
         """Sleep until time.monotonic() reaches `deadline`, or a stop is requested."""
-        while not self.stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, SLEEP_SLICE))
+        self._stop.sleep_until(deadline)
 
     def run(self, max_seconds: float | None = None) -> int:
         """Run until stopped (or for `max_seconds`); returns the exit code: 0, or 128 + signal after a forced exit."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        restore = self._install_signal_handlers()
-        try:
-            self.setup()
-            self._loop(deadline)
-            return 0
-        except ForcedExit as e:
-            self.forced = True
-            self.log.warning("second stop signal: leaving now")
-            return int(e.code)
-        finally:
+        with self._stop.on_signals():
             try:
-                self.teardown()
+                self.setup()
+                self._loop(deadline)
+                return 0
+            except ForcedExit as e:
+                self.forced = True
+                self.log.warning("second stop signal: leaving now")
+                return int(e.code)
             finally:
-                self.metrics.flush()
-                restore()
+                try:
+                    self.teardown()
+                finally:
+                    self.metrics.flush()
 
     def _loop(self, deadline: float | None) -> None:
         idle, errors = Backoff(*self.idle_backoff), Backoff(ERROR_MIN, ERROR_MAX)
@@ -155,27 +199,9 @@ class Daemon(abc.ABC):
             return 0.0
         return idle.next()
 
-    def _install_signal_handlers(self):
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
-
-        def restore() -> None:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-        return restore
-
-    def _on_signal(self, signum: int, frame) -> None:
-        if self._stop_requested:
-            raise ForcedExit(128 + signum)
-        self._stop_requested = True
-
 
 def build_parser(daemon_cls: type[Daemon], prog: str | None = None) -> argparse.ArgumentParser:
     """The daemon's flags: every registry parameter of its role, the role's own flags, --max-seconds."""
-    from grid import config
-
     parser = argparse.ArgumentParser(prog=prog or f"grid {daemon_cls.role}", description=daemon_cls.__doc__)
     config.add_arguments(parser, daemon_cls.role)
     daemon_cls.add_arguments(parser)
@@ -204,10 +230,6 @@ def main(daemon_cls: type[Daemon], argv: list[str] | None = None, prog: str | No
 
 
 def _run(daemon_cls: type[Daemon], args: argparse.Namespace) -> int:
-    from grid import config
-    from grid.logs import setup_from_config
-    from grid.queues import open_broker
-
     cfg = config.load(daemon_cls.role, flags=args)
     daemon_cls.prefork(cfg, args)
     setup_from_config(cfg)

@@ -9,7 +9,7 @@ included), so scale-in never sees an empty queue while tasks are still computing
 scale_in_cooldown seconds: the fleet keeps the most workers needed during that time, and its last worker stops only
 once the queue has been idle that long (no message waiting, in work, or sent since the previous step: the embedded
 queue's sent_total sees tasks that came and went between two steps). One pure policy
-(`grid.fleet.desired_workers`) sizes both fleets. A transient queue, Auto Scaling or CloudWatch error is logged,
+(`grid.fleet.policy.desired_workers`) sizes both fleets. A transient queue, Auto Scaling or CloudWatch error is logged,
 counted and retried with backoff; the supervisor keeps running.
 """
 from __future__ import annotations
@@ -27,12 +27,15 @@ from dataclasses import asdict, dataclass
 from grid import aws, config
 from grid import metrics as names
 from grid.errors import QueueError
-from grid.fleet import (Activity, AsgFleet, Fleet, FleetError, FleetSize, NeedWindow, ProcessFleet,
-                        backlog_per_instance, desired_workers, observe_activity, workers_needed)
-from grid.launch import Zygote, make_zygote, worker_argv, worker_command
+from grid.daemons import lifecycle, worker
+from grid.fleet import Fleet, FleetError, FleetSize
+from grid.fleet.asg import AsgFleet
+from grid.fleet.policy import (Activity, NeedWindow, backlog_per_instance, desired_workers, observe_activity,
+                               workers_needed)
+from grid.fleet.processes import ProcessFleet, worker_argv, worker_command
+from grid.fleet.zygote import Zygote, make_zygote
 from grid.queues.base import QueueCounts
-from grid.queues.url import parse_broker_url
-from grid.roles import lifecycle
+from grid.queues.url import broker_region, parse_broker_url
 
 FLEETS = ("auto", "asg", "local")  # auto: an Auto Scaling group on SQS, local worker processes on the embedded queue
 DRAIN_MARGIN = 10.0  # seconds a stopped worker gets beyond its task's work budget before SIGKILL
@@ -73,7 +76,7 @@ class CloudWatchPublisher:
         }
         data = [{"MetricName": name, "Dimensions": self._dimensions, "Value": float(value), "Unit": "Count",
                  "StorageResolution": 1} for name, value in values.items()]
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # here: a local supervisor never loads botocore
 
         try:
             self._client.put_metric_data(Namespace=names.CLOUDWATCH_NAMESPACE, MetricData=data)
@@ -112,8 +115,8 @@ class Supervisor(lifecycle.Daemon):
 
     @classmethod
     def prefork(cls, cfg, args: argparse.Namespace) -> None:
-        """A local fleet on Linux starts its workers from a zygote, forked now (see `grid.launch.Zygote`)."""
-        args.zygote = make_zygote(["worker"]) if _local(cfg, args.fleet) else None
+        """A local fleet on Linux starts its workers from a zygote, forked now (see `grid.fleet.zygote`)."""
+        args.zygote = make_zygote({"worker": worker.main}) if _local(cfg, args.fleet) else None
 
     @classmethod
     def from_args(cls, cfg, broker, metrics, args: argparse.Namespace) -> Supervisor:
@@ -146,6 +149,11 @@ class Supervisor(lifecycle.Daemon):
             self.log.error("%s; retrying in %.1f s", e, delay)
         self._next_step = time.monotonic() + delay
         return True
+
+    @property
+    def next_step_in(self) -> float:
+        """Seconds until the next step is due (0: it is due now)."""
+        return max(0.0, self._next_step - time.monotonic())
 
     def scale_out_poll(self) -> float | None:
         """Seconds between backlog reads before the next step: while the last step succeeded and left room to scale
@@ -223,7 +231,7 @@ def build_fleet(cfg, kind: str = "auto", worker_args: list[str] | tuple = (),
         launcher = (functools.partial(zygote.fork, worker_argv(cfg.broker_url, worker_args)) if zygote
                     else worker_command(cfg.broker_url, worker_args))
         return ProcessFleet(launcher, stop_timeout=budget + DRAIN_MARGIN), None
-    region = aws.broker_region(cfg.broker_url)  # the endpoints: boto3's (AWS_ENDPOINT_URL...), not the SQS server's
+    region = broker_region(cfg.broker_url)  # the endpoints: boto3's (AWS_ENDPOINT_URL...), not the SQS server's
     fleet = AsgFleet(cfg.worker_asg_name, client=aws.client("autoscaling", region=region), mode=cfg.scale_mode)
     return fleet, CloudWatchPublisher(aws.client("cloudwatch", region=region), cfg.supervisor_asg_name)
 

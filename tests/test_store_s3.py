@@ -20,9 +20,9 @@ from grid import config
 from grid.cli import main as grid_main
 from grid.errors import ConfigError, StoreError, StoreNotFound
 from grid.messages import Code, ResultRun, read_results
-from grid.s3store import S3ResultStore, SeenIds
+from grid.store.s3 import S3ResultStore, SeenIds
 from grid.store import Added, open_store, parse_store_location
-from test_store import answers, error, ok, reference_model, run
+from helpers import answers, error, ok, reference_model, run
 
 BUCKET = "grid-results"
 KEY = re.compile(r"runs/[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9.-]+-[0-9]{8}\.jsonl\.gz")
@@ -164,21 +164,21 @@ def test_a_fault_stored_by_one_collector_is_replaced_by_the_answer_another_store
 
 
 def test_objects_are_listed_across_pages(s3):
-    listings = []
-    with open_store(f"s3://{BUCKET}/runs") as store:
+    listings, client = [], boto3.client("s3")
+    with S3ResultStore(BUCKET, "runs", client=client) as store:
         for i in range(7):
             store.add([ok(f"t-{i}")])
         store.page_size = 2
-        store._client.meta.events.register("after-call.s3.ListObjectsV2", lambda **kw: listings.append(1))
+        client.meta.events.register("after-call.s3.ListObjectsV2", lambda **kw: listings.append(1))
         assert [r.task_id for r in store.results()] == [f"t-{i}" for i in range(7)]
     assert len(listings) == 4
 
 
 def test_a_reader_fetches_only_new_objects_and_merges_by_key_even_when_a_late_key_sorts_first(s3, monkeypatch):
     location = f"s3://{BUCKET}/runs"
-    gets = []
-    with open_store(location) as writer, open_store(location) as reader:
-        reader._client.meta.events.register("after-call.s3.GetObject", lambda **kw: gets.append(1))
+    gets, client = [], boto3.client("s3")
+    with open_store(location) as writer, S3ResultStore(BUCKET, "runs", client=client) as reader:
+        client.meta.events.register("after-call.s3.GetObject", lambda **kw: gets.append(1))
         writer.add([ok("a", worker="w1")])
         assert reader.counts().total == 1 and len(gets) == 1
         writer.add([ok("b")])
@@ -199,7 +199,7 @@ def test_an_object_that_is_not_results_is_left_out_with_a_warning(s3, caplog):
         s3.put_object(Bucket=BUCKET, Key="runs/notes.txt", Body=b"a file of someone else's")
         s3.put_object(Bucket=BUCKET, Key=key.replace("-00000002.", "-00000003."),
                       Body=gzip.compress(b'{"v": 2, "id_prefix": "x"}\n'))
-    with caplog.at_level(logging.WARNING, "grid.s3store"), open_store(location, create=False) as reader:
+    with caplog.at_level(logging.WARNING, "grid.store.s3"), open_store(location, create=False) as reader:
         assert [r.task_id for r in reader.results()] == ["a"]
     assert len([r for r in caplog.records if "is not a result object, left out" in r.getMessage()]) == 2
 

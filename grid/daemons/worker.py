@@ -21,16 +21,17 @@ from grid.errors import MessageError, QueueError
 from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun,
                            encode_result_run, pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
-from grid.roles import lifecycle
-from grid.roles.heartbeat import Heartbeat
+from grid.daemons import lifecycle
+from grid.daemons.batching import Ahead, receive_while_full
+from grid.daemons.heartbeat import Heartbeat
 
 SMALL_BATCH_TASKS = 100  # a step takes more receives while its messages hold fewer tasks than this ...
 MAX_MESSAGES_PER_STEP = 100  # ... and at most this many messages: one commit answers them
 # What a result message's requestMessageId may hold: the attribute's share of the message size limit.
 _REQUEST_IDS_ROOM = ATTRIBUTE_ALLOWANCE - len(REQUEST_MESSAGE_ID) - len("String")
 HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is configured
-CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, so cheap to hand out; enough to balance the load
-# (one thread takes the batch whole: a hand-off costs 60-120 us, as much as a few tiny tasks)
+CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, since a hand-off costs as much as a few tiny tasks
+# (docs/benchmarks.md), and one thread takes the batch whole; enough to balance the load
 
 
 @dataclass
@@ -65,14 +66,14 @@ class Worker(lifecycle.Daemon):
         super().__init__(cfg, broker, metrics)
         self.pool: ThreadPoolExecutor | None = None
         self._batch: list[InHand] = []
-        self._ahead: list[Message] = []  # the next batch, received with the commit of the last one's answers
+        self._ahead = Ahead(cfg.batch_size, cfg.visibility_timeout, self.log, "batch")
         self._lock = threading.Lock()
 
     def setup(self) -> None:
         cfg = self.cfg
         self.tasks = self.open_queue(cfg.tasks_queue_name)
         self.results = self.open_queue(cfg.results_queue_name)
-        self.concurrency = cfg.concurrency or _cpu_count()
+        self.concurrency = cfg.concurrency or cpu_count()
         if self.concurrency > 1:
             self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="grid-kernel")
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -84,7 +85,7 @@ class Worker(lifecycle.Daemon):
                       self.heartbeat_interval)
 
     def run_once(self) -> bool:
-        messages, self._ahead = self._ahead or self._receive(), []
+        messages = self._ahead.take() or self._receive()
         if not messages:
             return False
         if self.stopping:
@@ -109,8 +110,9 @@ class Worker(lifecycle.Daemon):
         return True
 
     def teardown(self) -> None:
-        if self._batch or self._ahead:  # left mid-batch by a second signal, or a batch ahead: give them back now
-            self._release([h.message.receipt for h in self._batch] + [m.receipt for m in self._ahead])
+        ahead = self._ahead.take()
+        if self._batch or ahead:  # left mid-batch by a second signal, or a batch ahead: give them back now
+            self._release([h.message.receipt for h in self._batch] + [m.receipt for m in ahead])
         if self.pool is not None:
             self.pool.shutdown(wait=not self.forced, cancel_futures=True)
         if getattr(self, "heartbeat", None) is not None:
@@ -136,15 +138,10 @@ class Worker(lifecycle.Daemon):
         cfg = self.cfg
         per_message = max(1.0, sum(h.size for h in batch) / len(batch))
         most = min(MAX_MESSAGES_PER_STEP, int(SMALL_BATCH_TASKS / per_message))
-        taken, last = len(batch), batch
-        more: list[Message] = []
-        with self.broker.atomic():  # read once the lock is let go
-            while len(last) == cfg.batch_size and taken + cfg.batch_size <= most and not self.stopping:
-                last = self.tasks.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
-                more += last
-                taken += len(last)
+        more, full = receive_while_full(self.broker, self.tasks, batch, cfg.batch_size, cfg.visibility_timeout,
+                                        max(0, (most - len(batch)) // cfg.batch_size), lambda: self.stopping)
         batch += [self._open(m) for m in more]
-        return len(last) == cfg.batch_size
+        return full
 
     def _open(self, message: Message) -> InHand:
         hand = InHand(message)
@@ -206,7 +203,7 @@ class Worker(lifecycle.Daemon):
         if not self._start(hand):
             return [None]
         run, budget, began = hand.run, self.cfg.work_budget, time.time()
-        try:  # the loop in C: about 2 us a task less than in Python
+        try:  # the loop in C: less work a task than in Python (docs/benchmarks.md)
             factors, started, completed, over = primes.factor_run(run.numbers, budget, began)
             factors = [[str(p) for p in found] for found in factors]  # the wire's decimal strings
         except Exception:  # it failed as a whole: the loop below says which task and why
@@ -305,15 +302,8 @@ class Worker(lifecycle.Daemon):
             with self.metrics.timer("delete_time"):
                 deleted = self._delete(done)
             if more and not self.stopping:
-                self._ahead = self._receive_ahead()
+                self._ahead.receive(self.tasks)
         self._count(batch, deleted)
-
-    def _receive_ahead(self) -> list[Message]:
-        try:
-            return self.tasks.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
-        except QueueError as e:  # the answers still commit; the next step receives as usual
-            self.log.warning("could not take the next batch ahead: %s", e)
-            return []
 
     def _outgoing(self, hands: Sequence[InHand]) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:
         """The result messages of `hands`, each with the hands it answers, and the ids of hands that cannot be
@@ -438,7 +428,8 @@ def _heartbeat_interval(cfg) -> float:
     return cfg.heartbeat_interval or cfg.visibility_timeout / HEARTBEAT_FRACTION
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
+    """CPUs this process may run on: a worker's default kernel threads, `grid local`'s default workers."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -8,17 +8,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from test_fleet import alive
+
+from helpers import alive, eventually
 
 # A zygote forks in its owner, which also becomes a subreaper: each test owns one in a process of its own, never in
 # the test process. The owner has no GRID_ variable: what a role gets comes from the environment it is given.
 OWNER = """
 import json, os, sys
-from grid.launch import Zygote
-zygote = Zygote(["producer"], stop_with_parent=False)
+from grid.daemons import producer
+from grid.fleet.zygote import Zygote
+zygote = Zygote({"producer": producer.main}, stop_with_parent=False)
 print(json.dumps({"owner": os.getpid(), "zygote": zygote.pid}), flush=True)
 procs = {}
 for line in sys.stdin:
@@ -66,13 +67,6 @@ def tell(owner: subprocess.Popen, **command) -> dict:
 def role_env(tmp_path, **more: str) -> dict[str, str]:
     return {**os.environ, "GRID_SSM": "0", "GRID_LOG_FILENAME": "-", "GRID_BROKER_URL": f"sqlite://{tmp_path}/grid.db",
             **more}
-
-
-def eventually(condition, what, patience=60.0):
-    deadline = time.monotonic() + patience
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {patience} s"
-        time.sleep(0.01)
 
 
 def text(path) -> str:

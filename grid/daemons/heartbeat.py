@@ -1,7 +1,7 @@
 """Heartbeats: a thread that keeps the messages a worker has in hand invisible while it computes them.
 
 Apart from the computing thread, so that a worker with one kernel thread computes in its main thread (a hand-off to
-a pool cost 60-300 us a batch, as much as ten tiny tasks) and still extends its messages' visibility in time.
+a pool costs as much as several tiny tasks: docs/benchmarks.md) and still extends its messages' visibility in time.
 """
 from __future__ import annotations
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from grid.errors import MessageError, QueueError
 from grid.messages import REQUEST_MESSAGE_ID, Result, ResultRun, read_results
 from grid.queues.base import MAX_BATCH, Message
-from grid.roles import lifecycle
+from grid.daemons import lifecycle
+from grid.daemons.batching import Ahead, receive_while_full
 from grid.store import Store, latency, open_store
 
-RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come fast: a commit cost about as much
-# as storing 10 results one per message
+RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come fast: a commit costs about as much
+# as storing a receive's results
 LATENCY_SAMPLES = 100  # latency timings sent per step at most, evenly spread over its results: enough for the
-# percentiles of a live view, while one timing per result cost the collector 3-5 us of the workers' CPU each
+# percentiles of a live view, where a timing per result cost CPU the workers need (docs/benchmarks.md)
 
 
 class Collector(lifecycle.Daemon):
@@ -30,8 +31,8 @@ class Collector(lifecycle.Daemon):
         self.store = store
         self.stored = 0
         self.duplicates = 0
-        self._ahead: list[Message] = []  # the next step's first receive, taken with this step's commit
-        self._more = False
+        self._ahead = Ahead(cfg.batch_size, cfg.visibility_timeout, self.log, "results")
+        self._more = False  # the last receive came full: more are waiting
 
     def setup(self) -> None:
         self.results = self.open_queue(self.cfg.results_queue_name)
@@ -58,36 +59,21 @@ class Collector(lifecycle.Daemon):
         """A receive (or the one taken ahead), and more at once while they come full, up to RECEIVES_PER_STEP: one
         store commit for them."""
         cfg = self.cfg
-        if not self._ahead:
+        messages = self._ahead.take()
+        if not messages:
             self.metrics.flush()  # the receive may wait: what was counted goes out first, not a long poll later
-        messages = last = self._ahead or self.results.receive(
-            cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
-        self._ahead = []
-        with self.broker.atomic():  # the embedded queue: one write transaction for the receives that follow
-            for _ in range(RECEIVES_PER_STEP - 1):
-                if len(last) < cfg.batch_size:
-                    break
-                last = self.results.receive(cfg.batch_size, visibility_timeout=cfg.visibility_timeout)
-                messages = messages + last
-        self._more = len(last) == cfg.batch_size
-        return messages
-
-    def _receive_ahead(self) -> list[Message]:
-        """The next step's first receive, made in the commit of this step's deletes when more are waiting."""
-        if not self._more or self.stopping:
-            return []
-        try:
-            return self.results.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
-        except QueueError as e:
-            self.log.warning("could not take the next results ahead: %s", e)
-            return []
+            messages = self.results.receive(cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time,
+                                            visibility_timeout=cfg.visibility_timeout)
+        more, self._more = receive_while_full(self.broker, self.results, messages, cfg.batch_size,
+                                              cfg.visibility_timeout, RECEIVES_PER_STEP - 1)
+        return messages + more
 
     def teardown(self) -> None:
-        if self._ahead:
+        if ahead := self._ahead.take():
             try:
-                self.results.change_visibility([m.receipt for m in self._ahead], 0)
+                self.results.change_visibility([m.receipt for m in ahead], 0)
             except QueueError as e:
-                self.log.warning("could not give back %d result messages taken ahead: %s", len(self._ahead), e)
+                self.log.warning("could not give back %d result messages taken ahead: %s", len(ahead), e)
         if self.store is not None:
             self.store.close()
 
@@ -107,7 +93,8 @@ class Collector(lifecycle.Daemon):
             with self.broker.atomic():  # the embedded queue: one commit for the step's deletes and the next receive
                 failed = [reason for start in range(0, len(receipts), MAX_BATCH)
                           for reason in self.results.delete_batch(receipts[start:start + MAX_BATCH]).failed.values()]
-                self._ahead = self._receive_ahead()
+                if self._more and not self.stopping:
+                    self._ahead.receive(self.results)
         for reason in failed:
             self.log.warning("stored result message not deleted (it will come back as a duplicate): %s", reason)
         self.stored += added.stored

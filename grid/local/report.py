@@ -1,10 +1,12 @@
-"""What `grid local` shows and leaves behind: the samples of a run, the live view, the summary, report.json/.png."""
+"""What `grid local` leaves behind: the samples of a run, its summary, report.json and report.png."""
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+
+from grid.store import format_seconds
 
 REPORT_JSON, REPORT_PNG = "report.json", "report.png"
 PERCENTILES = (50, 90, 99)
@@ -81,45 +83,6 @@ class Timeline:
         return None if gone is None else gone - self.drained_at
 
 
-# ---- the live view
-
-
-def status_line(timeline: Timeline, planned: int) -> str:
-    """One line per interval, for logs and pipes."""
-    s = timeline.samples[-1]
-    return (f"t={s.t:.1f}s produced {s.produced}/{planned} messages waiting {s.backlog} in flight {s.in_flight} "
-            f"workers {s.workers}/{s.target} done {s.done} errors {s.errors} duplicates {s.duplicates} "
-            f"rate {timeline.rate_now():.0f}/s ({timeline.rate_overall():.0f}/s overall) "
-            f"p50 {_ms(s.p50)} p99 {_ms(s.p99)}")
-
-
-def status_table(timeline: Timeline, planned: int, title: str):
-    """The live view: a rich table of the same figures as `status_line`."""
-    from rich.table import Table
-
-    s = timeline.samples[-1]
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    rows = [
-        ("tasks produced", f"{s.produced} / {planned}"), ("messages waiting", str(s.backlog)),
-        ("messages in flight", str(s.in_flight)),
-        ("workers (target)", f"{s.workers} ({s.target})"), ("tasks done", str(s.done)), ("errors", str(s.errors)),
-        ("duplicates", str(s.duplicates)), ("tasks/s now", f"{timeline.rate_now():.0f}"),
-        ("tasks/s overall", f"{timeline.rate_overall():.0f}"), ("latency p50 / p99", f"{_ms(s.p50)} / {_ms(s.p99)}"),
-        ("elapsed", f"{s.t:.1f} s"),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
-    return table
-
-
-def _ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 # ---- the summary
 
 
@@ -150,7 +113,7 @@ def summarize(timeline: Timeline, store, *, planned: int, interrupted: bool) -> 
 
 def summary_lines(summary: Mapping) -> list[str]:
     errors = ", ".join(f"{code}: {n}" for code, n in summary["errors_by_code"].items()) or "none"
-    latency = ", ".join(f"{p} {_ms(v)}" for p, v in summary["latency_seconds"].items())
+    latency = ", ".join(f"{p} {format_seconds(v)}" for p, v in summary["latency_seconds"].items())
     head = "interrupted" if summary["interrupted"] else "done"
     return [
         f"{head}: {summary['tasks_done']} of {summary['tasks_planned']} tasks have a result "
@@ -191,6 +154,7 @@ def read_json(path: str) -> tuple[dict, Timeline]:
 
 def plot(path: str, timeline: Timeline, title: str = "grid local") -> None:
     """Backlog, workers and throughput over time, one above the other on one figure."""
+    # Here, not at the top: matplotlib is an extra (grid[report]), and importing it costs a second or more.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,4 @@
 """The grid's daemons (producer, worker, supervisor, collector) on one shared lifecycle."""
-from grid.roles.lifecycle import Daemon, main
+from grid.daemons.lifecycle import Daemon, main
 
 __all__ = ["Daemon", "main"]

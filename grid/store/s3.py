@@ -8,7 +8,7 @@ bundle as the results queue carried it, or the grid's encoding of lone results; 
 `grid.messages.read_results`.
 
 Writing: before the PUT, the collector drops the task ids that it stored itself (`SeenIds`, bounded memory) and
-counts them as duplicates. It deletes the results' messages only after the PUT succeeded (grid.roles.collector), so a
+counts them as duplicates. It deletes the results' messages only after the PUT succeeded (grid.daemons.collector), so a
 crash loses nothing; at worst an answer is stored twice, and readers drop the second copy.
 
 Reading: a reader lists the objects and adds them, oldest key first, to a SQLite store in a temporary file, whose
@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from grid import aws
 from grid.errors import MessageError, StoreAccessDenied, StoreEmpty, StoreError, StoreNotFound
 from grid.messages import Code, Result, ResultRun, pack_results, read_results
-from grid.store import DEFAULT_PERCENTILES, Added, ResultStore, Store, StoreCounts, _id_key
+from grid.store.base import DEFAULT_PERCENTILES, Added, Store, StoreCounts, id_key
+from grid.store.sqlite import ResultStore
 
 SUFFIX = ".jsonl.gz"
 _OBJECT_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9.-]+-[0-9]{8,}" + re.escape(SUFFIX))
@@ -45,13 +46,13 @@ MAX_ATTEMPTS = 8  # per request, throttling (503 SlowDown) and 5xx included; bot
 LIST_PAGE = 1000  # keys per ListObjectsV2 request: S3's most
 READ_THREADS = 16  # objects fetched at once by a reader
 READ_AHEAD = 64  # objects fetched before they are merged: bounds a reader's memory to this many decoded objects
-GZIP_LEVEL = 1  # a bundle of 2,000 answers: 78 bytes a result raw, 28 at level 1, 26 at level 6 for 5x the time
+GZIP_LEVEL = 1  # nearly level 6's size in a fraction of its time (docs/benchmarks.md)
 MAX_SEEN_RANGES = 100_000  # id ranges (plus faults) a collector remembers, ~100 bytes each: ~10 MB at most
 FINAL, FAULT = "final", "fault"  # what SeenIds knows of a stored id: a final answer, or a worker fault (replaceable)
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
            "AllAccessDisabled", "AccountProblem", "KMS.AccessDeniedException"}
 
-log = logging.getLogger("grid.s3store")
+log = logging.getLogger("grid.store.s3")
 
 
 class S3ResultStore(Store):
@@ -179,7 +180,7 @@ class S3ResultStore(Store):
     @contextmanager
     def _errors(self, operation: str, key: str | None = None) -> Iterator[None]:
         """botocore's errors as the grid's: which store, what failed, why."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError  # as grid.aws: botocore on use
 
         where = f"{self._source} {self.location!r}: {operation}" + (f" of {key}" if key else "")
         try:
@@ -296,7 +297,7 @@ class SeenIds:
         return plan
 
     def _plan_result(self, r: Result, plan: _Plan, batch: SeenIds) -> None:
-        prefix, number = _id_key(r.task_id)
+        prefix, number = id_key(r.task_id)
         known = batch.stored(prefix, number)
         if known is None:
             known = self.stored(prefix, number)

@@ -1,0 +1,153 @@
+"""Helpers more than one test module uses (fixtures are in conftest.py)."""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import hcl2
+import sympy
+from hypothesis import strategies as st
+
+from grid.messages import Code, Result, ResultRun, TaskRun, encode_result_run, read_results
+from grid.store import Added
+
+
+def eventually(condition, what: str, patience: float = 60.0) -> None:
+    """Wait until `condition()` holds; fail naming `what` after `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {patience} s"
+        time.sleep(0.01)
+
+
+def alive(pid: int) -> bool:
+    """The process runs (it exists and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def record_statsd_before_waiting(queue, sock) -> list[str]:
+    """Make `queue`'s receives that may wait first read what reached the statsd socket `sock`; the list they fill."""
+    real, sent = queue.receive, []
+
+    def receive(*args, wait_seconds=0, **kwargs):
+        if wait_seconds:
+            sent.append(sock.recv(65536).decode())
+        return real(*args, **kwargs)
+
+    queue.receive = receive
+    return sent
+
+
+# ---- results, as the store tests and the S3 store's own tests make them
+
+
+def ok(task_id, n=15, factors=(3, 5), job="j1", submitted=100.0, completed=101.5, worker="w1"):
+    return Result(task_id, job, str(n), tuple(factors), worker=worker, submitted_at=submitted,
+                  started_at=submitted, completed_at=completed)
+
+
+def error(task_id, code, job="j1"):
+    return Result(task_id, job, None, None, int(code), f"failed with {int(code)}", submitted_at=1.0, completed_at=2.0)
+
+
+def run(start, count, worker="w1", prefix="t-", job="j1"):
+    """The ResultRun the collector reads from a compact bundle of answers to tasks prefix + start, ..."""
+    numbers = [15 + 2 * i for i in range(count)]
+    tasks = TaskRun(prefix, start, numbers, [str(n) for n in numbers], job, 100.0)
+    factors = [[str(f) for f in sympy.factorint(n, multiple=True)] for n in numbers]
+    read = read_results(encode_result_run(tasks, factors, [100.0] * count, [101.5] * count, worker))
+    assert isinstance(read, ResultRun)
+    return read
+
+
+ids = st.sampled_from(["a", "b", "t-0", "t-1", "t-2", "t-3", "t-5", "t-8", "t-13"])
+answers = st.one_of(
+    st.builds(ok, ids, worker=st.sampled_from(["w1", "w2", "w3"])),
+    st.builds(error, ids, st.sampled_from(list(Code))),
+    st.builds(run, st.integers(0, 12), st.integers(1, 5), worker=st.sampled_from(["w1", "w2"])),
+)
+
+
+@dataclass
+class Expected:
+    results: dict[str, Result]
+    added: list[Added]
+
+
+def reference_model(batches) -> Expected:
+    """What a store holds after adding `batches`, and what each add returns: a dict by task id."""
+    expected = Expected({}, [])
+    for batch in batches:
+        stored = offered = 0
+        for r in (r for item in batch for r in (item.results() if isinstance(item, ResultRun) else [item])):
+            offered += 1
+            if r.task_id not in expected.results or expected.results[r.task_id].error_code == Code.WORKER_FAULT:
+                expected.results[r.task_id] = r
+                stored += 1
+        expected.added.append(Added(stored, offered - stored))
+    return expected
+
+
+# ---- a SQLite file another connection holds
+
+
+class WriteLock:
+    """A connection holding the write lock of a new, empty file (BEGIN IMMEDIATE), as another process that is making
+    it: SQLite then refuses a connection's switch to WAL at once, without a busy wait, until the lock is let go."""
+
+    def __init__(self, path):
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("BEGIN IMMEDIATE")
+        self.released = False
+        self._timer: threading.Timer | None = None
+
+    def release_after(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self.release)
+        self._timer.start()
+
+    def release(self) -> None:
+        self.released = True  # before the commit: whoever opens the file after it sees this set
+        self.db.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def holding_the_write_lock(path):
+    lock = WriteLock(path)
+    try:
+        yield lock
+    finally:
+        if lock._timer is not None:
+            lock._timer.join()
+        elif not lock.released:
+            lock.release()
+        lock.db.close()
+
+
+# ---- the Packer template, as python-hcl2 reads it
+
+PACKER = Path(__file__).resolve().parent.parent / "packer"
+
+
+def plain(value):
+    """python-hcl2's parse with the quotes around strings and its block markers taken off."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items() if k != "__is_block__"}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def load_packer(name: str) -> dict:
+    """packer/<name>.pkr.hcl, parsed."""
+    with open(PACKER / f"{name}.pkr.hcl") as f:
+        return plain(hcl2.load(f))
