@@ -11,8 +11,8 @@ import uuid
 from collections.abc import Iterable
 
 from grid.errors import ConfigError, GridError
-from grid.messages import Task, pack_tasks
 from grid.queues.base import MAX_BATCH, Queue, SendEntry
+from grid.wire import Tasks, pack_tasks
 
 SEND_ATTEMPTS = 5  # tries per message body before sending gives up on it
 _DECIMAL = re.compile(r"[0-9]+")
@@ -36,7 +36,7 @@ def task_bodies(numbers: Iterable[int], job: str, per_message: int, *, first: in
     """The task messages of `numbers` as tasks `{job}-{first}`, `{job}-{first + 1}`, ... of `job`, submitted `now`
     (default: now), up to `per_message` tasks each. ValueError for a task the wire format refuses (a bad job id)."""
     submitted = time.time() if now is None else now
-    return pack_tasks([Task(n, f"{job}-{i}", job, submitted) for i, n in enumerate(numbers, first)], per_message)
+    return [body for body, _ in pack_tasks(Tasks.numbered(job, first, list(numbers), submitted), per_message)]
 
 
 def send_all(queue: Queue, bodies: list[str]) -> None:

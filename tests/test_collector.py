@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from grid import config
 from grid.errors import StoreError, StoreNotFound
-from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack_results
+from grid.wire import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack_results
 from grid.metrics import Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
@@ -165,7 +165,7 @@ def test_latency_timings_are_each_results_up_to_a_bounded_sample_per_step(tmp_pa
     with open_broker(url) as broker, ResultStore(tmp_path / "results.db") as store:
         results = [Result(f"job-{i}", "job", "15", (3, 5), worker="w", submitted_at=10.0, started_at=10.5,
                           completed_at=11.0 + i / 1000) for i in range(1, count + 1)]
-        send(broker.queue("results", create=True), *pack_results(results, per_message=count // 2 + 1))
+        send(broker.queue("results", create=True), *[body for body, _ in pack_results(results, per_message=count // 2 + 1)])
         metrics = TimingsKept()
         daemon = Collector(collector_config(url), broker, metrics, store=store)
         daemon.setup()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sympy
 
-from grid.messages import Task, decode_results, decode_tasks, encode_tasks
+from grid.wire import Task, decode_results, decode_tasks, encode_tasks
 from grid.metrics import statsd_names
 from grid.queues import open_broker
 from grid.queues.base import SendEntry
@@ -182,7 +182,7 @@ def test_poison_messages_are_answered_or_dead_lettered_as_the_rules_say(tmp_path
         assert found["fine"][0].factors == (3, 5) and "fault" not in found
         assert grid.tasks.counts().total == 0
         (dead,) = grid.tasks.dead_letter.receive(1)
-        assert [t.id for t in decode_tasks(dead.body, default_id="-")] == ["fault"]
+        assert list(decode_tasks(dead.body, default_id="-").ids) == ["fault"]
         assert grid.calls_of().count(77) == 2
         log = grid.log_of(worker)
         assert "task fault: worker fault" in log and "task hard: error 422" in log

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 from grid import primes
 from grid.errors import MessageError, QueueError
-from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun,
-                           encode_result_run, pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.daemons import lifecycle
 from grid.daemons.batching import Ahead, receive_while_full
 from grid.daemons.heartbeat import Heartbeat
+from grid.wire import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Results, Tasks, decode_tasks,
+                       pack_results, split_id)
 
 SMALL_BATCH_TASKS = 100  # a step takes more receives while its messages hold fewer tasks than this ...
 MAX_MESSAGES_PER_STEP = 100  # ... and at most this many messages: one commit answers them
@@ -36,25 +36,46 @@ CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, since a hand-
 
 @dataclass
 class InHand:
-    """One received task message and what became of it."""
+    """One received task message: its tasks as columns, and their answers as the kernel threads find them
+    (factors[i] of tasks.numbers[i], None while unanswered or where errors[i] or a fault says why)."""
 
     message: Message
-    tasks: list[Task] = field(default_factory=list)
-    results: list[Result] = field(default_factory=list)
-    run: TaskRun | None = None  # a compact bundle, answered by columns, without a Task or Result per task
-    answer: tuple[list, list, list] | None = None  # run's factors, started_at and completed_at, all computed
+    tasks: Tasks
+    rejected: list[Result] = field(default_factory=list)  # the error results of its items that are no task
+    factors: list = field(default_factory=list)
+    started_at: list[float] = field(default_factory=list)
+    completed_at: list[float] = field(default_factory=list)
+    errors: dict[int, Result] = field(default_factory=dict)  # error results by task, where one failed
+    faults: set[int] = field(default_factory=set)  # tasks that failed inside the worker: no answer, kept for retry
     started: bool = False  # a task of it began: it is finished, not released, on stop
     skipped: bool = False  # stop came before any task began: released
-    fault: bool = False  # a task failed inside the worker: not deleted, so it is retried
+
+    def __post_init__(self):
+        count = len(self.tasks.numbers)
+        self.factors, self.started_at, self.completed_at = [None] * count, [0.0] * count, [0.0] * count
 
     @property
     def size(self) -> int:
-        """Tasks in the message."""
-        return len(self.run.numbers) if self.run is not None else len(self.tasks) + len(self.results)
+        """Items in the message."""
+        return len(self.tasks)
 
     @property
-    def answered(self) -> int:
-        return len(self.run.numbers) if self.answer is not None else len(self.results)
+    def fault(self) -> bool:
+        return bool(self.faults)
+
+    def results(self, worker: str) -> Results:
+        """What it answers: its tasks' results (but where a fault left none) and its rejected items'."""
+        tasks = self.tasks
+        if self.errors or self.faults:
+            answers = Results.of([
+                self.errors.get(i) or Result(task_id, job, str(n), tuple(self.factors[i]), None, None, worker,
+                                             submitted_at, self.started_at[i], self.completed_at[i])
+                for i, (task_id, n, job, submitted_at) in enumerate(zip(tasks.ids, tasks.numbers, tasks.jobs,
+                                                                        tasks.submitted_at))
+                if i not in self.faults])
+        else:
+            answers = Results.answers(tasks, self.factors, self.started_at, self.completed_at, worker)
+        return Results.joined([answers, Results.of(self.rejected)]) if self.rejected else answers
 
 
 class Worker(lifecycle.Daemon):
@@ -144,20 +165,12 @@ class Worker(lifecycle.Daemon):
         return full
 
     def _open(self, message: Message) -> InHand:
-        hand = InHand(message)
         try:
-            items = read_tasks(message.body, default_id=message.message_id)
+            tasks = decode_tasks(message.body, default_id=message.message_id, sent_at=message.sent_at)
         except MessageError as e:
-            items = [Rejected(id=message.message_id, code=e.code, message=str(e))]
-        if isinstance(items, TaskRun):
-            hand.run = items
-            return hand
-        for item in items:
-            if isinstance(item, Task):
-                hand.tasks.append(item)
-            else:
-                hand.results.append(self._rejected(item))
-        return hand
+            tasks = Tasks([], [], [], [], {0: Rejected(id=message.message_id, code=e.code, message=str(e),
+                                                       submitted_at=message.sent_at)})
+        return InHand(message, tasks, [self._rejected(item) for item in tasks.rejected.values()])
 
     def _rejected(self, item: Rejected) -> Result:
         self.log.warning("task %s: rejected (%d): %s", item.id, item.code, item.message)
@@ -166,20 +179,17 @@ class Worker(lifecycle.Daemon):
 
     # -- compute -----------------------------------------------------------------------------------------------
     def _compute(self, batch: Sequence[InHand]) -> None:
-        """Solve the batch: in this thread with one kernel thread, else in pieces on the pool's threads."""
-        work = [(hand, task) for hand in batch for task in hand.tasks]
+        """Solve the batch's numbers: in this thread with one kernel thread, else in pieces on the pool's threads."""
+        work = [(hand, i) for hand in batch for i in range(len(hand.tasks.numbers))]
         parts = 1 if self.concurrency == 1 else self.concurrency * CHUNKS_PER_THREAD
-        jobs = [(self._solve_all, chunk, chunk) for chunk in _split(work, parts)]
-        jobs += [(self._solve_run, hand, [(hand, None)]) for hand in batch if hand.run]
+        pieces = [piece for chunk in _split(work, parts) for piece in _by_hand(chunk)]
         with self.metrics.timer("execution_time"):
             if self.pool is None:
-                outputs = [solve(arg) for solve, arg, _ in jobs]
+                for piece in pieces:
+                    self._solve(*piece)
             else:
-                outputs = [f.result() for f in [self.pool.submit(solve, arg) for solve, arg, _ in jobs]]
-        for (_, _, chunk), output in zip(jobs, outputs):
-            for (hand, _), result in zip(chunk, output):
-                if result is not None:
-                    hand.results.append(result)
+                for future in [self.pool.submit(self._solve, *piece) for piece in pieces]:
+                    future.result()
 
     def _heartbeat(self, hands) -> None:
         receipts = [h.message.receipt for h in hands]
@@ -193,60 +203,34 @@ class Worker(lifecycle.Daemon):
         for receipt, reason in failed.items():
             self.log.warning("heartbeat failed for a message in work (it may be delivered again): %s", reason)
 
-    def _solve_all(self, chunk: list[tuple[InHand, Task]]) -> list[Result | None]:
-        budget = self.cfg.work_budget
-        return [self._solve(hand, task, budget) for hand, task in chunk]
-
-    def _solve_run(self, hand: InHand) -> list[None]:
-        """Answer a TaskRun by columns; at its first failure, turn it into Tasks and Results for the usual path. Runs
-        where _solve runs: on a kernel thread, or the worker's own with one."""
+    def _solve(self, hand: InHand, lo: int, hi: int) -> None:
+        """Answer hand's tasks lo..hi-1 into its columns, unless a stop came before the message began. Runs on a
+        kernel thread (or the worker's own with one): the kernel's loop in C while the numbers fit 64 bits (less work a
+        task than a call each: docs/benchmarks.md), one call each for the others and for a task that failed."""
         if not self._start(hand):
-            return [None]
-        run, budget, began = hand.run, self.cfg.work_budget, time.time()
-        try:  # the loop in C: less work a task than in Python (docs/benchmarks.md)
-            factors, started, completed, over = primes.factor_run(run.numbers, budget, began)
-            factors = [[str(p) for p in found] for found in factors]  # the wire's decimal strings
-        except Exception:  # it failed as a whole: the loop below says which task and why
-            factors, started, completed, over = [], [], [], None
-        began = completed[-1] if completed else began
-        failure = (began, over) if over is not None else self._solve_rest(run.numbers[len(factors):], budget, began,
-                                                                         (factors, started, completed))
-        if failure is None:
-            hand.answer = (factors, started, completed)
-            return [None]
-        self._unbundle(hand, factors, started, completed, failure, budget)
-        return [None]
-
-    @staticmethod
-    def _solve_rest(numbers: list[int], budget: float, began: float,
-                    columns: tuple[list, list, list]) -> tuple[float, Exception] | None:
-        """Solve what factor_run left (beyond 64 bits, say) into the columns; (start, exception) of a failure."""
-        factors, started, completed = columns
-        for n in numbers:
+            return
+        numbers, budget, began = hand.tasks.numbers, self.cfg.work_budget, time.time()
+        i = lo
+        while i < hi:
             try:
-                found = primes.factorize(n, budget=budget)
+                factors, started, completed, over = primes.factor_run(numbers[i:hi], budget, began)
+            except Exception:  # it failed as a whole: the call below says which task and why
+                factors, started, completed, over = [], [], [], None
+            done = i + len(factors)
+            hand.factors[i:done], hand.started_at[i:done], hand.completed_at[i:done] = factors, started, completed
+            began = completed[-1] if completed else began
+            if done == hi:
+                return
+            try:
+                if over is not None:
+                    raise over
+                found = primes.factorize(numbers[done], budget=budget)
             except Exception as e:
-                return began, e
-            done = time.time()
-            factors.append([str(f) for f in found])
-            started.append(began)
-            completed.append(done)
-            began = done
-        return None
-
-    def _unbundle(self, hand: InHand, factors: list, started: list, completed: list,
-                  failure: tuple[float, Exception] | None, budget: float) -> None:
-        """Results for the tasks of hand.run: the first len(factors) computed already (as decimal strings), the next
-        one's `failure`, the rest solved one by one."""
-        tasks, hand.run = hand.run.tasks(), None
-        done = len(factors)
-        hand.results = [unchecked_result(t.id, t.job, str(t.n), tuple(map(int, fs)), None, None, self.worker_id,
-                                         t.submitted_at, s, c)
-                        for t, fs, s, c in zip(tasks, factors, started, completed)]
-        if failure is not None:
-            hand.results += [r for r in [self._failed(hand, tasks[done], *failure)] if r is not None]
-            done += 1
-        hand.results += [r for t in tasks[done:] if (r := self._solve(hand, t, budget)) is not None]
+                self._failed(hand, done, began, e)
+            else:
+                hand.factors[done], hand.started_at[done] = found, began
+                began = hand.completed_at[done] = time.time()
+            i = done + 1
 
     def _start(self, hand: InHand) -> bool:
         """Mark `hand` started, unless a stop came first (then it is skipped and released)."""
@@ -258,34 +242,21 @@ class Worker(lifecycle.Daemon):
                 hand.started = True
         return True
 
-    def _solve(self, hand: InHand, task: Task, budget: float) -> Result | None:
-        """Runs on a kernel thread: the task's result, or None when skipped on stop or failed inside the worker."""
-        if not self._start(hand):
-            return None
-        started = time.time()
-        try:
-            factors = primes.factorize(task.n, budget=budget)
-        except Exception as e:
-            return self._failed(hand, task, started, e)
-        return unchecked_result(task.id, task.job, str(task.n), tuple(factors), None, None, self.worker_id,
-                                task.submitted_at, started, time.time())
-
-    def _failed(self, hand: InHand, task: Task, started: float, e: Exception) -> Result | None:
-        """The error result of a task that raised `e`; None for a worker fault (the message is kept for a retry)."""
+    def _failed(self, hand: InHand, i: int, started: float, e: Exception) -> None:
+        """Record the error result of task i, which raised `e`; or its fault (the message is kept for a retry)."""
+        tasks = hand.tasks
+        task_id = tasks.ids[i]
         if isinstance(e, primes.BudgetExceeded):
-            return self._error(task, started, Code.OVER_BUDGET, f"over the work budget of {self.cfg.work_budget} s")
-        if isinstance(e, (ValueError, TypeError)):
-            return self._error(task, started, Code.BAD_INPUT, str(e))
-        self.log.error("task %s: worker fault; the message is left for retry", task.id, exc_info=e)
-        hand.fault = True
-        return None
-
-    def _error(self, task: Task, started: float, code: Code, message: str) -> Result:
-        self.log.warning("task %s: error %d: %s", task.id, code, message)
-        return Result(
-            task_id=task.id, job=task.job, n=str(task.n), factors=None, error_code=int(code), error_message=message,
-            worker=self.worker_id, submitted_at=task.submitted_at, started_at=started, completed_at=time.time(),
-        )
+            code, message = Code.OVER_BUDGET, f"over the work budget of {self.cfg.work_budget} s"
+        elif isinstance(e, (ValueError, TypeError)):
+            code, message = Code.BAD_INPUT, str(e)
+        else:
+            self.log.error("task %s: worker fault; the message is left for retry", task_id, exc_info=e)
+            hand.faults.add(i)
+            return
+        self.log.warning("task %s: error %d: %s", task_id, code, message)
+        hand.errors[i] = Result(task_id, tasks.jobs[i], str(tasks.numbers[i]), None, int(code), message,
+                                self.worker_id, tasks.submitted_at[i], started, time.time())
 
     # -- answer ------------------------------------------------------------------------------------------------
     def _answer(self, batch: Sequence[InHand], more: bool) -> None:
@@ -307,29 +278,39 @@ class Worker(lifecycle.Daemon):
 
     def _outgoing(self, hands: Sequence[InHand]) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:
         """The result messages of `hands`, each with the hands it answers, and the ids of hands that cannot be
-        answered. Compact bundles whose ids continue one another are answered together: one message for many small
-        task messages, its requestMessageId their message ids, comma-separated."""
+        answered. Results whose ids continue one another are sent together, in as few messages as the size limit and
+        requestMessageId (their message ids, comma-separated) allow. A task that came without an id (the original's
+        shape) is answered alone: its result has no id either, and requestMessageId names its message."""
         unsent: set[int] = set()
-        out = [answer for group in _answer_groups([h for h in hands if h.answer is not None])
-               for answer in self._run_bodies(group, unsent)]
-        out += [(body, [hand]) for hand in hands if hand.answer is None for body in self._bodies(hand, unsent)]
+        answers = [(hand, results) for hand in hands if len(results := hand.results(self.worker_id))]
+        out = [body for answer in answers if _named_by_message(*answer) for body in self._bodies([answer], unsent)]
+        for group in _groups([answer for answer in answers if not _named_by_message(*answer)]):
+            out += self._bodies(group, unsent)
         entries = [(SendEntry(str(i), body, {REQUEST_MESSAGE_ID: ",".join(h.message.message_id for h in group)}),
                     group) for i, (body, group) in enumerate(out)]
         return entries, unsent
 
-    def _run_bodies(self, group: list[InHand], unsent: set[int]) -> list[tuple[str, list[InHand]]]:
-        """One compact body for the runs of `group`, halved where it would be over the size limit; a run alone
-        over it is answered result by result."""
+    def _bodies(self, group: list[tuple[InHand, Results]], unsent: set[int]) -> list[tuple[str, list[InHand]]]:
+        """The bodies of the results of `group`, each with the hands whose results it holds."""
         try:
-            return [(encode_result_run(*_joined(group), self.worker_id), group)]
-        except MessageError:
+            packed = pack_results(Results.joined([results for _, results in group]))
+        except MessageError as e:  # one result over the size limit: nothing to send, so keep its message
             if len(group) > 1:
-                half = len(group) // 2
-                return self._run_bodies(group[:half], unsent) + self._run_bodies(group[half:], unsent)
-        [hand] = group
-        (factors, started, completed), hand.answer = hand.answer, None
-        self._unbundle(hand, factors, started, completed, None, self.cfg.work_budget)
-        return [(body, [hand]) for body in self._bodies(hand, unsent)]
+                return [out for answer in group for out in self._bodies([answer], unsent)]
+            self.log.error("results of messages %s cannot be encoded: %s",
+                           ", ".join(h.message.message_id for h, _ in group), e)
+            unsent.update(id(h) for h, _ in group)
+            return []
+        spans, total = [], 0  # the results of each hand: [lo, hi) of the joined results
+        for hand, results in group:
+            spans.append((hand, total, total + len(results)))
+            total += len(results)
+        out, start = [], 0
+        for body, count in packed:
+            stop = start + count
+            out.append((body, [hand for hand, lo, hi in spans if lo < stop and hi > start]))
+            start = stop
+        return out
 
     def _send_results(self, outgoing: list[tuple[SendEntry, list[InHand]]]) -> set[int]:
         """Send the result messages; the ids of the hands they answer that the results queue did not accept."""
@@ -343,14 +324,6 @@ class Worker(lifecycle.Daemon):
                                entry.attributes[REQUEST_MESSAGE_ID], reason)
                 unsent.update(id(hand) for hand in hands)
         return unsent
-
-    def _bodies(self, hand: InHand, unsent: set[int]) -> list[str]:
-        try:
-            return pack_results(hand.results) if hand.results else []
-        except MessageError as e:  # one result over the size limit: nothing to send, so keep the message
-            self.log.error("results of message %s cannot be encoded: %s", hand.message.message_id, e)
-            unsent.add(id(hand))
-            return []
 
     def _delete(self, hands: Sequence[InHand]) -> list[InHand]:
         failed: dict[str, str] = {}
@@ -372,8 +345,8 @@ class Worker(lifecycle.Daemon):
         self.log.info("released %d messages for others to take", len(receipts))
 
     def _count(self, batch: Sequence[InHand], deleted: Sequence[InHand]) -> None:
-        answered = sum(h.answered for h in deleted)
-        errors = sum(r.error_code is not None for h in deleted for r in h.results)
+        answered = sum(len(h.tasks) - len(h.faults) for h in deleted)
+        errors = sum(len(h.errors) + len(h.rejected) for h in deleted)
         faults = sum(h.fault for h in batch)
         self.metrics.incr("tps", answered)
         if errors:
@@ -384,33 +357,40 @@ class Worker(lifecycle.Daemon):
                        len(batch), answered, errors, sum(h.skipped for h in batch), faults)
 
 
-def _answer_groups(hands: list[InHand]) -> list[list[InHand]]:
-    """The answered runs in groups whose ids continue one another, each small enough that the message ids it answers
-    fit in its requestMessageId."""
-    groups: list[list[InHand]] = []
-    room = 0
-    for hand in sorted(hands, key=lambda h: (h.run.id_prefix, h.run.id_start)):
+def _named_by_message(hand: InHand, results: Results) -> bool:
+    return len(results) == 1 and results.ids[0] == hand.message.message_id
+
+
+def _groups(answers: list[tuple[InHand, Results]]) -> list[list[tuple[InHand, Results]]]:
+    """The answers in groups whose ids continue one another (in the order of their ids), each small enough that the
+    message ids it answers fit in its requestMessageId."""
+    groups: list[list[tuple[InHand, Results]]] = []
+    room, last = 0, None
+    for hand, results in sorted(answers, key=lambda answer: _id_key(answer[1].ids[0])):
+        key = _id_key(results.ids[0])
         room -= len(hand.message.message_id) + 1
-        if not (groups and room >= 0 and _continues(groups[-1][-1].run, hand.run)):
+        if room < 0 or last is None or key != (last[0], last[1] + 1) or results.jobs[0] != groups[-1][-1][1].jobs[-1]:
             groups.append([])
             room = _REQUEST_IDS_ROOM - len(hand.message.message_id)
-        groups[-1].append(hand)
+        groups[-1].append((hand, results))
+        last = _id_key(results.ids[-1])
     return groups
 
 
-def _continues(last: TaskRun, run: TaskRun) -> bool:
-    return (run.id_prefix == last.id_prefix and run.id_start == last.id_start + len(last.numbers)
-            and run.job == last.job and run.submitted_at == last.submitted_at)
+def _id_key(task_id: str) -> tuple[str, int]:
+    found = split_id(task_id)
+    return found if found is not None else (task_id, -1)
 
 
-def _joined(group: list[InHand]) -> tuple[TaskRun, list, list, list]:
-    """The runs of `group` as one, with their answers' columns."""
-    if len(group) == 1:
-        return (group[0].run, *group[0].answer)
-    first = group[0].run
-    run = TaskRun(first.id_prefix, first.id_start, [n for h in group for n in h.run.numbers],
-                  [text for h in group for text in h.run.inputs], first.job, first.submitted_at)
-    return (run, *([value for h in group for value in h.answer[k]] for k in range(3)))
+def _by_hand(chunk: list[tuple[InHand, int]]) -> list[tuple[InHand, int, int]]:
+    """A chunk of (hand, task) as (hand, first task, last task + 1) for each hand in it."""
+    pieces: list[tuple[InHand, int, int]] = []
+    for hand, i in chunk:
+        if pieces and pieces[-1][0] is hand:
+            pieces[-1] = (hand, pieces[-1][1], i + 1)
+        else:
+            pieces.append((hand, i, i + 1))
+    return pieces
 
 
 def _chunks(items: list) -> list[list]:
