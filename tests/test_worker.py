@@ -452,3 +452,15 @@ def test_a_worker_sends_what_it_counted_before_it_waits_for_more_tasks(sqlite_br
         sent_before_the_wait = record_statsd_before_waiting(w.tasks, sock)
         assert not w.run_once()
     assert "tps:1|c" in sent_before_the_wait[0].splitlines()
+
+
+def test_the_original_producers_task_is_answered_alone_its_time_the_messages_sent_time(broker, queue_name):
+    w = started(broker, worker_cfg(queue_name))
+    [message_id] = send(w.tasks, ['{"input": 15, "type": "Decimal"}'])  # the original's: no id, no time
+    assert w.run_once()
+    [message] = drain(w.results)
+    body = json.loads(message.body)
+    assert message.attributes[REQUEST_MESSAGE_ID] == message_id
+    assert body["output"] == {"factors": ["3", "5"]} and body["type"] == "Decimal"  # the original's result
+    [result] = decode_results(message.body)
+    assert result.task_id == message_id and 0 < result.submitted_at <= result.started_at <= result.completed_at
