@@ -17,10 +17,10 @@ from grid import config, primes
 from grid.wire import ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Ids, Same, Task, Tasks, decode_results, encode_tasks
 from grid.metrics import Metrics
 from grid.queues import open_broker
-from grid.queues.base import BatchResult, SendEntry
+from grid.queues.base import BatchResult, Message, SendEntry
 from grid.daemons.heartbeat import Heartbeat
 from grid.daemons import worker
-from grid.daemons.worker import Worker, _split
+from grid.daemons.worker import InHand, Worker, _split
 from helpers import record_statsd_before_waiting
 
 
@@ -274,11 +274,15 @@ def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker
 
 
 @settings(max_examples=100, deadline=None)
-@given(items=st.lists(st.integers(), max_size=200), parts=st.integers(1, 50))
-def test_a_batch_is_split_into_at_most_parts_contiguous_nonempty_pieces(items, parts):
-    pieces = _split(items, parts)
-    assert [x for piece in pieces for x in piece] == items
-    assert len(pieces) <= parts and all(pieces)
+@given(sizes=st.lists(st.integers(0, 60), max_size=20), parts=st.integers(1, 50))
+def test_a_batch_is_split_into_at_most_parts_contiguous_nonempty_pieces(sizes, parts):
+    batch = [InHand(Message(f"m{k}", f"r{k}", "{}", {}, 1, 0.0), Tasks(Ids("t", 0, size), [15] * size,
+                                                                         Same(None, size), Same(None, size)))
+             for k, size in enumerate(sizes)]
+    pieces = _split(batch, parts)
+    tasks = [(hand.message.message_id, i) for piece in pieces for hand, lo, hi in piece for i in range(lo, hi)]
+    assert tasks == [(f"m{k}", i) for k, size in enumerate(sizes) for i in range(size)]
+    assert len(pieces) <= parts and all(pieces) and all(lo < hi for piece in pieces for _, lo, hi in piece)
 
 
 def run_tasks(ns, prefix="r") -> list[Task]:

@@ -42,9 +42,9 @@ class InHand:
     message: Message
     tasks: Tasks
     rejected: list[Result] = field(default_factory=list)  # the error results of its items that are no task
-    factors: list = field(default_factory=list)
-    started_at: list[float] = field(default_factory=list)
-    completed_at: list[float] = field(default_factory=list)
+    factors: list = field(init=False)
+    started_at: list[float] = field(init=False)
+    completed_at: list[float] = field(init=False)
     errors: dict[int, Result] = field(default_factory=dict)  # error results by task, where one failed
     faults: set[int] = field(default_factory=set)  # tasks that failed inside the worker: no answer, kept for retry
     started: bool = False  # a task of it began: it is finished, not released, on stop
@@ -180,15 +180,14 @@ class Worker(lifecycle.Daemon):
     # -- compute -----------------------------------------------------------------------------------------------
     def _compute(self, batch: Sequence[InHand]) -> None:
         """Solve the batch's numbers: in this thread with one kernel thread, else in pieces on the pool's threads."""
-        work = [(hand, i) for hand in batch for i in range(len(hand.tasks.numbers))]
         parts = 1 if self.concurrency == 1 else self.concurrency * CHUNKS_PER_THREAD
-        pieces = [piece for chunk in _split(work, parts) for piece in _by_hand(chunk)]
+        chunks = _split(batch, parts)
         with self.metrics.timer("execution_time"):
             if self.pool is None:
-                for piece in pieces:
-                    self._solve(*piece)
+                for chunk in chunks:
+                    self._solve_all(chunk)
             else:
-                for future in [self.pool.submit(self._solve, *piece) for piece in pieces]:
+                for future in [self.pool.submit(self._solve_all, chunk) for chunk in chunks]:
                     future.result()
 
     def _heartbeat(self, hands) -> None:
@@ -202,6 +201,10 @@ class Worker(lifecycle.Daemon):
             return
         for receipt, reason in failed.items():
             self.log.warning("heartbeat failed for a message in work (it may be delivered again): %s", reason)
+
+    def _solve_all(self, chunk: list[tuple[InHand, int, int]]) -> None:
+        for hand, lo, hi in chunk:
+            self._solve(hand, lo, hi)
 
     def _solve(self, hand: InHand, lo: int, hi: int) -> None:
         """Answer hand's tasks lo..hi-1 into its columns, unless a stop came before the message began. Runs on a
@@ -382,26 +385,29 @@ def _id_key(task_id: str) -> tuple[str, int]:
     return found if found is not None else (task_id, -1)
 
 
-def _by_hand(chunk: list[tuple[InHand, int]]) -> list[tuple[InHand, int, int]]:
-    """A chunk of (hand, task) as (hand, first task, last task + 1) for each hand in it."""
-    pieces: list[tuple[InHand, int, int]] = []
-    for hand, i in chunk:
-        if pieces and pieces[-1][0] is hand:
-            pieces[-1] = (hand, pieces[-1][1], i + 1)
-        else:
-            pieces.append((hand, i, i + 1))
-    return pieces
-
-
 def _chunks(items: list) -> list[list]:
     """`items` in pieces of at most MAX_BATCH: one queue call each."""
     return [items[i : i + MAX_BATCH] for i in range(0, len(items), MAX_BATCH)]
 
 
-def _split(items: list, parts: int) -> list[list]:
-    """`items` in at most `parts` contiguous pieces of nearly equal size."""
-    size = max(1, -(-len(items) // max(parts, 1)))
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _split(batch: Sequence[InHand], parts: int) -> list[list[tuple[InHand, int, int]]]:
+    """The batch's tasks in at most `parts` contiguous chunks of nearly equal size, each a list of (hand, first task,
+    last task + 1)."""
+    total = sum(len(hand.tasks.numbers) for hand in batch)
+    size = max(1, -(-total // max(parts, 1)))
+    chunks: list[list[tuple[InHand, int, int]]] = [[]]
+    room = size
+    for hand in batch:
+        lo, count = 0, len(hand.tasks.numbers)
+        while lo < count:
+            if room == 0:
+                chunks.append([])
+                room = size
+            hi = min(count, lo + room)
+            chunks[-1].append((hand, lo, hi))
+            room -= hi - lo
+            lo = hi
+    return [chunk for chunk in chunks if chunk]
 
 
 def _heartbeat_interval(cfg) -> float:

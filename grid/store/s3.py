@@ -43,7 +43,7 @@ from grid import aws
 from grid.errors import MessageError, StoreAccessDenied, StoreEmpty, StoreError, StoreNotFound
 from grid.store.base import DEFAULT_PERCENTILES, Added, Span, Store, StoreCounts, spans
 from grid.store.sqlite import ResultStore
-from grid.wire import Code, Ids, Result, Results, Same, decode_results
+from grid.wire import Code, Ids, Result, Results, Same, decode_results, factor_texts
 
 SUFFIX = ".jsonl.gz"
 _OBJECT_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9.-]+-[0-9]{8,}" + re.escape(SUFFIX))
@@ -214,7 +214,7 @@ def _record(span: Span) -> dict:
     return {"id_prefix": span.prefix, "id_start": span.start, "id_stop": span.stop, "job": r.jobs[0],
             "worker": r.workers[0], "error_code": span.error_code, "error_message": r.error_messages[0],
             "inputs": list(r.inputs),
-            "factors": None if span.error_code is not None else [[str(f) for f in fs] for fs in r.factors],
+            "factors": None if span.error_code is not None else factor_texts(r.factors),
             "submitted_at": list(r.submitted_at), "started_at": list(r.started_at),
             "completed_at": list(r.completed_at)}
 

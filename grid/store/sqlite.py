@@ -13,10 +13,12 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 
+import orjson
+
 from grid import sqlite
 from grid.errors import ConfigError
 from grid.store.base import DEFAULT_PERCENTILES, Added, Span, Store, StoreCounts, percentile, spans
-from grid.wire import Code, Ids, Result, Results, Same, has_none
+from grid.wire import Code, Decimals, Ids, Result, Results, Same, factor_texts, has_none
 
 BUSY_TIMEOUT = 10.0  # seconds: a reader (grid results, the live view) may hold the file briefly
 
@@ -31,7 +33,7 @@ CREATE TABLE IF NOT EXISTS spans (
     error_code INTEGER,        -- NULL: all answers; else the row is one result, this error
     error_message TEXT,
     inputs TEXT,               -- the numbers as sent, comma-separated (one row of one result: its input as sent)
-    factors TEXT,              -- each result's factors, space-separated, the results' comma-separated; NULL: error
+    factors TEXT,              -- JSON: each result's factors as decimal strings, [["3", "5"], ...]; NULL: an error
     submitted_at BLOB,         -- float64 each, NaN where unknown
     started_at BLOB,
     completed_at BLOB
@@ -212,7 +214,7 @@ class _Spans:
 
 def _row(span: Span) -> tuple:
     r = span.results
-    factors = None if span.error_code is not None else ",".join([" ".join(map(str, fs)) for fs in r.factors])
+    factors = None if span.error_code is not None else orjson.dumps(factor_texts(r.factors)).decode()
     inputs = r.inputs[0] if span.count == 1 else ",".join(r.inputs)
     return (span.prefix, span.start, span.stop, r.jobs[0], r.workers[0], span.error_code, r.error_messages[0],
             inputs, factors, _blob(r.submitted_at), _blob(r.started_at), _blob(r.completed_at))
@@ -223,7 +225,7 @@ def _results(row: tuple) -> Results:
     count = stop - start
     ids = Ids(prefix, start, count) if start >= 0 else [prefix]
     return Results(ids, [inputs] if count == 1 else inputs.split(","),
-                   [None] if factors is None else [tuple(map(int, f.split())) for f in factors.split(",")],
+                   [None] if factors is None else Decimals(orjson.loads(factors)),
                    Same(code, count), Same(message, count), Same(job, count), Same(worker, count),
                    _optional(_times(submitted)), _optional(_times(started)), _optional(_times(completed)))
 

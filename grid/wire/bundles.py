@@ -11,13 +11,12 @@ Version 2, the compact bundle, is written when the items share job and times and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import islice
 
 from grid.errors import MessageError
 from grid.wire.fields import (MAX_ID_CHARS, MAX_INPUT_DIGITS, MAX_SECONDS, TYPE_DECIMAL, Code, all_of_type,
                               parse_name, parse_time, parse_type, plain_texts, short)
 from grid.wire.jsontext import FORMAT_VERSION, V1, bundle_items, put_optional
-from grid.wire.model import Ids, Rejected, Results, Same, Tasks, has_none, id_run, single
+from grid.wire.model import Decimals, Ids, Rejected, Results, Same, Tasks, factor_texts, has_none, id_run, single
 from grid.wire.original import decode_result, decode_task, result_item, task_item
 
 TASK_SHARED = ("job", "submitted_at", "type")
@@ -107,7 +106,7 @@ def results_doc(results: Results) -> dict:
         (_, _), (_, job), (_, worker), (_, submitted_at) = shared
         doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
         put_optional(doc, job=job, worker=worker, submitted_at=submitted_at)
-        doc.update(inputs=list(results.inputs), factors=[[str(f) for f in fs] for fs in results.factors],
+        doc.update(inputs=list(results.inputs), factors=factor_texts(results.factors),
                    started_at=list(results.started_at), completed_at=list(results.completed_at))
         return doc
     items = [result_item(r) for r in results]
@@ -143,9 +142,9 @@ def _decode_result_columns(doc: dict) -> Results:
     plain = _plain_columns(ids[-1], inputs, factors, started + completed, shared)
     if plain is not None:
         job, worker, submitted_at = plain
-        count, numbers = len(inputs), iter(map(int, (f for fs in factors for f in fs)))
+        count = len(inputs)
         none = Same(None, count)
-        return Results(ids, inputs, [tuple(islice(numbers, len(fs))) for fs in factors], none, none, Same(job, count),
+        return Results(ids, inputs, Decimals(factors), none, none, Same(job, count),
                        Same(worker, count), Same(submitted_at, count), started, completed)
     return Results.of([decode_result({"id": task_id, "input": text, "output": {"factors": fs}, "started_at": s,
                                       "completed_at": c}, shared, None)

@@ -134,6 +134,40 @@ class Same(Sequence):
         return f"Same({self.value!r}, {self.count})"
 
 
+class Decimals(Sequence):
+    """Factors as a message carries them, decimal strings (checked): texts[i] lists the factors of result i. An item
+    is a tuple of ints; `factor_texts` hands the strings on as they came, to an encoder or a store, unconverted."""
+
+    __slots__ = ("texts",)
+
+    def __init__(self, texts: list[list[str]]):
+        self.texts = texts
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Decimals(self.texts[i])
+        return tuple(map(int, self.texts[i]))
+
+    def __iter__(self):
+        return (tuple(map(int, factors)) for factors in self.texts)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"Decimals({self.texts!r})"
+
+
+def factor_texts(column: Sequence[Sequence[int] | None]) -> list[list[str] | None]:
+    """A column of factors as decimal strings (None where a result has none)."""
+    if isinstance(column, Decimals):
+        return column.texts
+    return [None if factors is None else [str(f) for f in factors] for factors in column]
+
+
 _ID_NUMBER = re.compile(r"(.*?)(0|[1-9][0-9]*)", re.DOTALL)
 
 
@@ -185,6 +219,8 @@ def join(columns: Sequence[Sequence]) -> Sequence:
             return Ids(first.prefix, first.start, sum(map(len, columns)))
     if isinstance(first, Same) and all(isinstance(c, Same) and c.value == first.value for c in columns):
         return Same(first.value, sum(map(len, columns)))
+    if all(isinstance(c, Decimals) for c in columns):
+        return Decimals([texts for c in columns for texts in c.texts])
     return list(chain.from_iterable(columns))
 
 
