@@ -22,8 +22,8 @@ from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.daemons import lifecycle
 from grid.daemons.batching import Ahead, receive_while_full
 from grid.daemons.heartbeat import Heartbeat
-from grid.wire import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Results, Tasks, decode_tasks,
-                       pack_results, split_id)
+from grid.wire import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Ids, Rejected, Result, Results, Tasks,
+                       decode_tasks, id_run, pack_results, split_id)
 
 SMALL_BATCH_TASKS = 100  # a step takes more receives while its messages hold fewer tasks than this ...
 MAX_MESSAGES_PER_STEP = 100  # ... and at most this many messages: one commit answers them
@@ -34,7 +34,7 @@ CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, since a hand-
 # (docs/benchmarks.md), and one thread takes the batch whole; enough to balance the load
 
 
-@dataclass
+@dataclass(slots=True)
 class InHand:
     """One received task message: its tasks as columns, and their answers as the kernel threads find them
     (factors[i] of tasks.numbers[i], None while unanswered or where errors[i] or a fault says why)."""
@@ -49,10 +49,18 @@ class InHand:
     faults: set[int] = field(default_factory=set)  # tasks that failed inside the worker: no answer, kept for retry
     started: bool = False  # a task of it began: it is finished, not released, on stop
     skipped: bool = False  # stop came before any task began: released
+    alone: bool = field(init=False)
 
     def __post_init__(self):
         count = len(self.tasks.numbers)
         self.factors, self.started_at, self.completed_at = [None] * count, [0.0] * count, [0.0] * count
+        # A message of one task without an id of its own (the original's): its result is named by requestMessageId
+        self.alone = count + len(self.rejected) == 1 and (count == 0 or self.tasks.ids[0] == self.message.message_id)
+
+    @property
+    def answers(self) -> int:
+        """Results it has: its tasks' but where a fault left none, and its rejected items'."""
+        return len(self.tasks.numbers) - len(self.faults) + len(self.rejected)
 
     @property
     def size(self) -> int:
@@ -285,35 +293,44 @@ class Worker(lifecycle.Daemon):
         requestMessageId (their message ids, comma-separated) allow. A task that came without an id (the original's
         shape) is answered alone: its result has no id either, and requestMessageId names its message."""
         unsent: set[int] = set()
-        answers = [(hand, results) for hand in hands if len(results := hand.results(self.worker_id))]
-        out = [body for answer in answers if _named_by_message(*answer) for body in self._bodies([answer], unsent)]
-        for group in _groups([answer for answer in answers if not _named_by_message(*answer)]):
+        answered = [hand for hand in hands if hand.answers]
+        out = [body for hand in answered if hand.alone for body in self._bodies([hand], unsent)]
+        for group in _groups([hand for hand in answered if not hand.alone]):
             out += self._bodies(group, unsent)
         entries = [(SendEntry(str(i), body, {REQUEST_MESSAGE_ID: ",".join(h.message.message_id for h in group)}),
                     group) for i, (body, group) in enumerate(out)]
         return entries, unsent
 
-    def _bodies(self, group: list[tuple[InHand, Results]], unsent: set[int]) -> list[tuple[str, list[InHand]]]:
+    def _bodies(self, group: list[InHand], unsent: set[int]) -> list[tuple[str, list[InHand]]]:
         """The bodies of the results of `group`, each with the hands whose results it holds."""
         try:
-            packed = pack_results(Results.joined([results for _, results in group]))
+            packed = pack_results(self._results(group))
         except MessageError as e:  # one result over the size limit: nothing to send, so keep its message
             if len(group) > 1:
-                return [out for answer in group for out in self._bodies([answer], unsent)]
-            self.log.error("results of messages %s cannot be encoded: %s",
-                           ", ".join(h.message.message_id for h, _ in group), e)
-            unsent.update(id(h) for h, _ in group)
+                return [out for hand in group for out in self._bodies([hand], unsent)]
+            self.log.error("results of message %s cannot be encoded: %s", group[0].message.message_id, e)
+            unsent.add(id(group[0]))
             return []
-        spans, total = [], 0  # the results of each hand: [lo, hi) of the joined results
-        for hand, results in group:
-            spans.append((hand, total, total + len(results)))
-            total += len(results)
+        if len(packed) == 1:
+            return [(packed[0][0], group)]
+        spans, total = [], 0  # the results of each hand: [lo, hi) of the group's
+        for hand in group:
+            spans.append((hand, total, total + hand.answers))
+            total += hand.answers
         out, start = [], 0
         for body, count in packed:
             stop = start + count
             out.append((body, [hand for hand, lo, hi in spans if lo < stop and hi > start]))
             start = stop
         return out
+
+    def _results(self, group: list[InHand]) -> Results:
+        """The results of the hands of `group`, one after the other."""
+        if len(group) == 1 or any(h.errors or h.faults or h.rejected for h in group):
+            return Results.joined([hand.results(self.worker_id) for hand in group])
+        tasks = Tasks.joined([hand.tasks for hand in group])
+        return Results.answers(tasks, [f for h in group for f in h.factors], [t for h in group for t in h.started_at],
+                               [t for h in group for t in h.completed_at], self.worker_id)
 
     def _send_results(self, outgoing: list[tuple[SendEntry, list[InHand]]]) -> set[int]:
         """Send the result messages; the ids of the hands they answer that the results queue did not accept."""
@@ -348,7 +365,7 @@ class Worker(lifecycle.Daemon):
         self.log.info("released %d messages for others to take", len(receipts))
 
     def _count(self, batch: Sequence[InHand], deleted: Sequence[InHand]) -> None:
-        answered = sum(len(h.tasks) - len(h.faults) for h in deleted)
+        answered = sum(h.answers for h in deleted)
         errors = sum(len(h.errors) + len(h.rejected) for h in deleted)
         faults = sum(h.fault for h in batch)
         self.metrics.incr("tps", answered)
@@ -360,24 +377,34 @@ class Worker(lifecycle.Daemon):
                        len(batch), answered, errors, sum(h.skipped for h in batch), faults)
 
 
-def _named_by_message(hand: InHand, results: Results) -> bool:
-    return len(results) == 1 and results.ids[0] == hand.message.message_id
-
-
-def _groups(answers: list[tuple[InHand, Results]]) -> list[list[tuple[InHand, Results]]]:
-    """The answers in groups whose ids continue one another (in the order of their ids), each small enough that the
+def _groups(hands: list[InHand]) -> list[list[InHand]]:
+    """The hands in groups whose task ids continue one another (in the order of their ids), each small enough that the
     message ids it answers fit in its requestMessageId."""
-    groups: list[list[tuple[InHand, Results]]] = []
+    groups: list[list[InHand]] = []
     room, last = 0, None
-    for hand, results in sorted(answers, key=lambda answer: _id_key(answer[1].ids[0])):
-        key = _id_key(results.ids[0])
+    for (first, end, job), hand in sorted(((_ends(h.tasks), h) for h in hands), key=lambda a: a[0][0]):
         room -= len(hand.message.message_id) + 1
-        if room < 0 or last is None or key != (last[0], last[1] + 1) or results.jobs[0] != groups[-1][-1][1].jobs[-1]:
+        if room < 0 or last != (first, job):
             groups.append([])
             room = _REQUEST_IDS_ROOM - len(hand.message.message_id)
-        groups[-1].append((hand, results))
-        last = _id_key(results.ids[-1])
+        groups[-1].append(hand)
+        last = (end, job)
     return groups
+
+
+def _ends(tasks: Tasks) -> tuple[tuple[str, int], tuple[str, int], str | None]:
+    """The (prefix, number) readings of the first task id and of the id that would follow the last one, and the last
+    job (a message of rejected items only: its first one's id)."""
+    ids, count = tasks.ids, len(tasks.numbers)
+    if not count:
+        return _id_key(next(iter(tasks.rejected.values())).id), ("", -1), None
+    run = id_run(ids) if count == 1 or isinstance(ids, Ids) else None
+    if run is not None:
+        first, end = run, (run[0], run[1] + count)
+    else:
+        first, (prefix, number) = _id_key(ids[0]), _id_key(ids[-1])
+        end = (prefix, number + 1)
+    return first, end, tasks.jobs[-1]
 
 
 def _id_key(task_id: str) -> tuple[str, int]:

@@ -18,7 +18,7 @@ import orjson
 from grid import sqlite
 from grid.errors import ConfigError
 from grid.store.base import DEFAULT_PERCENTILES, Added, Span, Store, StoreCounts, percentile, spans
-from grid.wire import Code, Decimals, Ids, Result, Results, Same, factor_texts, has_none
+from grid.wire import Code, Decimals, Ids, Result, Results, Same, factor_texts
 
 BUSY_TIMEOUT = 10.0  # seconds: a reader (grid results, the live view) may hold the file briefly
 
@@ -234,9 +234,10 @@ def _blob(column: Sequence[float | None]) -> bytes:
     """A column of times as float64, NaN where unknown."""
     if isinstance(column, Same):
         return (array.array("d", [math.nan if column.value is None else column.value]) * len(column)).tobytes()
-    if has_none(column):
-        column = [math.nan if t is None else t for t in column]
-    return array.array("d", column).tobytes()
+    try:
+        return array.array("d", column).tobytes()
+    except TypeError:  # a None among them
+        return array.array("d", [math.nan if t is None else t for t in column]).tobytes()
 
 
 def _times(blob: bytes) -> array.array:

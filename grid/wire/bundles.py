@@ -16,7 +16,8 @@ from grid.errors import MessageError
 from grid.wire.fields import (MAX_ID_CHARS, MAX_INPUT_DIGITS, MAX_SECONDS, TYPE_DECIMAL, Code, all_of_type,
                               parse_name, parse_time, parse_type, plain_texts, short)
 from grid.wire.jsontext import FORMAT_VERSION, V1, bundle_items, put_optional
-from grid.wire.model import Decimals, Ids, Rejected, Results, Same, Tasks, factor_texts, has_none, id_run, single
+from grid.wire.model import (Decimals, Ids, Rejected, Results, Same, Tasks, factor_texts, has_none, id_run, single,
+                             split_id)
 from grid.wire.original import decode_result, decode_task, result_item, task_item
 
 TASK_SHARED = ("job", "submitted_at", "type")
@@ -55,9 +56,10 @@ def decode_task_bundle(doc: dict, default_id: str, sent_at: float | None) -> Tas
 
 def tasks_of(items: list[tuple | Rejected]) -> Tasks:
     """The columns of decoded items: (n, id, job, submitted_at) tuples and Rejected ones, in order."""
-    if len(items) == 1 and type(items[0]) is tuple:
+    if len(items) == 1 and type(items[0]) is tuple:  # a message of one task: columns that join others' at no cost
         n, task_id, job, submitted_at = items[0]
-        return Tasks([task_id], [n], [job], [submitted_at])
+        run = split_id(task_id)
+        return Tasks([task_id] if run is None else Ids(*run, 1), [n], Same(job, 1), Same(submitted_at, 1))
     valid = [item for item in items if type(item) is tuple]
     rejected = {place: item for place, item in enumerate(items) if type(item) is not tuple}
     numbers, ids, jobs, times = (list(column) for column in zip(*valid)) if valid else ([], [], [], [])

@@ -6,7 +6,6 @@ that cost nothing per item, and that joining and slicing keep as they are.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -168,14 +167,14 @@ def factor_texts(column: Sequence[Sequence[int] | None]) -> list[list[str] | Non
     return [None if factors is None else [str(f) for f in factors] for factors in column]
 
 
-_ID_NUMBER = re.compile(r"(.*?)(0|[1-9][0-9]*)", re.DOTALL)
-
-
 def split_id(task_id: str) -> tuple[str, int] | None:
     """(prefix, n) with task_id == prefix + str(n), the prefix as short as can be; None when it ends in no number.
     One reading per id: compact bundles are written by it, and the result store keys its rows by it."""
-    match = _ID_NUMBER.fullmatch(task_id)
-    return None if match is None else (match[1], int(match[2]))
+    digits = len(task_id) - len(task_id.rstrip("0123456789"))
+    if not digits:
+        return None
+    number = task_id[-digits:].lstrip("0") or "0"  # no leading zero: "x007" is "x00" + "7"
+    return task_id[:-len(number)], int(number)
 
 
 def id_run(ids: Sequence[str]) -> tuple[str, int] | None:
@@ -201,30 +200,36 @@ def single(column: Sequence):
 
 
 def has_none(column: Sequence) -> bool:
-    """Whether a column holds None."""
-    return column.value is None if isinstance(column, Same) else None in column
+    """Whether a column holds None (by the items' types: `None in column` compares each item with None, slowly)."""
+    return column.value is None if isinstance(column, Same) else type(None) in set(map(type, column))
 
 
 def join(columns: Sequence[Sequence]) -> Sequence:
-    """The columns one after the other: Ids that continue one another stay Ids, the same value stays Same."""
-    columns = [c for c in columns if len(c)]
-    if not columns:
-        return []
-    if len(columns) == 1:
-        return columns[0]
+    """Non-empty columns one after the other: Ids that continue one another stay Ids, the same value stays Same."""
     first = columns[0]
-    if isinstance(first, Ids) and all(isinstance(c, Ids) and c.prefix == first.prefix for c in columns):
-        total = first.start
-        if all(c.start == (total := total + len(p)) for p, c in zip(columns, columns[1:])):
-            return Ids(first.prefix, first.start, sum(map(len, columns)))
-    if isinstance(first, Same) and all(isinstance(c, Same) and c.value == first.value for c in columns):
-        return Same(first.value, sum(map(len, columns)))
-    if all(isinstance(c, Decimals) for c in columns):
+    if len(columns) == 1:
+        return first
+    kinds = set(map(type, columns))
+    if len(kinds) > 1:
+        return list(chain.from_iterable(columns))
+    kind = kinds.pop()
+    if kind is Ids:
+        prefix, stop = first.prefix, first.start
+        for c in columns:
+            if c.prefix != prefix or c.start != stop:
+                return list(chain.from_iterable(columns))
+            stop += c.count
+        return Ids(prefix, first.start, stop - first.start)
+    if kind is Same:
+        value = first.value
+        if all(c.value == value for c in columns):
+            return Same(value, sum(c.count for c in columns))
+    if kind is Decimals:
         return Decimals([texts for c in columns for texts in c.texts])
     return list(chain.from_iterable(columns))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Tasks:
     """The tasks of a message as columns: task i is numbers[i], with ids[i], jobs[i], submitted_at[i]; and the
     message's items that are no valid task, by their place among its items (`rejected`)."""
@@ -260,6 +265,15 @@ class Tasks:
         return cls([t.id for t in tasks], [t.n for t in tasks], [t.job for t in tasks],
                    [t.submitted_at for t in tasks], rejected)
 
+    @classmethod
+    def joined(cls, parts: Sequence[Tasks]) -> Tasks:
+        """The valid tasks of `parts`, one after the other (rejected items left out)."""
+        parts = [p for p in parts if p.numbers] or parts[:1]
+        if len(parts) == 1:
+            return parts[0][:]
+        return cls(join([p.ids for p in parts]), [n for p in parts for n in p.numbers], join([p.jobs for p in parts]),
+                   join([p.submitted_at for p in parts]))
+
     def __len__(self) -> int:
         """The message's items: its tasks and what was rejected."""
         return len(self.numbers) + len(self.rejected)
@@ -289,13 +303,13 @@ _RESULT_COLUMNS = ("ids", "inputs", "factors", "error_codes", "error_messages", 
                    "started_at", "completed_at")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Results:
-    """Results as columns, in Result's field order: result i is (ids[i], jobs[i], inputs[i], factors[i], ...).
+    """Results as columns: result i is Result(ids[i], jobs[i], inputs[i], factors[i], error_codes[i], ...).
     factors[i] is None where error_codes[i] is set."""
 
     ids: Sequence[str]
-    inputs: Sequence[str | None]
+    inputs: list[str | None]  # a list: its length is the number of results
     factors: Sequence[Sequence[int] | None]
     error_codes: Sequence[int | None]
     error_messages: Sequence[str | None]
@@ -325,6 +339,7 @@ class Results:
 
     @classmethod
     def joined(cls, parts: Sequence[Results]) -> Results:
+        parts = [p for p in parts if len(p)] or parts[:1]
         if len(parts) == 1:
             return parts[0]
         return cls(*(join([getattr(p, name) for p in parts]) for name in _RESULT_COLUMNS))
@@ -333,7 +348,7 @@ class Results:
         return tuple(getattr(self, name) for name in _RESULT_COLUMNS)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.inputs)
 
     def __iter__(self) -> Iterator[Result]:
         for task_id, n, factors, code, message, job, worker, submitted, started, completed in zip(*self.columns()):
