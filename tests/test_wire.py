@@ -1,6 +1,7 @@
 """The wire codec: round trips, the original's shapes both ways, the compact bundle, and a clear error for every kind
 of bad input."""
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -25,6 +26,7 @@ from grid.wire import (
     encode_tasks,
     pack_results,
     pack_tasks,
+    split_id,
 )
 from grid.wire.fields import plain_texts
 from grid.wire.jsontext import parse_json
@@ -447,3 +449,10 @@ def _converted(texts: list) -> list[int] | None:
                 max_size=6))
 def test_the_check_of_decimal_texts_on_the_strings_agrees_with_converting_them(texts):
     assert plain_texts(texts) == (_converted(texts) is not None)
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="0123456789x-\u0663", max_size=12))
+def test_an_id_reads_as_the_shortest_prefix_and_a_number_without_leading_zeros(task_id):
+    match = re.fullmatch(r"(.*?)(0|[1-9][0-9]*)", task_id, re.DOTALL)
+    assert split_id(task_id) == (None if match is None else (match[1], int(match[2])))
