@@ -171,14 +171,17 @@ def test_a_pipelined_worker_stopped_mid_run_finishes_what_it_began_and_gives_bac
 
 
 def test_heartbeats_keep_the_batches_taken_ahead_invisible_too(grid):
-    numbers = [sympy.prime(i) * sympy.prime(i + 1) for i in range(10, 70)]
-    grid.send([one_task(n, f"t{n}") for n in numbers])
-    flags = ["--visibility-timeout", "2", "--concurrency", "1", "--batch-size", "10", "--pipeline-depth", "3",
+    numbers = [sympy.prime(i) * sympy.prime(i + 1) for i in range(10, 310)]
+    bundles = [numbers[i:i + 100] for i in range(0, 300, 100)]  # a batch of one such message: one step, no more
+    grid.send([encode_tasks([Task(n=n, id=f"t{n}", job="it") for n in b]) for b in bundles])
+    flags = ["--visibility-timeout", "2", "--concurrency", "1", "--batch-size", "1", "--pipeline-depth", "3",
              "--queue-polling-wait-time", "1"]
-    workers = [grid.start(flags, slow=numbers, slow_seconds=0.15, queue_delay=0.01) for _ in range(2)]
+    holder = grid.start(flags, slow=numbers, slow_seconds=0.015, queue_delay=0.01)  # 1.5 s a message
+    wait_for(lambda: grid.tasks.counts().in_flight == len(bundles), "the three messages taken, two of them ahead")
+    idle = grid.start(["--concurrency", "1", "--queue-polling-wait-time", "1"])  # takes what becomes visible
     wait_for(lambda: grid.tasks.counts().total == 0, "every task answered and deleted")
-    assert [grid.stop(w) for w in workers] == [0, 0]
-    assert sorted(grid.calls_of()) == sorted(numbers)  # a batch waits ahead 1.5 s or more: past the timeout
+    assert [grid.stop(w) for w in (holder, idle)] == [0, 0]
+    assert sorted(grid.calls_of()) == sorted(numbers)  # the last message waited 3 s ahead: past the timeout
     assert {k: len(v) for k, v in grid.results_by_task().items()} == {f"t{n}": 1 for n in numbers}
 
 
