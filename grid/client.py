@@ -229,13 +229,9 @@ class Job:
 
 
 def task_failed(r: Result) -> TaskFailed:
-    """The exception of a failed task's answer: its code, its id, the number, why."""
+    """The exception of a failed task's answer: its id, the number, the code and why."""
     n = r.n if r.n is None or len(r.n) <= _SHOWN_CHARS else r.n[:_SHOWN_CHARS - 3] + "..."
-    try:
-        why = Code(r.error_code).name.lower().replace("_", " ")
-    except ValueError:
-        why = "error"
-    return TaskFailed(f"task {r.task_id} (n = {n}) failed: {r.error_code} {why}: {r.error_message}", r.error_code, r)
+    return TaskFailed(f"task {r.task_id} (n = {n}) failed with {r.error_code}: {r.error_message}", r.error_code, r)
 
 
 def _given(**values) -> dict:
