@@ -28,7 +28,7 @@ from grid.queues import Broker, open_broker
 from grid.store import Store, format_seconds, open_store
 
 SEND_ATTEMPTS = 5  # tries per message body before sending gives up on it
-POLL_FIRST, POLL_MAX = 0.05, 1.0  # seconds between reads of the result store while waiting: the first, the longest
+POLL_FIRST, POLL_MAX = 0.001, 1.0  # seconds between reads of the result store while waiting (docs/benchmarks.md)
 _DECIMAL = re.compile(r"[0-9]+")
 _ALLOWED = "a decimal integer >= 1, digits 0-9 only"
 _SHOWN_CHARS = 40  # a refused value is shown up to this length
