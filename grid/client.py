@@ -25,7 +25,7 @@ from grid.queues.base import MAX_BATCH, Queue, SendEntry
 from grid.errors import InvalidTask, JobTimeout, StoreEmpty, TaskFailed
 from grid.messages import MAX_INPUT_DIGITS, Code, Result
 from grid.queues import Broker, open_broker
-from grid.store import Store, format_seconds, open_store
+from grid.store import DEFAULT_PERCENTILES, Store, format_seconds, open_store
 
 SEND_ATTEMPTS = 5  # tries per message body before sending gives up on it
 POLL_FIRST, POLL_MAX = 0.001, 1.0  # seconds between reads of the result store while waiting (docs/benchmarks.md)
@@ -181,7 +181,7 @@ class Job:
         try:
             found = self._client.progress(self.id)
         except StoreEmpty:  # no collector has stored anything yet: nothing answered
-            return Progress(self.total, 0, 0, {}, {})
+            return Progress(self.total, 0, 0, {}, dict.fromkeys(DEFAULT_PERCENTILES))
         return Progress(self.total, found.answered, found.ok, found.by_code, found.latency)
 
     def results(self) -> Iterator[Result]:
@@ -209,7 +209,7 @@ class Job:
             pause = min(2 * pause, POLL_MAX)
         failed = next((r for r in answers if not r.ok), None)
         if propagate and failed is not None:
-            raise task_failed(failed)
+            raise _failure(failed)
         return answers
 
     def _answers(self) -> list[Result] | None:
@@ -228,7 +228,7 @@ class Job:
             return 0
 
 
-def task_failed(r: Result) -> TaskFailed:
+def _failure(r: Result) -> TaskFailed:
     """The exception of a failed task's answer: its id, the number, the code and why."""
     n = r.n if r.n is None or len(r.n) <= _SHOWN_CHARS else r.n[:_SHOWN_CHARS - 3] + "..."
     return TaskFailed(f"task {r.task_id} (n = {n}) failed with {r.error_code}: {r.error_message}", r.error_code, r)

@@ -135,11 +135,12 @@ def test_submit_refuses_a_bad_job_id_and_an_empty_job(embedded):
 def test_a_job_not_answered_yet_has_no_progress_and_wait_gives_up_at_its_timeout(embedded):
     with Client() as grid:
         job = grid.submit([15, 21])
-        assert job.progress() == Progress(2, 0, 0, {}, {}) and list(job.results()) == []
+        assert job.progress() == Progress(2, 0, 0, {}, {50: None, 95: None, 99: None}) and list(job.results()) == []
         with pytest.raises(JobTimeout) as timed_out:
             job.wait(timeout=0)
         with pytest.raises(StoreEmpty):  # the store as a whole: no collector has made it
             grid.progress()
+        assert str(job.progress()) == "0 of 2 answered (0 ok, 0 failed); latency p50 -, p95 -, p99 -"
     assert isinstance(timed_out.value, TimeoutError) and timed_out.value.progress.answered == 0
     assert str(timed_out.value).startswith(f"job {job.id}: 0 of 2 tasks answered within 0 s (do a worker and a "
                                            f"collector run on broker {embedded['GRID_BROKER_URL']}")
