@@ -11,11 +11,8 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 
 import boto3
 import pytest
@@ -27,6 +24,7 @@ from grid.queues import open_broker
 from grid.daemons.supervisor import read_status, status_path
 from grid.errors import StoreEmpty
 from grid.store import open_store
+from helpers import Grid
 
 PATIENCE = 240.0  # seconds before a stage that should finish is declared stuck
 SETTINGS = {
@@ -41,45 +39,6 @@ SETTINGS = {
     "GRID_MAX_WORKERS": "2",
     "GRID_SCALE_MODE": "direct",
 }
-
-
-@dataclass
-class Grid:
-    """The role processes of one run and their logs."""
-
-    env: dict
-    logs: str
-    procs: dict = field(default_factory=dict)
-    killed: dict = field(default_factory=dict)  # processes the test SIGKILLed, by name: their exit codes
-
-    def start(self, role: str, *args: str, name: str | None = None) -> subprocess.Popen:
-        name = name or role
-        log = open(os.path.join(self.logs, f"{name}.log"), "ab")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "grid.cli", role, *args], env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        return self.procs[name]
-
-    def stop(self) -> dict[str, int]:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        return {role: proc.wait(60) for role, proc in self.procs.items()}
-
-    def sigkill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.kill()
-        self.killed[name] = proc.wait()
-
-    def kill(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-    def log(self, role: str) -> str:
-        with open(os.path.join(self.logs, f"{role}.log"), errors="replace") as f:
-            return f.read()
 
 
 def wait_for(what: str, condition, grid: Grid, poll=0.2):
