@@ -53,8 +53,8 @@ def add_parser(commands) -> None:
     p.add_argument("--dir", metavar="PATH", help=f"run folder (default: ./{DEFAULT_DIR}/<timestamp>); an existing "
                    "one is resumed")
     p.add_argument("--tasks", type=config.positive(int), metavar="N",
-                   help=f"a quick run of N tasks produced at once (with --rate or --workload: default {DEFAULT_TASKS}), "
-                   "instead of the demo's story")
+                   help="a quick run of N tasks produced at once, instead of the demo's story (--rate alone: "
+                   f"{DEFAULT_TASKS} tasks)")
     p.add_argument("--workload", metavar="PATH", help="factorize the numbers of PATH (one per line) instead")
     p.add_argument("--bits", metavar="MIN:MAX", help="sizes of the prime factors, bits (default: the producer's "
                    "prime_min_bits:prime_max_bits)")

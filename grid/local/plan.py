@@ -54,9 +54,9 @@ class Phase:
         return Phase(self.name, self.seconds * timescale, tasks, self.rate)
 
 
-# The demo (`make demo`, `grid local` without --tasks): on a 2-core machine about 45 s, docs/demo.md second by second.
-# The burst is ~5 s of work for two workers at the default task size; the stream, ~5% of one worker's capacity with
-# one task per message, needs one worker; the pause outlasts the supervisor's scale-in (its cooldown, then a step).
+# The demo (`make demo`, `grid local` without --tasks), second by second in docs/demo.md. The burst is a few seconds of
+# work for two workers at the default task size; the stream, far below one worker's capacity, needs one; the pause
+# outlasts the supervisor's scale-in (its cooldown, then a step), so the fleet is seen at zero.
 DEMO_STORY = (
     Phase("idle", 5.0),
     Phase("burst", 20.0, tasks=200_000),

@@ -20,9 +20,8 @@ SCALE_OUT_POLL = 0.02  # seconds between the supervisor's backlog reads below ma
 # queue is cheap, and scale-out (from zero: at the first task) follows the backlog within this
 BACKLOG_PER_WORKER = 5  # task messages per worker the supervisor aims at: the producer's first send (10 messages)
 # starts two workers at once, where 10 (a full receive each) started the second one a step later
-STORY_BACKLOG_PER_WORKER = 50  # ... in the demo's story: 0.1 s of its stream (one task per message), so the hiccups
-# of one worker on a shared machine (12-48 messages waiting now and then, at 5 and 10 the fleet flapped 1-2-1 every
-# few seconds) keep one worker, while its burst (hundreds of bundles) still starts two
+STORY_BACKLOG_PER_WORKER = 50  # ... in the demo's story: 0.1 s of its stream, so that one worker's hiccups do not start
+# a second one (at 5 or 10 the fleet flapped 1-2-1 all through the stream: docs/demo.md), while the burst starts two
 POLL_WAIT = 1  # seconds of a worker's long poll: an idle worker notices SIGTERM within this
 VISIBILITY_TIMEOUT = 30  # seconds: a message of a killed worker comes back this soon (heartbeats extend it)
 STOP_TIMEOUT = 60.0  # seconds a daemon may take to drain after SIGTERM before it is killed
