@@ -99,8 +99,9 @@ def story_text(phases: list[Phase]) -> str:
     def what(phase: Phase) -> str:
         if phase.tasks:
             return f"{phase.name} {phase.tasks} tasks at once (at most {phase.seconds:g} s)"
-        return f"{phase.name} {phase.rate:g} tasks/s for {phase.seconds:g} s" if phase.rate else \
-            f"{phase.name} {phase.seconds:g} s"
+        if phase.rate:
+            return f"{phase.name} {phase.rate:g} tasks/s for {phase.seconds:g} s"
+        return f"{phase.name} {phase.seconds:g} s"
     return ", ".join(map(what, phases))
 
 
