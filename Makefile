@@ -60,6 +60,7 @@ lint-ops: $(STAMP)
 	.venv-ops/bin/ansible-lint -q --nocolor
 	$(BIN)/python tools/ops/check_inventory.py .venv-ops/bin/ansible-inventory
 
+# The demo's story, ~40 s (docs/demo.md); `grid local --tasks N` is the quick throughput run.
 demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local
 
