@@ -7,7 +7,7 @@ EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
 .PHONY: test test-fast test-python test-packer test-ops lint-ops test-terraform test-terraform-static terraform-exports \
-	demo bench bench-kernel bench-queues bench-grid wheel clean FORCE
+	demo bench bench-kernel bench-queues bench-grid bench-client wheel clean FORCE
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,10 +60,11 @@ lint-ops: $(STAMP)
 	.venv-ops/bin/ansible-lint -q --nocolor
 	$(BIN)/python tools/ops/check_inventory.py .venv-ops/bin/ansible-inventory
 
+# The demo's story, ~40 s (docs/demo.md); `grid local --tasks N` is the quick throughput run.
 demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local
 
-bench: bench-kernel bench-queues bench-grid
+bench: bench-kernel bench-queues bench-grid bench-client
 
 bench-kernel: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/kernel.py
@@ -73,6 +74,9 @@ bench-queues: $(STAMP) $(EXT) $(PYC)
 
 bench-grid: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/grid.py
+
+bench-client: $(STAMP) $(EXT) $(PYC)
+	$(BIN)/python -P benchmarks/client.py
 
 # dist/wheelhouse: the grid wheel + its runtime dependencies' wheels (what Packer uploads and Ansible installs);
 # GRID_VERSION=0.1.0+b builds the same source as another version.

@@ -10,12 +10,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
 from grid import __version__, config
-from grid.client import new_job_id, parse_number, send_all, task_bodies
+from grid.client import Client, Progress, parse_number
 from grid.errors import ConfigError, GridError, QueueNotFound, StoreEmpty, StoreError
 from grid.fleet import FleetError
 from grid.queues import open_broker
 from grid.queues.base import MAX_BATCH, Queue
-from grid.store import format_seconds, open_store
+from grid.store import format_seconds
 
 QUEUES = ("tasks", "results")
 PEEK_VISIBILITY = 30  # seconds the messages `grid dlq peek` shows stay hidden from other readers
@@ -77,18 +77,18 @@ def _submit_parser(commands) -> None:
 
 
 def submit(args: argparse.Namespace) -> int:
-    cfg = _load("producer", args)
-    job = args.job or new_job_id()
-    try:
-        bodies = task_bodies(_numbers(args), job, cfg.tasks_per_message)
-    except ValueError as e:
-        raise ConfigError(f"job {job!r}: {e}") from None
-    if not bodies:
-        raise ConfigError("no numbers to submit: give them as arguments, with --file PATH, or on stdin")
-    with open_broker(cfg.broker_url) as broker:
-        send_all(broker.open_queue(cfg.tasks_queue_name), bodies)
-    print(job)
+    with _client(args) as client:
+        numbers = list(_numbers(args))
+        if not numbers:
+            raise ConfigError("no numbers to submit: give them as arguments, with --file PATH, or on stdin")
+        print(client.submit(numbers, args.job).id)
     return 0
+
+
+def _client(args: argparse.Namespace) -> Client:
+    """The API's client, with the registry flags the command was given."""
+    names = ("broker_url", "result_store", "tasks_queue_name", "tasks_per_message")
+    return Client(**{name: getattr(args, name) for name in names if getattr(args, name, None) is not None})
 
 
 def _numbers(args: argparse.Namespace) -> Iterator[int]:
@@ -124,21 +124,19 @@ def _results_parser(commands) -> None:
 
 
 def results(args: argparse.Namespace) -> int:
-    with _open_store(_load("collector", args)) as store:
+    with _client(args) as client:
         if args.format == "summary":
-            print("\n".join(summary_lines(store, args.job)))
+            print("\n".join(summary_lines(client.progress(args.job), args.job)))
         else:
-            store.export(sys.stdout, args.format, args.job)
+            client.export(sys.stdout, args.format, args.job)
     return 0
 
 
-def summary_lines(store, job: str | None = None) -> list[str]:
-    counts = store.counts(job)
-    codes = ", ".join(f"{code}: {count}" for code, count in counts.by_code.items()) or "none"
-    latency = store.latency_percentiles(job)
-    shown = ", ".join(f"p{p} {format_seconds(v)}" for p, v in latency.items())
-    return [f"results{'' if job is None else f' of job {job}'}: {counts.total} ({counts.ok} ok, "
-            f"{counts.errors} errors)", f"errors by code: {codes}", f"latency: {shown}"]
+def summary_lines(progress: Progress, job: str | None = None) -> list[str]:
+    codes = ", ".join(f"{code}: {count}" for code, count in progress.by_code.items()) or "none"
+    shown = ", ".join(f"p{p} {format_seconds(v)}" for p, v in progress.latency.items())
+    return [f"results{'' if job is None else f' of job {job}'}: {progress.answered} ({progress.ok} ok, "
+            f"{progress.failed} errors)", f"errors by code: {codes}", f"latency: {shown}"]
 
 
 # ---- grid status
@@ -200,12 +198,12 @@ def _asg_line(args: argparse.Namespace, broker_url: str) -> str:
 
 
 def _store_lines(args: argparse.Namespace) -> list[str]:
-    cfg = _load("collector", args)
-    where = cfg.result_store
+    client = _client(args)
+    where = client.result_store
     try:
-        with _open_store(cfg) as store:
-            lines = [f"result store {where}"] + ["  " + line for line in summary_lines(store)]
-            for r in store.last(args.last):
+        with client:
+            lines = [f"result store {where}"] + ["  " + line for line in summary_lines(client.progress())]
+            for r in client.last(args.last):
                 answer = " x ".join(map(str, r.factors)) if r.ok else f"error {r.error_code}: {r.error_message}"
                 lines.append(f"  {r.task_id}: {r.n} = {answer}")
     except StoreEmpty:
@@ -213,11 +211,6 @@ def _store_lines(args: argparse.Namespace) -> list[str]:
     except StoreError as e:  # the queues and the fleet are shown; the store's trouble is one line
         return [f"result store {where}: unavailable ({e})"]
     return lines
-
-
-def _open_store(cfg):
-    """The configured result store for reading: a file or a bucket prefix that holds none yet is StoreEmpty."""
-    return open_store(cfg.result_store, source=f"result_store from {cfg.source('result_store')}", create=False)
 
 
 # ---- grid dlq

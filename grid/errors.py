@@ -57,3 +57,30 @@ class StoreAccessDenied(StoreError):
     """The credentials may not use the result store."""
 
     exit_code = EXIT_CONFIG
+
+
+class InvalidTask(ConfigError):
+    """Work the wire would refuse, found before it is sent; `code` is the wire's error code: 400 (bad input) or 413
+    (too large)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+class TaskFailed(GridError):
+    """A task answered with an error; `code` is the wire's error code (400 bad input, 413 too large, 422 over the
+    work budget, 500 worker fault), `result` the stored answer."""
+
+    def __init__(self, message: str, code: int, result):
+        super().__init__(message)
+        self.code = code
+        self.result = result
+
+
+class JobTimeout(GridError, TimeoutError):
+    """A job not answered within the time a caller waited; `progress` is how far it had come."""
+
+    def __init__(self, message: str, progress):
+        super().__init__(message)
+        self.progress = progress

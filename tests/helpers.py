@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hcl2
@@ -44,6 +48,48 @@ def record_statsd_before_waiting(queue, sock) -> list[str]:
 
     queue.receive = receive
     return sent
+
+
+# ---- the grid's daemons as processes
+
+
+@dataclass
+class Grid:
+    """The role processes of one run and their logs."""
+
+    env: dict
+    logs: str
+    procs: dict = field(default_factory=dict)
+    killed: dict = field(default_factory=dict)  # processes the test SIGKILLed, by name: their exit codes
+
+    def start(self, role: str, *args: str, name: str | None = None) -> subprocess.Popen:
+        name = name or role
+        log = open(os.path.join(self.logs, f"{name}.log"), "ab")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "grid.cli", role, *args], env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        return self.procs[name]
+
+    def stop(self) -> dict[str, int]:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        return {role: proc.wait(60) for role, proc in self.procs.items()}
+
+    def sigkill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.kill()
+        self.killed[name] = proc.wait()
+
+    def kill(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def log(self, role: str) -> str:
+        with open(os.path.join(self.logs, f"{role}.log"), errors="replace") as f:
+            return f.read()
 
 
 # ---- results, as the store tests and the S3 store's own tests make them

@@ -76,6 +76,12 @@ def test_submit_refuses_a_bad_number_naming_it_and_where_it_is(grid_env, capsys,
                    "digits 0-9 only\n")
 
 
+def test_submit_refuses_a_number_too_large_for_the_wire_naming_where_it_is(grid_env, capsys):
+    code, out, err = run(capsys, "submit", "15", "9" * 1001)
+    assert (code, out) == (2, "")
+    assert err == "grid submit: error: number of 1001 digits (argument 2): too large, the wire carries up to 1000\n"
+
+
 def test_submit_with_nothing_to_send_says_how(grid_env, capsys, monkeypatch):
     code, _, err = run(capsys, "submit", stdin="", monkeypatch=monkeypatch)
     assert code == 2 and "no numbers to submit" in err

@@ -11,11 +11,8 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 
 import boto3
 import pytest
@@ -27,6 +24,7 @@ from grid.queues import open_broker
 from grid.daemons.supervisor import read_status, status_path
 from grid.errors import StoreEmpty
 from grid.store import open_store
+from helpers import Grid
 
 PATIENCE = 240.0  # seconds before a stage that should finish is declared stuck
 SETTINGS = {
@@ -41,38 +39,6 @@ SETTINGS = {
     "GRID_MAX_WORKERS": "2",
     "GRID_SCALE_MODE": "direct",
 }
-
-
-@dataclass
-class Grid:
-    """The role processes of one run and their logs."""
-
-    env: dict
-    logs: str
-    procs: dict = field(default_factory=dict)
-
-    def start(self, role: str, *args: str) -> subprocess.Popen:
-        log = open(os.path.join(self.logs, f"{role}.log"), "ab")
-        self.procs[role] = subprocess.Popen([sys.executable, "-m", "grid.cli", role, *args], env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        return self.procs[role]
-
-    def stop(self) -> dict[str, int]:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        return {role: proc.wait(60) for role, proc in self.procs.items()}
-
-    def kill(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-    def log(self, role: str) -> str:
-        with open(os.path.join(self.logs, f"{role}.log"), errors="replace") as f:
-            return f.read()
 
 
 def wait_for(what: str, condition, grid: Grid, poll=0.2):
@@ -151,6 +117,39 @@ def test_embedded_grid_answers_every_task_once_and_scales_out_then_to_zero(grid_
     assert "started worker pid" in grid_run.log("supervisor") and "stopping worker pid" in grid_run.log("supervisor")
     with capsys.disabled():
         print(f"\nembedded grid: 2000 tasks, {tps:.0f} tasks/s from first submit to last result")
+
+
+def test_workers_sigkilled_mid_batch_lose_nothing_every_task_stored_once_and_correct(grid_run, tmp_path):
+    url, store = f"sqlite://{tmp_path}/grid.db", str(tmp_path / "results.db")
+    # bundles of 50 tasks of two 36-40-bit primes: a receive holds hundreds of tasks, each a little work, so a kill
+    # lands inside a batch; a short visibility timeout brings the killed workers' messages back soon
+    grid_run.env.update(GRID_BROKER_URL=url, GRID_RESULT_STORE=store, GRID_VISIBILITY_TIMEOUT="2",
+                        GRID_MAX_RECEIVE_COUNT="20", GRID_TASKS_PER_MESSAGE="50", GRID_PRIME_MIN_BITS="36",
+                        GRID_PRIME_MAX_BITS="40")
+    grid_run.start("collector")
+    grid_run.start("producer", "--count", "4000", "--seed", "5", "--job", "it-k")
+    kills = []
+    for round_ in range(4):
+        workers = [f"worker-{round_}-{i}" for i in range(2)]
+        for name in workers:
+            grid_run.start("worker", name=name)
+        before = stored_count(store)
+        wait_for("a worker's batch in hand", lambda: stored_count(store) > before and in_flight(url) > 0, grid_run)
+        for name in workers:
+            grid_run.sigkill(name)
+        kills.append((stored_count(store), in_flight(url)))
+    grid_run.start("worker", name="worker-last")
+    wait_for("4000 results stored", lambda: stored_count(store) >= 4000, grid_run)
+    codes = grid_run.stop()
+    check_results(store, "it-k", 4000)
+    assert codes == {"collector": 0, "producer": 0, "worker-last": 0}
+    assert list(grid_run.killed.values()) == [-signal.SIGKILL] * 8
+    assert all(0 < stored < 4000 and held > 0 for stored, held in kills), kills
+
+
+def in_flight(url: str) -> int:
+    with open_broker(url) as broker:
+        return broker.open_queue("grid_tasks_queue").counts().in_flight
 
 
 @pytest.fixture

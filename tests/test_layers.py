@@ -37,6 +37,7 @@ DEFERRED = {
     ("grid.cli", "grid.daemons.supervisor"): "the same (grid status's fleet line)",
     ("grid.local.view", "rich.table"): "rich is for a terminal and slow to import (start-up of every command)",
     ("grid.local.view", "rich.live"): "the same",
+    ("grid.local.view", "rich.text"): "the same",
     ("grid.local.report", "matplotlib"): "an extra (grid[report]), and slow to import",
     ("grid.local.report", "matplotlib.pyplot"): "the same",
     ("grid.local.report", "matplotlib.ticker"): "the same",

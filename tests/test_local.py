@@ -109,6 +109,62 @@ def test_a_run_answers_every_task_once_scales_out_and_back_to_zero_and_reports(t
     assert processes_of(folder) == []
 
 
+def during(timeline: report.Timeline, name: str) -> list[report.Sample]:
+    span = next(p for p in timeline.phases if p.name == name)
+    return [s for s in timeline.samples if span.start <= s.t <= span.end]
+
+
+def test_the_demo_story_plays_its_phases_in_order_scaling_out_in_the_burst_and_back_to_zero_in_the_pause(tmp_path):
+    folder = tmp_path / "run"
+    code, out, err = finish(grid_local(folder, "--timescale", "0.1", "--seed", "5", "--max-workers", "2"))
+    assert code == 0, out + err
+    saved, timeline = read_json(str(folder / "report.json"))
+    summary, story = saved["summary"], [phase.scaled(0.1) for phase in run_plan.DEMO_STORY]
+    assert [p.name for p in timeline.phases] == ["idle", "burst", "stream", "pause"]
+    assert all(a.end == b.start for a, b in zip(timeline.phases, timeline.phases[1:]))
+    assert timeline.phases[-1].end == timeline.samples[-1].t
+    assert all(s.workers == s.target == 0 for s in during(timeline, "idle"))
+    assert max(s.workers for s in during(timeline, "burst")) > 0
+    stream = during(timeline, "stream")
+    assert stream[-1].produced > stream[0].produced and max(s.workers for s in stream) > 0
+    last = during(timeline, "pause")[-1]
+    assert last.workers == last.running == last.target == 0
+    assert [(p["name"], p["workers_at_end"]) for p in summary["phases"]][-1] == ("pause", 0)
+    # a producer for each phase that produces: the burst at once in bundles, the stream paced, a task per message
+    assert [s["asked"] for s in saved["plan"]["segments"]] == [story[1].tasks, story[2].produces]
+    rows = stored(folder)
+    assert len(rows) == len({r[0] for r in rows}) == summary["tasks_done"] == sum(p.produces for p in story)
+    assert_correct(rows)
+    assert "phase stream" in out  # the shorter phases may fall between two lines of the view (every 0.5 s)
+    # the view's last line and the summary: the same figures
+    shown = [line for line in out.splitlines() if line.startswith("t=")][-1]
+    assert f"done {summary['tasks_done']} " in shown
+    assert f"{summary['throughput']:.0f}/s over {summary['work_seconds']:.1f} s overall" in shown
+    assert f"all done after {summary['work_seconds']:.1f} s: {summary['throughput']:.0f} tasks/s" in out
+
+
+def test_a_story_interrupted_after_it_began_producing_resumes_with_the_rest_produced_at_once(tmp_path):
+    folder = tmp_path / "run"
+    proc = grid_local(folder, "--timescale", "0.2", "--seed", "9")
+    deadline = time.monotonic() + PATIENCE
+    while result_count(folder) == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc)
+    assert code == 0, out + err
+    saved, timeline = read_json(str(folder / "report.json"))
+    assert saved["summary"]["interrupted"] and [p.name for p in timeline.phases][:2] == ["idle", "burst"]
+
+    code, out, err = finish(grid_local(folder))
+    assert code == 0, out + err
+    saved, timeline = read_json(str(folder / "report.json"))
+    assert timeline.phases == [] and "phase" not in out
+    planned = json.loads((folder / "run.json").read_text())["tasks"]
+    rows = stored(folder)
+    assert len(rows) == len({r[0] for r in rows}) == planned == saved["summary"]["tasks_done"]
+    assert_correct(rows)
+
+
 def test_ctrl_c_stops_cleanly_with_a_partial_report_and_a_rerun_resumes_without_producing_twice(tmp_path):
     folder = tmp_path / "run"
     proc = grid_local(folder, "--tasks", "3000", "--rate", "1000", "--seed", "3")
@@ -190,19 +246,24 @@ def test_a_bad_workload_file_is_refused_with_its_line(tmp_path, content, message
     assert str(workload) in err and message in err
 
 
-def test_resuming_refuses_a_changed_plan(tmp_path):
+@pytest.mark.parametrize("flags, message", [
+    (["--tasks", "20"], "tasks=20 (saved: 10)"), (["--timescale", "0.5"], "--timescale 0.5 (the phases are saved)"),
+])
+def test_resuming_refuses_a_changed_plan(tmp_path, flags, message):
     folder = tmp_path / "run"
     folder.mkdir()
     plan = run_plan.Plan(tasks=10, min_bits=8, max_bits=8, factors=2, seed=1, tasks_per_message=1)
     run_plan.RunFolder(str(folder)).save(plan)
-    code, out, err = finish(grid_local(folder, "--tasks", "20"))
+    code, out, err = finish(grid_local(folder, *flags))
     assert code == 2
-    assert "tasks=20 (saved: 10)" in err and str(folder) in err
+    assert message in err and str(folder) in err
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--bits", "30:20"], "MIN must be <= MAX"), (["--bits", "20-30"], "MIN:MAX"),
     (["--bits", "1:9"], "prime_min_bits=1"), (["--tasks", "0"], "must be a finite number > 0"),
+    (["--tasks", "10", "--timescale", "0.5"], "--timescale 0.5: it scales the demo's story"),
+    (["--timescale", "0"], "must be a finite number > 0"),
 ])
 def test_bad_flags_name_the_value_and_what_is_allowed(tmp_path, flags, message):
     code, out, err = finish(grid_local(tmp_path / "run", *flags))

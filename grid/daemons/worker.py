@@ -48,12 +48,12 @@ class InHand:
 
     message: Message
     tasks: Tasks
-    rejected: list[Result] = field(default_factory=list)  # the error results of its items that are no task
+    rejected: tuple[Result, ...] = ()  # the error results of its items that are no task
     factors: list = field(init=False)
     started_at: list[float] = field(init=False)
     completed_at: list[float] = field(init=False)
-    errors: dict[int, Result] = field(default_factory=dict)  # error results by task, where one failed
-    faults: set[int] = field(default_factory=set)  # tasks that failed inside the worker: no answer, kept for retry
+    errors: dict[int, Result] | None = None  # error results by task, where one failed
+    faults: set[int] | None = None  # tasks that failed inside the worker: no answer, kept for retry
     started: bool = False  # a task of it began: it is finished, not released, on stop
     skipped: bool = False  # stop came before any task began: released
     alone: bool = field(init=False)
@@ -67,27 +67,23 @@ class InHand:
     @property
     def answers(self) -> int:
         """Results it has: its tasks' but where a fault left none, and its rejected items'."""
-        return len(self.tasks.numbers) - len(self.faults) + len(self.rejected)
+        return len(self.tasks.numbers) - (len(self.faults) if self.faults else 0) + len(self.rejected)
 
     @property
     def size(self) -> int:
         """Items in the message."""
-        return len(self.tasks)
-
-    @property
-    def fault(self) -> bool:
-        return bool(self.faults)
+        return len(self.tasks.numbers) + len(self.rejected)
 
     def results(self, worker: str) -> Results:
         """What it answers: its tasks' results (but where a fault left none) and its rejected items'."""
         tasks = self.tasks
         if self.errors or self.faults:
             answers = Results.of([
-                self.errors.get(i) or Result(task_id, job, str(n), tuple(self.factors[i]), None, None, worker,
+                (self.errors or {}).get(i) or Result(task_id, job, str(n), tuple(self.factors[i]), None, None, worker,
                                              submitted_at, self.started_at[i], self.completed_at[i])
                 for i, (task_id, n, job, submitted_at) in enumerate(zip(tasks.ids, tasks.numbers, tasks.jobs,
                                                                         tasks.submitted_at))
-                if i not in self.faults])
+                if not self.faults or i not in self.faults])
         else:
             answers = Results.answers(tasks, self.factors, self.started_at, self.completed_at, worker)
         return Results.joined([answers, Results.of(self.rejected)]) if self.rejected else answers
@@ -255,7 +251,7 @@ class Worker(lifecycle.Daemon):
         except MessageError as e:
             tasks = Tasks([], [], [], [], {0: Rejected(id=message.message_id, code=e.code, message=str(e),
                                                        submitted_at=message.sent_at)})
-        return InHand(message, tasks, [self._rejected(item) for item in tasks.rejected.values()])
+        return InHand(message, tasks, tuple(self._rejected(item) for item in tasks.rejected.values()))
 
     def _rejected(self, item: Rejected) -> Result:
         self.log.warning("task %s: rejected (%d): %s", item.id, item.code, item.message)
@@ -339,11 +335,14 @@ class Worker(lifecycle.Daemon):
             code, message = Code.BAD_INPUT, str(e)
         else:
             self.log.error("task %s: worker fault; the message is left for retry", task_id, exc_info=e)
-            hand.faults.add(i)
+            with self._lock:  # another kernel thread may record one of the same message's
+                hand.faults = (hand.faults or set()) | {i}
             return
         self.log.warning("task %s: error %d: %s", task_id, code, message)
-        hand.errors[i] = Result(task_id, tasks.jobs[i], str(tasks.numbers[i]), None, int(code), message,
-                                self.worker_id, tasks.submitted_at[i], started, time.time())
+        error = Result(task_id, tasks.jobs[i], str(tasks.numbers[i]), None, int(code), message, self.worker_id,
+                       tasks.submitted_at[i], started, time.time())
+        with self._lock:
+            hand.errors = {**(hand.errors or {}), i: error}
 
     # -- answer ------------------------------------------------------------------------------------------------
     def _answer(self, batch: Sequence[InHand], ahead: bool) -> tuple[Sequence[InHand], list[InHand]]:
@@ -360,7 +359,7 @@ class Worker(lifecycle.Daemon):
             outgoing, unsent = self._outgoing(answered)
             with self.metrics.timer("send_time"), self.broker.atomic():
                 unsent |= self._send_results(outgoing)
-                done = [h for h in answered if not h.fault and id(h) not in unsent]
+                done = [h for h in answered if not h.faults and id(h) not in unsent]
                 with self.metrics.timer("delete_time"):
                     deleted = self._delete(done)
                 if ahead and not self.stopping:
@@ -453,8 +452,8 @@ class Worker(lifecycle.Daemon):
 
     def _count(self, batch: Sequence[InHand], deleted: Sequence[InHand]) -> None:
         answered = sum(h.answers for h in deleted)
-        errors = sum(len(h.errors) + len(h.rejected) for h in deleted)
-        faults = sum(h.fault for h in batch)
+        errors = sum(len(h.errors or ()) + len(h.rejected) for h in deleted)
+        faults = sum(bool(h.faults) for h in batch)
         self.metrics.incr("tps", answered)
         if errors:
             self.metrics.incr("task_errors", errors)

@@ -1,5 +1,9 @@
 """`grid local`: the whole grid on one machine, as real processes on the embedded queue in a run folder.
 
+By default, the demo's story (under a minute): the grid idle at zero workers, a burst of tasks that scales it out, a
+steady stream at a paced rate, a pause that scales it back to zero; the live view names the phase, report.png shades
+them. --tasks N (or --rate, or --workload) makes it a quick run instead: N tasks produced at once, for throughput.
+
 A producer (or the numbers of a --workload file), a supervisor that scales local worker processes from zero to
 --max-workers and back, and the collector share `<run>/grid.db`; results go to `<run>/results.db`, logs to
 `<run>/logs/`. The run's plan is kept in `<run>/run.json`: running again with the same --dir resumes (what is in
@@ -25,8 +29,8 @@ from grid.errors import GridError
 from grid.fleet import FleetSize
 from grid.fleet.zygote import make_zygote
 from grid.local import report
-from grid.local.plan import (DEFAULT_DIR, DEFAULT_TASKS, WORK_PER_MESSAGE, Plan, RunFolder, default_dir, make_plan,
-                             paced_batch, resume_plan)
+from grid.local.plan import (DEFAULT_DIR, DEFAULT_TASKS, WORK_PER_MESSAGE, Phase, Plan, RunFolder, default_dir,
+                             make_plan, paced_batch, resume_plan)
 from grid.local.processes import MAINS, SCALE_IN_COOLDOWN, Processes, role_env
 from grid.local.stats import StatsListener
 from grid.local.view import View, live_percentiles
@@ -49,7 +53,8 @@ def add_parser(commands) -> None:
     p.add_argument("--dir", metavar="PATH", help=f"run folder (default: ./{DEFAULT_DIR}/<timestamp>); an existing "
                    "one is resumed")
     p.add_argument("--tasks", type=config.positive(int), metavar="N",
-                   help=f"tasks to produce (default {DEFAULT_TASKS})")
+                   help="a quick run of N tasks produced at once, instead of the demo's story (--rate alone: "
+                   f"{DEFAULT_TASKS} tasks)")
     p.add_argument("--workload", metavar="PATH", help="factorize the numbers of PATH (one per line) instead")
     p.add_argument("--bits", metavar="MIN:MAX", help="sizes of the prime factors, bits (default: the producer's "
                    "prime_min_bits:prime_max_bits)")
@@ -64,6 +69,8 @@ def add_parser(commands) -> None:
                    "per CPU)")
     p.add_argument("--interval", type=config.positive(float), default=1.0, metavar="S", help="seconds between updates "
                    "of the view (default 1)")
+    p.add_argument("--timescale", type=config.positive(float), metavar="F", help="the story's phases last F times as "
+                   "long, its burst is F times as large (default 1; 0.2 plays it in a fifth of the time)")
     p.set_defaults(handler=main)
 
 
@@ -79,10 +86,23 @@ def main(args: argparse.Namespace) -> int:
             out.writelines(f"{n}\n" for n in numbers)
     folder.save(plan)
     max_workers = args.max_workers or cpu_count()
+    session = Session(folder, plan, max_workers, args.interval)
+    what = f"the story: {story_text(session.phases)}" if session.phases else f"{plan.tasks_per_message} per message"
     print(f"grid local: {'resuming' if resuming else 'starting'} {folder.path}: {plan.tasks} tasks "
-          f"({plan.produced} produced before), {plan.tasks_per_message} per message, 0..{max_workers} workers; "
+          f"({plan.produced} produced before), {what}, 0..{max_workers} workers; "
           f"logs in {os.path.join(folder.path, 'logs')}", flush=True)
-    return Session(folder, plan, max_workers, args.interval).run()
+    return session.run()
+
+
+def story_text(phases: list[Phase]) -> str:
+    """The phases of a story, as its run announces them."""
+    def what(phase: Phase) -> str:
+        if phase.tasks:
+            return f"{phase.name} {phase.tasks} tasks at once (at most {phase.seconds:g} s)"
+        if phase.rate:
+            return f"{phase.name} {phase.rate:g} tasks/s for {phase.seconds:g} s"
+        return f"{phase.name} {phase.seconds:g} s"
+    return ", ".join(map(what, phases))
 
 
 def near_end(last: report.Sample, producing: bool, max_workers: int) -> bool:
@@ -104,8 +124,8 @@ def wait_for_next_sample(period: float, near: bool, drained: Callable[[], bool],
 
 
 class Session:
-    """One session of a run folder (a run resumed is another session): start the daemons, sample and show, stop,
-    report."""
+    """One session of a run folder (a run resumed is another session): start the daemons, sample and show (and play
+    the plan's story, unless a session before this one started it), stop, report."""
 
     def __init__(self, folder: RunFolder, plan: Plan, max_workers: int, interval: float):
         self._start, self._started_at = time.monotonic(), time.time()  # the run's start-up counts from here
@@ -127,21 +147,36 @@ class Session:
         self.interrupts = lifecycle.Stop(force_on_repeat=False, poll=INTERRUPT_POLL)  # Ctrl-Cs: counted, not fatal
         self.daemons = Processes(folder, self.env, self.interrupts, zygote)
         self.timeline = report.Timeline()
+        self.view: View | None = None  # once there is a sample to show
         self.segment: dict | None = None
+        self.first_segment = len(plan.segments)  # this session's segments follow
         self.sender: threading.Thread | None = None
         self.sender_error: str | None = None
+        # A story is played once: a session after one that started producing produces the rest at once.
+        self.phases = plan.phases if not plan.segments else []
+        self.next_phase = 0  # index in self.phases
+        self.phase_due = 0.0  # t when the current phase's time is up
+        self.closed = False
 
     # -- the session ------------------------------------------------------------------------------------------
     def run(self) -> int:
         failure = None
         with self.interrupts.on_signals():
             try:
-                self.sample()
-                self.start_daemons()
-                failure = self.watch()
-                self.stop_daemons(clean=failure is None and not self.interrupts.requested)
+                first = self.sample()
+                self.view = View(self.timeline, self.plan.tasks, self.folder.path)
+                with self.view:
+                    self.play(first)
+                    self.start_daemons()
+                    failure = self.watch()
+                    self.stop_daemons(clean=failure is None and not self.interrupts.requested)
+                    self.close()
+                    self.view.update()  # the final figures: the summary's
             finally:
-                self.finish()
+                self.close()
+                self.write_report()
+                self.store.close()
+                self.broker.close()
         if failure:
             raise GridError(failure)
         return 0
@@ -150,29 +185,55 @@ class Session:
         """All at once: the supervisor, at zero workers, scales out as soon as it sees the first task."""
         worker_args = [f"--worker-arg=--log-filename={self.folder.log('workers')}"]
         self.daemons.start("supervisor", "--fleet", "local", *worker_args)
-        self.start_production()
+        if not self.phases:
+            self.start_production()
         self.daemons.start("collector")
 
     def watch(self) -> str | None:
-        """Sample until the work is done and the fleet is back to zero, a daemon fails, or Ctrl-C; the failure."""
-        view = View(self.timeline, self.plan.tasks, self.folder.path)
+        """Sample until the work (and the story) is done and the fleet is back to zero, a daemon fails, or Ctrl-C; the
+        failure."""
         shown = time.monotonic()
         sample = self.timeline.samples[-1]
-        with view:
-            while not self.interrupts.requested:
-                ended = self._until_next_sample(sample)
-                show = time.monotonic() - shown >= self.interval * 0.99
-                sample = self.sample(latency=show)
-                if show:
-                    view.update()
-                    shown = time.monotonic()
-                if failure := self.daemons.failed() or self.sender_error:
-                    return failure
-                if self.timeline.drained_at is None and (ended is not None or self.drained()):
-                    self.timeline.drained_at = sample.t if ended is None else ended
-                if self.timeline.drained_at is not None and self.scaled_in(sample):
-                    return None
+        while not self.interrupts.requested:
+            ended = self._until_next_sample(sample)
+            show = time.monotonic() - shown >= self.interval * 0.99
+            sample = self.sample(latency=show)
+            self.play(sample)
+            if show:
+                self.view.update()
+                shown = time.monotonic()
+            if failure := self.daemons.failed() or self.sender_error:
+                return failure
+            if self.timeline.drained_at is None and (ended is not None or self.drained()):
+                self.timeline.drained_at = sample.t if ended is None else ended
+            if self.timeline.drained_at is not None and self.scaled_in(sample) and self.story_over(sample):
+                return None
         return None
+
+    # -- the story --------------------------------------------------------------------------------------------
+    def play(self, sample: report.Sample) -> None:
+        """Begin the story's next phase once the one running is over (its producer with it)."""
+        if self.next_phase >= len(self.phases) or not self._phase_over(sample):
+            return
+        phase = self.phases[self.next_phase]
+        self.next_phase += 1
+        self.timeline.begin_phase(phase.name, sample.t, phase.seconds)
+        self.phase_due = sample.t + phase.seconds
+        if phase.tasks:
+            self.start_production(phase.tasks)
+        elif phase.rate:
+            self.start_production(phase.produces, rate=phase.rate, tasks_per_message=1)
+
+    def _phase_over(self, sample: report.Sample) -> bool:
+        """The time of the phase running is up; or it sent its tasks at once, and they are all done."""
+        if self.next_phase == 0 or sample.t >= self.phase_due:
+            return True
+        burst = self.phases[self.next_phase - 1].tasks > 0
+        return burst and not self.daemons.running("producer") and self._queues_empty()
+
+    def story_over(self, sample: report.Sample) -> bool:
+        """No story, or its last phase's time is up (the session then also waits for the fleet at zero)."""
+        return self.next_phase >= len(self.phases) and sample.t >= self.phase_due
 
     def _until_next_sample(self, last: report.Sample) -> float | None:
         """Wait for the next sample; near the end of the work, the session's time when the end was found (or None)."""
@@ -182,8 +243,9 @@ class Session:
 
     def drained(self) -> bool:
         """Everything produced, and no task or result message left anywhere but the dead-letter queues."""
-        if self.producing():
-            return False
+        return not self.producing() and self._queues_empty()
+
+    def _queues_empty(self) -> bool:
         return self.tasks.counts().total == 0 and self.results.counts().total == 0
 
     def scaled_in(self, sample: report.Sample) -> bool:
@@ -199,40 +261,50 @@ class Session:
             self._wait_for(lambda: self.results.counts().total == 0, COLLECT_PATIENCE)
         self.daemons.stop("collector")
 
-    def finish(self) -> None:
-        """Whatever happened: stop what still runs, record what was produced, write the report."""
+    def close(self) -> None:
+        """Whatever happened, once: stop what still runs, record what was produced, take the last sample (counted in
+        the store)."""
+        if self.closed:
+            return
+        self.closed = True
         for role in list(self.daemons.procs):
             self.daemons.stop(role)
         self.folder.record_pids(None)
         self.stop_production()
         self.stats.close()
-        self.sample()
+        self.sample(final=True)
+        self.timeline.end_phase(self.timeline.samples[-1].t)
         self.folder.save(self.plan)
-        self.write_report()
-        self.store.close()
-        self.broker.close()
 
     # -- production -------------------------------------------------------------------------------------------
-    def start_production(self) -> None:
+    def start_production(self, count: int | None = None, rate: float | None = None,
+                         tasks_per_message: int | None = None) -> None:
+        """Produce `count` tasks (default: what the plan has left), at `rate` (default the plan's), as a new segment of
+        the plan; the producer before, if it still runs, stops first."""
+        self.stop_production()
         left = self.plan.tasks - self.plan.produced
-        if left <= 0:
+        count, rate = min(left, count or left), rate or self.plan.rate
+        if count <= 0:
             return
         k = len(self.plan.segments)
         job = f"{os.path.basename(self.folder.path)}-{k + 1}"
-        self.segment = {"job": job, "seed": self.plan.seed + k, "asked": left, "sent": 0, "start": self.plan.produced}
+        self.segment = {"job": job, "seed": self.plan.seed + k, "asked": count, "sent": 0, "start": self.plan.produced}
         self.plan.segments.append(self.segment)
         self.folder.save(self.plan)
         if self.plan.workload:
             self.sender = threading.Thread(target=self._send_workload, name="grid-local-workload", daemon=True)
             self.sender.start()
             return
-        pace = []
-        if self.plan.rate:
-            pace = ["--rate", str(self.plan.rate), "--batch-size", str(paced_batch(self.plan.rate))]
-        self.daemons.start("producer", "--count", str(left), "--seed", str(self.segment["seed"]), "--job", job, *pace)
+        flags = [] if tasks_per_message is None else ["--tasks-per-message", str(tasks_per_message)]
+        if rate:
+            flags += ["--rate", str(rate), "--batch-size", str(paced_batch(rate))]
+        self.daemons.start("producer", "--count", str(count), "--seed", str(self.segment["seed"]), "--job", job,
+                           *flags)
 
     def producing(self) -> bool:
-        return self.daemons.running("producer") or (self.sender is not None and self.sender.is_alive())
+        """A producer runs, or a phase of the story that produces is still to come."""
+        to_come = any(phase.produces for phase in self.phases[self.next_phase:])
+        return to_come or self.daemons.running("producer") or (self.sender is not None and self.sender.is_alive())
 
     def stop_production(self) -> None:
         if self.sender is not None:
@@ -242,8 +314,11 @@ class Session:
         self._count_sent()
 
     def _count_sent(self) -> None:
+        """The segment's tasks sent: what this session's producers sent (their statsd counter), less the earlier
+        segments' share."""
         if self.segment is not None and not self.plan.workload:
-            self.segment["sent"] = self._stat("producer", "throughput")
+            earlier = sum(s["sent"] for s in self.plan.segments[self.first_segment:-1])
+            self.segment["sent"] = self._stat("producer", "throughput") - earlier
 
     def _send_workload(self) -> None:
         """The workload's numbers from where the last session stopped, a batch of messages at a time."""
@@ -268,18 +343,23 @@ class Session:
             self.interrupts.sleep(self._start + sent / self.plan.rate - time.monotonic())
 
     # -- sampling ---------------------------------------------------------------------------------------------
-    def sample(self, latency: bool = True) -> report.Sample:
-        """The grid now; with `latency`, the p50/p99 of the results stored since the last such sample."""
+    def sample(self, latency: bool = True, final: bool = False) -> report.Sample:
+        """The grid now; with `latency`, the p50/p99 of the results stored since the last such sample. The `final`
+        one counts the results in the store (a scan), which the summary reports."""
         self._count_sent()
         tasks = self.tasks.counts()
         fleet, target = self._fleet()
         p50, p99 = live_percentiles(self.stats.take_latencies()) if latency else (None, None)
+        if final:
+            counts = self.store.counts()
+            done, errors = counts.total, counts.errors
+        else:
+            done = self.stored_before.total + self._stat("collector", "results_stored")
+            errors = self.stored_before.errors + self._stat("worker", "task_errors")
         sample = report.Sample(
             t=time.monotonic() - self._start, produced=self.plan.produced, backlog=tasks.visible + tasks.delayed,
             in_flight=tasks.in_flight, workers=fleet.in_service, target=target, running=fleet.running,
-            done=self.stored_before.total + self._stat("collector", "results_stored"),
-            errors=self.stored_before.errors + self._stat("worker", "task_errors"),
-            duplicates=self._stat("collector", "duplicates"), p50=p50, p99=p99)
+            done=done, errors=errors, duplicates=self._stat("collector", "duplicates"), p50=p50, p99=p99)
         self.timeline.add(sample)
         return sample
 

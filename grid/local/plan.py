@@ -1,5 +1,8 @@
 """A run folder and its plan: what `grid local` is asked to do, kept in `<run>/run.json` so that a run resumes.
 
+A plan is a quick run (`--tasks`, `--rate`, `--workload`: tasks produced from the start) or, by default, a story: the
+phases of `DEMO_STORY`, played on the clock (the session starts each phase's producer when its time comes).
+
 The folder holds the embedded queue (`grid.db`), the result store (`results.db`), the logs, the numbers of a
 --workload file, and while the daemons run, their pids.
 """
@@ -30,9 +33,42 @@ SEND_INTERVAL = 0.005  # seconds: a paced producer sends at most this often, wit
 PIDS_FILE = "roles.pid"  # JSON {role: pid} while the daemons run
 
 
+@dataclass(frozen=True)
+class Phase:
+    """A phase of a story: `tasks` sent at its start as fast as the producer goes (it ends once they are all done, or
+    after `seconds` at most), or a stream of `rate` tasks per second for `seconds`, or nothing for `seconds` (the last
+    phase then also lasts until the fleet is back to zero)."""
+
+    name: str
+    seconds: float
+    tasks: int = 0
+    rate: float = 0.0
+
+    @property
+    def produces(self) -> int:
+        return self.tasks or round(self.rate * self.seconds)
+
+    def scaled(self, timescale: float) -> Phase:
+        """The phase `timescale` times as long, a burst as many times as large; a stream keeps its rate."""
+        tasks = max(1, round(self.tasks * timescale)) if self.tasks else 0
+        return Phase(self.name, self.seconds * timescale, tasks, self.rate)
+
+
+# The demo (`make demo`, `grid local` without --tasks), second by second in docs/demo.md. The burst is a few seconds of
+# work for two workers at the default task size; the stream, far below one worker's capacity, needs one; the pause
+# outlasts the supervisor's scale-in (its cooldown, then a step), so the fleet is seen at zero.
+DEMO_STORY = (
+    Phase("idle", 5.0),
+    Phase("burst", 20.0, tasks=200_000),
+    Phase("stream", 20.0, rate=500.0),
+    Phase("pause", 10.0),
+)
+
+
 @dataclass
 class Plan:
-    """What a run folder is for; `segments` records each producer start (job, seed, tasks asked and sent)."""
+    """What a run folder is for; `segments` records each producer start (job, seed, tasks asked and sent); `story`,
+    the phases of a story (`Phase` fields), none for a quick run."""
 
     tasks: int
     min_bits: int
@@ -43,10 +79,15 @@ class Plan:
     rate: float | None = None
     workload: bool = False  # the numbers are in <run>/workload.txt
     segments: list[dict] = field(default_factory=list)
+    story: list[dict] | None = None
 
     @property
     def produced(self) -> int:
         return sum(s["sent"] for s in self.segments)
+
+    @property
+    def phases(self) -> list[Phase]:
+        return [Phase(**p) for p in self.story or ()]
 
 
 
@@ -127,17 +168,29 @@ def default_dir() -> str:
 
 
 def make_plan(args: argparse.Namespace) -> tuple[Plan, list[int] | None]:
-    """The plan from the flags and the producer's defaults, and the numbers of a --workload file."""
+    """The plan from the flags and the producer's defaults, and the numbers of a --workload file: the demo's story
+    unless --tasks, --rate or --workload asks for a quick run."""
     defaults = config.load("producer", environ={"GRID_SSM": "0"})
     low, high = _bits(args.bits) if args.bits else (defaults.prime_min_bits, defaults.prime_max_bits)
     numbers = read_workload(args.workload) if args.workload else None
+    story = None
+    if args.tasks is None and args.rate is None and numbers is None:
+        story = [phase.scaled(args.timescale or 1.0) for phase in DEMO_STORY]
+    elif args.timescale is not None:
+        raise ConfigError(f"--timescale {args.timescale:g}: it scales the demo's story, which --tasks, --rate and "
+                          "--workload replace by a quick run; give it alone (e.g. grid local --timescale 0.2)")
     plan = Plan(tasks=len(numbers) if numbers else args.tasks or DEFAULT_TASKS, min_bits=low, max_bits=high,
                 factors=args.factors or defaults.factors_per_task,
                 seed=args.seed if args.seed is not None else random.randrange(2**32),
-                tasks_per_message=args.tasks_per_message or 1, rate=args.rate, workload=numbers is not None)
+                tasks_per_message=args.tasks_per_message or 1, rate=args.rate, workload=numbers is not None,
+                story=None if story is None else [asdict(phase) for phase in story])
+    if story is not None:
+        plan.tasks = sum(phase.produces for phase in story)
     _check_plan(plan)
     if not args.tasks_per_message and not numbers:  # a user's own numbers may be slow: one per message
-        spread = plan.tasks // ((args.max_workers or cpu_count()) * BATCHES_PER_WORKER * MAX_BATCH)
+        # A story's burst is its bundled part (its stream sends one task per message, see paced_batch).
+        bundled = max((phase.tasks for phase in story), default=1) if story else plan.tasks
+        spread = bundled // ((args.max_workers or cpu_count()) * BATCHES_PER_WORKER * MAX_BATCH)
         plan.tasks_per_message = min(pick_tasks_per_message(low, high, plan.factors, args.rate), max(1, spread))
     return plan, numbers
 
@@ -205,6 +258,8 @@ def resume_plan(args: argparse.Namespace, folder: RunFolder) -> Plan:
         asked["min_bits"], asked["max_bits"] = _bits(args.bits)
     changed = [f"{k}={v} (saved: {getattr(plan, k)})" for k, v in asked.items()
                if v is not None and v != getattr(plan, k)]
+    if args.timescale is not None:
+        changed.append(f"--timescale {args.timescale:g} (the phases are saved)")
     if changed or args.workload:
         what = ", ".join(changed) or f"--workload {args.workload}"
         raise ConfigError(f"--dir {folder.path}: resuming a run keeps its plan, so {what} cannot change; "

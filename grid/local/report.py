@@ -10,6 +10,7 @@ from grid.store import format_seconds
 
 REPORT_JSON, REPORT_PNG = "report.json", "report.png"
 PERCENTILES = (50, 90, 99)
+PHASE_COLOURS = ("#e6e6e6", "#cfe0f3")  # a story's phases on report.png, by turns
 FORMAT = 1  # of report.json
 
 
@@ -32,15 +33,52 @@ class Sample:
 
 
 @dataclass
+class PhaseSpan:
+    """When a phase of a story ran, in seconds since the run started (`end` None: it still runs)."""
+
+    name: str
+    start: float
+    end: float | None = None
+    planned: float | None = None  # seconds it was to last (a burst: at most)
+
+
+@dataclass(frozen=True)
+class Overall:
+    """The tasks done in a session, over the seconds from its start to the last task done (or to now)."""
+
+    tasks: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.tasks / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
 class Timeline:
     """The samples of a run, and the moments that matter for the summary."""
 
     samples: list[Sample] = field(default_factory=list)
     drained_at: float | None = None  # t when the last task was done (the fleet then scales in)
     scaled_out_at: float | None = None  # t of the supervisor's first step that asked for workers, as it recorded it
+    phases: list[PhaseSpan] = field(default_factory=list)  # a story's, in order
 
     def add(self, sample: Sample) -> None:
         self.samples.append(sample)
+
+    def begin_phase(self, name: str, t: float, planned: float | None = None) -> None:
+        """Phase `name` starts at `t`, and the one before it ends there."""
+        self.end_phase(t)
+        self.phases.append(PhaseSpan(name, t, planned=planned))
+
+    def end_phase(self, t: float) -> None:
+        if self.phases and self.phases[-1].end is None:
+            self.phases[-1].end = t
+
+    @property
+    def phase(self) -> PhaseSpan | None:
+        """The phase running now, if any."""
+        return self.phases[-1] if self.phases and self.phases[-1].end is None else None
 
     def rate_now(self, window: float = 1.0) -> float:
         """Tasks done per second over the last `window` seconds of samples."""
@@ -54,10 +92,9 @@ class Timeline:
         start = next((s for s in reversed(self.samples[:i]) if s.t <= last.t - window), self.samples[0])
         return (last.done - start.done) / (last.t - start.t) if last.t > start.t else 0.0
 
-    def rate_overall(self) -> float:
-        if len(self.samples) < 2 or self.samples[-1].t <= 0:
-            return 0.0
-        return (self.samples[-1].done - self.samples[0].done) / self.samples[-1].t
+    def overall(self) -> Overall:
+        """The live view's "overall" figures and the summary's throughput, one computation for both."""
+        return Overall(self.samples[-1].done - self.samples[0].done, self.busy_seconds())
 
     def first_scale_out(self) -> float | None:
         """When the supervisor first asked for workers (it starts their processes at once): the time of that step
@@ -87,28 +124,48 @@ class Timeline:
 
 
 def summarize(timeline: Timeline, store, *, planned: int, interrupted: bool) -> dict:
-    """The run's figures: this session's timeline with the result store's counts and latency."""
+    """The run's figures: this session's timeline (its last sample counted in the store) with the result store's
+    counts and latency."""
     counts = store.counts()
     latency = store.latency_percentiles(percentiles=PERCENTILES)
-    first, last = timeline.samples[0], timeline.samples[-1]
+    last = timeline.samples[-1]
+    overall = timeline.overall()
     return {
         "interrupted": interrupted,
         "tasks_planned": planned,
         "tasks_produced": last.produced,
         "tasks_done": counts.total,
         "tasks_ok": counts.ok,
-        "done_this_session": counts.total - first.done,
+        "done_this_session": overall.tasks,
         "errors_by_code": {str(code): n for code, n in counts.by_code.items()},
         "duplicates": last.duplicates,
         "left_in_queue": last.backlog + last.in_flight,
         "wall_seconds": last.t,
-        "work_seconds": timeline.busy_seconds(),
-        "throughput": (counts.total - first.done) / timeline.busy_seconds() if timeline.busy_seconds() > 0 else 0.0,
+        "work_seconds": overall.seconds,
+        "throughput": overall.rate,
         "latency_seconds": {f"p{p}": v for p, v in latency.items()},
         "peak_workers": max(s.workers for s in timeline.samples),
         "first_scale_out_seconds": timeline.first_scale_out(),
         "scale_in_seconds": timeline.scale_in(),
+        "phases": phase_figures(timeline),
     }
+
+
+def phase_figures(timeline: Timeline) -> list[dict]:
+    """Each phase of a story: its span, the tasks done in it, and the fleet in it (the samples it holds)."""
+    figures = []
+    for span in timeline.phases:
+        end = timeline.samples[-1].t if span.end is None else span.end
+        inside = [s for s in timeline.samples if span.start <= s.t <= end]
+        before = [s for s in timeline.samples if s.t <= span.start]
+        start_done = (before or timeline.samples)[-1].done
+        figures.append({
+            "name": span.name, "start": span.start, "end": end,
+            "tasks_done": (inside[-1].done if inside else start_done) - start_done,
+            "peak_workers": max((s.workers for s in inside), default=0),
+            "workers_at_end": inside[-1].workers if inside else None,
+        })
+    return figures
 
 
 def summary_lines(summary: Mapping) -> list[str]:
@@ -125,6 +182,8 @@ def summary_lines(summary: Mapping) -> list[str]:
         f"errors by code: {errors}; duplicates seen: {summary['duplicates']}",
         f"peak workers {summary['peak_workers']}; first scale-out after {_seconds(summary['first_scale_out_seconds'])}"
         f", scale-in to zero {_seconds(summary['scale_in_seconds'])} after the last task",
+        *(f"  {p['name']:<8} {p['start']:5.1f}-{p['end']:5.1f} s: {p['tasks_done']} tasks done, "
+          f"{p['peak_workers']} workers at most, {p['workers_at_end']} at its end" for p in summary.get("phases", ())),
     ]
 
 
@@ -138,7 +197,7 @@ def _seconds(value: float | None) -> str:
 def write_json(path: str, summary: Mapping, timeline: Timeline, plan: Mapping) -> None:
     report = {"format": FORMAT, "summary": dict(summary), "plan": dict(plan),
               "drained_at": timeline.drained_at, "scaled_out_at": timeline.scaled_out_at,
-              "samples": [asdict(s) for s in timeline.samples]}
+              "phases": [asdict(p) for p in timeline.phases], "samples": [asdict(s) for s in timeline.samples]}
     temporary = path + ".tmp"
     with open(temporary, "w") as out:
         json.dump(report, out, indent=1)
@@ -148,12 +207,14 @@ def write_json(path: str, summary: Mapping, timeline: Timeline, plan: Mapping) -
 def read_json(path: str) -> tuple[dict, Timeline]:
     with open(path) as f:
         report = json.load(f)
+    # scaled_out_at and phases are absent from the reports of older versions
     return report, Timeline([Sample(**s) for s in report["samples"]], report["drained_at"],
-                            report.get("scaled_out_at"))  # absent from the reports of older versions
+                            report.get("scaled_out_at"), [PhaseSpan(**p) for p in report.get("phases", ())])
 
 
 def plot(path: str, timeline: Timeline, title: str = "grid local") -> None:
-    """Backlog, workers and throughput over time, one above the other on one figure."""
+    """Backlog, workers and throughput over time, one above the other on one figure, a story's phases shaded and
+    named."""
     # Here, not at the top: matplotlib is an extra (grid[report]), and importing it costs a second or more.
     import matplotlib
 
@@ -173,7 +234,17 @@ def plot(path: str, timeline: Timeline, title: str = "grid local") -> None:
     fleet.yaxis.set_major_locator(MaxNLocator(integer=True))
     speed.plot(t, [timeline.rate_at(i) for i in range(len(samples))], label="tasks/s (over 1 s)")
     speed.set_ylabel("tasks done / s")
+    if timeline.phases:  # a story's burst and stream differ a hundredfold: both show on a log scale
+        speed.set_yscale("symlog", linthresh=10)
+        speed.set_ylabel("tasks done / s (log)")
     speed.set_xlabel("seconds since start")
+    end = t[-1] if t else 0.0
+    for i, span in enumerate(timeline.phases):
+        right = end if span.end is None else span.end
+        for ax in (queue, fleet, speed):
+            ax.axvspan(span.start, right, color=PHASE_COLOURS[i % len(PHASE_COLOURS)], alpha=0.5, linewidth=0)
+        queue.annotate(span.name, xy=((span.start + right) / 2, 1.0), xycoords=("data", "axes fraction"),
+                       xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=9)
     for ax in (queue, fleet, speed):
         ax.legend(loc="upper right")
         ax.grid(alpha=0.3)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The rollout scenario's wheelhouses besides dist/wheelhouse (version A, from make wheel), all from this checkout:
 # B (the same source as another version), and a broken B whose worker fails at start (its `grid --version` works,
-# its unit's health check does not). Built side by side: each is one compile of the kernel.
+# its unit's health check does not: the worker fails when it starts, not when its module is imported, since other
+# commands import it). Built side by side: each is one compile of the kernel.
 set -euo pipefail
 python=$1
 out=${2:-.ops}
@@ -12,6 +13,7 @@ b=$!
 broken=$(mktemp -d)
 trap 'rm -rf "$broken"' EXIT
 git ls-files -z -co --exclude-standard | xargs -0 cp --parents -t "$broken"
-echo 'raise ImportError("a broken build, for the rollout test")' >>"$broken/grid/daemons/worker.py"
+printf '\n\ndef main(argv=None):\n    raise ImportError("a broken build, for the rollout test")\n' \
+  >>"$broken/grid/daemons/worker.py"
 GRID_SRC=$broken GRID_VERSION=$version+broken WHEELHOUSE=$out/wheelhouse-broken tools/ops/wheelhouse.sh "$python"
 wait $b
