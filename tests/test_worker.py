@@ -506,3 +506,18 @@ def test_the_original_producers_task_is_answered_alone_its_time_the_messages_sen
     assert body["output"] == {"factors": ["3", "5"]} and body["type"] == "Decimal"  # the original's result
     [result] = decode_results(message.body)
     assert result.task_id == message_id and 0 < result.submitted_at <= result.started_at <= result.completed_at
+
+
+def test_a_pipelined_worker_answers_every_task_once_on_every_backend_and_gives_back_what_it_took_ahead(broker):
+    name = f"pipe-{uuid.uuid4().hex[:8]}"
+    w = started(broker, worker_cfg(name, pipeline_depth=3, batch_size=2))
+    numbers = list(range(6, 406))
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}") for n in numbers[i:i + 100]]) for i in range(0, 400, 100)])
+    assert w.run_once()  # a batch of two messages computed, another taken ahead
+    w.request_stop()
+    w.teardown()
+    counts = w.tasks.counts()
+    answered = results_by_task(drain(w.results))
+    assert counts.in_flight == 0 and counts.visible == 2 and w.metrics.counts["released"] == 2
+    assert len(answered) == 200 and set(answered) < {f"t{n}" for n in numbers}
+    assert all(len(rs) == 1 and rs[0].factors == expected_factors(int(rs[0].n)) for rs in answered.values())
