@@ -21,7 +21,7 @@ import time
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 from grid import client  # noqa: E402
-from grid.messages import Result  # noqa: E402
+from grid.wire import Result  # noqa: E402
 from grid.store.sqlite import ResultStore  # noqa: E402
 
 DAEMON_SETTINGS = {"GRID_STATSD_HOST": "", "GRID_LOG_FILENAME": "-", "GRID_CONCURRENCY": "1"}

@@ -26,7 +26,7 @@ from functools import partial
 # Run as a script, this directory comes first on sys.path, and benchmarks/grid.py would shadow the grid package.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from grid.messages import Result, Task, decode_results, decode_tasks, encode_results, pack_tasks
+from grid.wire import Ids, Results, Same, Tasks, decode_results, decode_tasks, encode_results, pack_tasks
 from grid.primes import factorize
 from grid.queues import Broker, Queue, SendEntry, open_broker
 
@@ -45,7 +45,8 @@ def tiny_numbers(count: int) -> list[int]:
 
 def task_bodies(numbers: Sequence[int], per_message: int) -> list[str]:
     now = time.time()  # one time, as the producer stamps a batch
-    return pack_tasks([Task(n, f"t{i}", submitted_at=now) for i, n in enumerate(numbers)], per_message)
+    return [body for body, _ in pack_tasks(Tasks(Ids("t", 0, len(numbers)), list(numbers), Same(None, len(numbers)),
+                                                 Same(now, len(numbers))), per_message)]
 
 
 def send_all(queue: Queue, bodies: Sequence[str]) -> None:
@@ -57,13 +58,13 @@ def send_all(queue: Queue, bodies: Sequence[str]) -> None:
 
 def answer(body: str, message_id: str) -> str:
     """What a worker does with one task message: decode, factorize each task, encode the results with their times."""
-    results = []
-    for t in decode_tasks(body, default_id=message_id):
-        started = time.time()
-        factors = tuple(factorize(t.n))
-        results.append(Result(t.id, t.job, str(t.n), factors, worker=WORKER, submitted_at=t.submitted_at,
-                              started_at=started, completed_at=time.time()))
-    return encode_results(results)
+    tasks = decode_tasks(body, default_id=message_id)
+    factors, started, completed = [], [], []
+    for n in tasks.numbers:
+        started.append(time.time())
+        factors.append(factorize(n))
+        completed.append(time.time())
+    return encode_results(Results.answers(tasks, factors, started, completed, WORKER))
 
 
 def worker(url: str, stop: multiprocessing.Event) -> None:

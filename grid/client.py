@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from grid import config
-from grid.errors import ConfigError, GridError
-from grid.messages import Task, pack_tasks
-from grid.queues.base import MAX_BATCH, Queue, SendEntry
-from grid.errors import InvalidTask, JobTimeout, StoreEmpty, TaskFailed
-from grid.messages import MAX_INPUT_DIGITS, Code, Result
+from grid.errors import ConfigError, GridError, InvalidTask, JobTimeout, StoreEmpty, TaskFailed
 from grid.queues import Broker, open_broker
+from grid.queues.base import MAX_BATCH, Queue, SendEntry
 from grid.store import DEFAULT_PERCENTILES, Store, format_seconds, open_store
+from grid.wire import MAX_INPUT_DIGITS, Code, Result, Tasks, pack_tasks
 
 SEND_ATTEMPTS = 5  # tries per message body before sending gives up on it
 POLL_FIRST, POLL_MAX = 0.001, 1.0  # seconds between reads of the result store while waiting (docs/benchmarks.md)
@@ -292,7 +290,7 @@ def task_bodies(numbers: Iterable[int], job: str, per_message: int, *, first: in
     """The task messages of `numbers` as tasks `{job}-{first}`, `{job}-{first + 1}`, ... of `job`, submitted `now`
     (default: now), up to `per_message` tasks each. ValueError for a task the wire format refuses (a bad job id)."""
     submitted = time.time() if now is None else now
-    return pack_tasks([Task(n, f"{job}-{i}", job, submitted) for i, n in enumerate(numbers, first)], per_message)
+    return [body for body, _ in pack_tasks(Tasks.numbered(job, first, list(numbers), submitted), per_message)]
 
 
 def send_all(queue: Queue, bodies: list[str]) -> None:

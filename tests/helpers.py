@@ -16,7 +16,7 @@ import hcl2
 import sympy
 from hypothesis import strategies as st
 
-from grid.messages import Code, Result, ResultRun, TaskRun, encode_result_run, read_results
+from grid.wire import Code, Ids, Result, Results, Same, Tasks, decode_results, encode_results
 from grid.store import Added
 
 
@@ -105,13 +105,11 @@ def error(task_id, code, job="j1"):
 
 
 def run(start, count, worker="w1", prefix="t-", job="j1"):
-    """The ResultRun the collector reads from a compact bundle of answers to tasks prefix + start, ..."""
+    """The Results the collector reads from a worker's answers to tasks prefix + start, ... (a compact bundle)."""
     numbers = [15 + 2 * i for i in range(count)]
-    tasks = TaskRun(prefix, start, numbers, [str(n) for n in numbers], job, 100.0)
-    factors = [[str(f) for f in sympy.factorint(n, multiple=True)] for n in numbers]
-    read = read_results(encode_result_run(tasks, factors, [100.0] * count, [101.5] * count, worker))
-    assert isinstance(read, ResultRun)
-    return read
+    tasks = Tasks(Ids(prefix, start, count), numbers, Same(job, count), Same(100.0, count))
+    factors = [sympy.factorint(n, multiple=True) for n in numbers]
+    return decode_results(encode_results(Results.answers(tasks, factors, [100.0] * count, [101.5] * count, worker)))
 
 
 ids = st.sampled_from(["a", "b", "t-0", "t-1", "t-2", "t-3", "t-5", "t-8", "t-13"])
@@ -133,7 +131,7 @@ def reference_model(batches) -> Expected:
     expected = Expected({}, [])
     for batch in batches:
         stored = offered = 0
-        for r in (r for item in batch for r in (item.results() if isinstance(item, ResultRun) else [item])):
+        for r in (r for item in batch for r in (item if isinstance(item, Results) else [item])):
             offered += 1
             if r.task_id not in expected.results or expected.results[r.task_id].error_code == Code.WORKER_FAULT:
                 expected.results[r.task_id] = r

@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from grid import config
-from grid.messages import Code, Result, TaskRun, encode_result_run, encode_results
+from grid.wire import Code, Result, Results, Tasks, encode_results
 from grid.daemons.supervisor import Observation, build_fleet
 from grid.fleet import FleetError
 from grid.metrics import CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE
@@ -124,8 +124,8 @@ def test_the_supervisors_clients_take_the_standard_endpoint_not_the_sqs_servers(
 
 def answers(job: str, start: int, count: int, worker: str) -> str:
     """A compact bundle of answers, as a worker sends it: tasks job-start .. job-(start + count - 1), n = 15."""
-    tasks = TaskRun(f"{job}-", start, [15] * count, ["15"] * count, job, 100.0)
-    return encode_result_run(tasks, [["3", "5"]] * count, [100.5] * count, [101.0] * count, worker)
+    tasks = Tasks.numbered(job, start, [15] * count, 100.0)
+    return encode_results(Results.answers(tasks, [(3, 5)] * count, [100.5] * count, [101.0] * count, worker))
 
 
 def one(task_id: str, job: str, worker: str, code: int | None = None) -> str:

@@ -10,7 +10,7 @@ from moto import mock_aws
 from grid import __version__, config
 from grid.cli import main
 from grid.fleet import FleetSize
-from grid.messages import Code, Result, decode_tasks
+from grid.wire import Code, Result, decode_tasks
 from grid.queues import SendEntry, open_broker
 from grid.daemons.supervisor import Observation, write_status
 from grid.store.sqlite import ResultStore

@@ -12,12 +12,13 @@ from moto import mock_aws
 
 from grid import config
 from grid.errors import StoreError, StoreNotFound
-from grid.messages import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack_results
+from grid.wire import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack_results
 from grid.metrics import Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
 from grid.daemons import lifecycle
 from grid.daemons.collector import LATENCY_SAMPLES, Collector
+from grid.daemons.worker import Worker
 from grid.store import open_store
 from grid.store.s3 import S3ResultStore
 from grid.store.sqlite import ResultStore
@@ -165,7 +166,7 @@ def test_latency_timings_are_each_results_up_to_a_bounded_sample_per_step(tmp_pa
     with open_broker(url) as broker, ResultStore(tmp_path / "results.db") as store:
         results = [Result(f"job-{i}", "job", "15", (3, 5), worker="w", submitted_at=10.0, started_at=10.5,
                           completed_at=11.0 + i / 1000) for i in range(1, count + 1)]
-        send(broker.queue("results", create=True), *pack_results(results, per_message=count // 2 + 1))
+        send(broker.queue("results", create=True), *[body for body, _ in pack_results(results, per_message=count // 2 + 1)])
         metrics = TimingsKept()
         daemon = Collector(collector_config(url), broker, metrics, store=store)
         daemon.setup()
@@ -304,3 +305,25 @@ def test_the_collector_opens_the_s3_store_its_configuration_names(aws_env, caplo
             daemon.teardown()
     assert daemon.store.location == "s3://grid-results/runs"
     assert "collecting results into s3://grid-results/runs" in caplog.text
+
+
+def test_the_original_producers_tasks_are_answered_and_stored_with_their_latency(broker_url, tmp_path):
+    # Mixed fleets share queues: the original's producer sends {"input": ..., "type": "Decimal"}, with no id and no
+    # submission time; the grid's worker answers from when the message was sent, and the collector stores it so.
+    flags = {"broker_url": broker_url, "tasks_queue_name": "tasks", "results_queue_name": "results",
+             "queue_polling_wait_time": 0, "statsd_host": "", "concurrency": 1}
+    with open_broker(broker_url) as broker, ResultStore(tmp_path / "results.db") as store:
+        tasks = broker.queue("tasks", create=True)
+        broker.queue("results", create=True)
+        send(tasks, '{"input": 15, "type": "Decimal"}', '{"input": "21", "type": "Decimal"}')
+        worker = Worker(config.load("worker", environ={}, flags=flags), broker, Metrics("worker"))
+        worker.setup()
+        drain(worker)
+        worker.teardown()
+        collector = Collector(collector_config(broker_url), broker, Metrics("collector"), store=store)
+        collector.setup()
+        drain(collector)
+        stored = sorted(store.results(), key=lambda r: r.n)
+        assert [(r.n, r.factors) for r in stored] == [("15", (3, 5)), ("21", (3, 7))]
+        assert all(r.submitted_at <= r.started_at <= r.completed_at for r in stored)
+        assert store.latency_percentiles(percentiles=[50])[50] is not None

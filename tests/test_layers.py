@@ -14,7 +14,7 @@ FLOORS = (
     ("grid", "grid.errors"),
     ("grid._primes", "grid.primes", "grid.aws", "grid.logs", "grid.metrics", "grid.sqlite"),
     ("grid.queues",),
-    ("grid.messages",),
+    ("grid.wire",),
     ("grid.store",),
     ("grid.fleet",),
     ("grid.config",),

@@ -24,7 +24,7 @@ from grid.local.processes import Processes, role_env
 from grid.local.report import read_json
 from grid.local.view import live_percentiles
 from grid.queues.base import MAX_BATCH
-from grid.messages import Result
+from grid.wire import Result
 from grid.store.sqlite import ResultStore
 
 PATIENCE = 120.0  # seconds a run may take before the test calls it stuck

@@ -1,6 +1,7 @@
 """The producer: task numbers of the configured shape, exact counts, seeds, bundles, pacing, refused entries."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -8,9 +9,9 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grid import config, messages
+from grid import config
 from grid.errors import QueueError
-from grid.messages import decode_tasks
+from grid.wire import decode_tasks, jsontext
 from grid.metrics import Metrics
 from grid.queues import open_broker
 from grid.queues.base import BatchResult
@@ -33,7 +34,7 @@ def messages_on(queue) -> list[list]:
     """The tasks of each message on `queue` (all drained)."""
     out = []
     while batch := queue.receive(10):
-        out += [decode_tasks(m.body, default_id=m.message_id) for m in batch]
+        out += [list(decode_tasks(m.body, default_id=m.message_id)) for m in batch]
         queue.delete_batch([m.receipt for m in batch])
     return out
 
@@ -167,7 +168,7 @@ def test_main_reports_a_bad_parameter_with_its_source(capsys, root_logger, monke
 
 
 def test_a_bundle_over_the_size_limit_is_split_and_each_part_counted(sqlite_broker, monkeypatch):
-    monkeypatch.setattr(messages, "MAX_BODY_BYTES", 1500)  # about 60 tasks of 16-bit primes' products
+    monkeypatch.setattr(jsontext, "MAX_BODY_BYTES", 1500)  # about 60 tasks of 16-bit primes' products
     cfg = producer_cfg("split", tasks_per_message=200, prime_min_bits=16)
     p = make(sqlite_broker, cfg, count=200, seed=0)
     p.run()
@@ -215,3 +216,16 @@ def test_a_paced_step_sends_one_batch_even_on_the_embedded_queue(sqlite_broker):
     p.setup()
     assert p.run_once()
     assert p.sent == 10  # a burst of ten batches would wait longer for the workers
+
+
+def test_one_task_a_message_is_the_original_shape_its_workers_read(sqlite_broker):
+    p = make(sqlite_broker, producer_cfg("single", tasks_per_message=1), count=5, seed=1)
+    p.run()
+    bodies = []
+    while batch := p.tasks.receive(10):
+        bodies += [json.loads(m.body) for m in batch]
+        p.tasks.delete_batch([m.receipt for m in batch])
+    assert len(bodies) == 5
+    for body in bodies:  # the original's {"input": "<decimal>", "type": "Decimal"}, plus the grid's own fields
+        assert body["type"] == "Decimal" and body["input"].isdigit() and int(body["input"]) > 1
+        assert set(body) <= {"input", "type", "v", "id", "job", "submitted_at"}

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from grid.local import report, view
 from grid.local.stats import StatsListener
-from grid.messages import Result
+from grid.wire import Result
 from grid.store.sqlite import ResultStore
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from grid.errors import ConfigError, StoreEmpty
-from grid.messages import Code
+from grid.wire import Code
 from grid.store import Added, export_record, open_store
 from grid.store.sqlite import ResultStore
 from helpers import answers, error, holding_the_write_lock, ok, reference_model, run
@@ -122,12 +122,13 @@ def test_a_run_is_one_row_of_the_file(tmp_path):
         store.add([run(0, 200)])
         store.add([run(100, 200), ok("t-300")])
     with sqlite3.connect(tmp_path / "results.db") as db:  # the file's layout, as the README describes it
-        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1 + 100 + 1
+        assert db.execute("SELECT count(*) FROM spans").fetchone()[0] == 1 + 100 + 1
 
 
-def test_a_store_of_the_older_layout_is_named_not_read(tmp_path):
+@pytest.mark.parametrize("table", ["results", "runs"])
+def test_a_store_of_an_older_layout_is_named_not_read(tmp_path, table):
     path = tmp_path / "old.db"
-    sqlite3.connect(path).execute("CREATE TABLE results (task_id TEXT)").connection.commit()
+    sqlite3.connect(path).execute(f"CREATE TABLE {table} (task_id TEXT)").connection.commit()
     with pytest.raises(ConfigError, match=r"old.db.*older grid"):
         ResultStore(path, source="result_store")
 

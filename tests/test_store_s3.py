@@ -19,7 +19,7 @@ from moto import mock_aws
 from grid import config
 from grid.cli import main as grid_main
 from grid.errors import ConfigError, StoreError, StoreNotFound
-from grid.messages import Code, ResultRun, read_results
+from grid.wire import Code
 from grid.store.s3 import S3ResultStore, SeenIds
 from grid.store import Added, open_store, parse_store_location
 from helpers import answers, error, ok, reference_model, run
@@ -87,7 +87,7 @@ def test_a_bad_s3_url_is_a_configuration_error_with_exit_code_2(capsys):
 # ---- writing
 
 
-def test_each_add_is_one_object_of_result_messages_and_a_batch_of_duplicates_writes_none(s3):
+def test_each_add_is_one_object_of_spans_and_a_batch_of_duplicates_writes_none(s3):
     with open_store(f"s3://{BUCKET}/runs") as store:
         assert store.add([run(0, 100), ok("a"), error("b", Code.BAD_INPUT), run(100, 50)]) == Added(152, 0)
         assert store.add([run(0, 100), ok("a")]) == Added(0, 101)
@@ -95,10 +95,12 @@ def test_each_add_is_one_object_of_result_messages_and_a_batch_of_duplicates_wri
     keys = objects(s3)
     assert len(keys) == 2 and all(KEY.fullmatch(k) for k in keys) and keys == sorted(keys)
     first = lines_of(s3, keys[0])
-    assert len(first) == 3  # the first run's body, the two lone results in one message, the second run's body
-    read = [read_results(line) for line in first]
-    assert isinstance(read[0], ResultRun) and isinstance(read[2], ResultRun)
-    assert [r.task_id for r in read[1]] == ["a", "b"]
+    assert len(first) == 4  # a line a span: the first run, the two lone results, the second run
+    spans = [json.loads(line) for line in first]
+    assert [(s["id_prefix"], s["id_start"], s["id_stop"]) for s in spans] == [("t-", 0, 100), ("a", -1, 0),
+                                                                               ("b", -1, 0), ("t-", 100, 150)]
+    assert spans[0]["factors"][0] == ["3", "5"] and spans[0]["inputs"][:2] == ["15", "17"]
+    assert (spans[2]["error_code"], spans[2]["factors"]) == (Code.BAD_INPUT, None)
     head = s3.head_object(Bucket=BUCKET, Key=keys[0])
     assert head["Metadata"]["grid-results"] == "152" and head["ContentType"] == "application/gzip"
 

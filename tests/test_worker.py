@@ -14,14 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grid import config, primes
-from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Task, TaskRun, decode_results, encode_task_run,
-                           encode_tasks)
+from grid.wire import ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Ids, Same, Task, Tasks, decode_results, encode_tasks
 from grid.metrics import Metrics
 from grid.queues import open_broker
-from grid.queues.base import BatchResult, SendEntry
+from grid.queues.base import BatchResult, Message, SendEntry
 from grid.daemons.heartbeat import Heartbeat
 from grid.daemons import worker
-from grid.daemons.worker import Worker, _split
+from grid.daemons.worker import InHand, Worker, _split
 from helpers import record_statsd_before_waiting
 
 
@@ -79,6 +78,11 @@ def expected_factors(n: int) -> tuple[int, ...]:
 
 def semiprime(rng: random.Random, bits: int) -> int:
     return sympy.prevprime(rng.randrange(2 ** (bits - 1) + 2, 2**bits)) * sympy.nextprime(rng.randrange(2**bits))
+
+
+def every_task_in_python(monkeypatch) -> None:
+    """The loop in C answers nothing: every task goes through primes.factorize, which a test replaces."""
+    monkeypatch.setattr(primes, "factor_run", lambda numbers, budget, began: ([], [], [], None))
 
 
 @pytest.fixture
@@ -150,6 +154,7 @@ def test_a_worker_fault_is_not_answered_nor_deleted_and_reaches_the_dlq(sqlite_b
         return real(n, budget=budget)
 
     monkeypatch.setattr(primes, "factorize", faulty)
+    every_task_in_python(monkeypatch)
     cfg = worker_cfg("fault", max_receive_count=2, visibility_timeout=1)
     w = started(sqlite_broker, cfg)
     send(w.tasks, [encode_tasks([Task(n=77, id="bad"), Task(n=15, id="good")])])
@@ -194,6 +199,7 @@ def test_stop_mid_batch_finishes_the_started_message_and_releases_the_rest(sqlit
         return real(n, budget=budget)
 
     monkeypatch.setattr(primes, "factorize", stop_on_first_call)
+    every_task_in_python(monkeypatch)
     send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in (6, 10, 14, 22, 26)])
     assert w.run_once()
     found = results_by_task(drain(w.results))
@@ -239,6 +245,7 @@ def test_heartbeats_extend_the_visibility_of_messages_in_work(sqlite_broker, mon
         return real(n, budget=budget)
 
     monkeypatch.setattr(primes, "factorize", slow)
+    every_task_in_python(monkeypatch)
     send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in (6, 10)])
     assert w.run_once()
     first_beat_receipts, timeout = watching.calls[0]
@@ -267,11 +274,15 @@ def test_main_reports_a_missing_queue_in_one_line_with_exit_2(moto_server_broker
 
 
 @settings(max_examples=100, deadline=None)
-@given(items=st.lists(st.integers(), max_size=200), parts=st.integers(1, 50))
-def test_a_batch_is_split_into_at_most_parts_contiguous_nonempty_pieces(items, parts):
-    pieces = _split(items, parts)
-    assert [x for piece in pieces for x in piece] == items
-    assert len(pieces) <= parts and all(pieces)
+@given(sizes=st.lists(st.integers(0, 60), max_size=20), parts=st.integers(1, 50))
+def test_a_batch_is_split_into_at_most_parts_contiguous_nonempty_pieces(sizes, parts):
+    batch = [InHand(Message(f"m{k}", f"r{k}", "{}", {}, 1, 0.0), Tasks(Ids("t", 0, size), [15] * size,
+                                                                         Same(None, size), Same(None, size)))
+             for k, size in enumerate(sizes)]
+    pieces = _split(batch, parts)
+    tasks = [(hand.message.message_id, i) for piece in pieces for hand, lo, hi in piece for i in range(lo, hi)]
+    assert tasks == [(f"m{k}", i) for k, size in enumerate(sizes) for i in range(size)]
+    assert len(pieces) <= parts and all(pieces) and all(lo < hi for piece in pieces for _, lo, hi in piece)
 
 
 def run_tasks(ns, prefix="r") -> list[Task]:
@@ -292,7 +303,7 @@ def test_a_failure_inside_a_compact_bundle_is_answered_like_a_lone_tasks_and_com
         return real(n, budget=budget)
 
     monkeypatch.setattr(primes, "factorize", failing_at_77)
-    monkeypatch.setattr(primes, "factor_run", lambda numbers, budget, began: ([], [], [], None))  # all in Python
+    every_task_in_python(monkeypatch)
     w = started(sqlite_broker, worker_cfg("runfail"))
     ns = [15, 21, 77, 35, 143]
     send(w.tasks, [encode_tasks(run_tasks(ns))])
@@ -342,7 +353,7 @@ def test_small_messages_are_taken_a_hundred_a_step_the_next_batch_ahead_and_give
     send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in range(6, 121)])
     assert w.run_once()
     counts = w.tasks.counts()
-    assert (counts.visible, counts.in_flight) == (5, 10) and len(drain(w.results)) == 100
+    assert (counts.visible, counts.in_flight) == (5, 10) and len(results_by_task(drain(w.results))) == 100
     w.request_stop()
     w.teardown()
     counts = w.tasks.counts()
@@ -357,8 +368,8 @@ def test_messages_of_many_tasks_are_taken_one_receive_a_step(sqlite_broker):
 
 
 def one_task_runs(ns, prefix="s", start=0, job="j", submitted_at=100.0) -> list[str]:
-    """One compact bundle of one task per number, the ids counting up: as the producer sends one task a message."""
-    return [encode_task_run(TaskRun(prefix, start + k, [n], [str(n)], job, submitted_at)) for k, n in enumerate(ns)]
+    """One task a message, the ids counting up: as the producer sends one task a message."""
+    return [encode_tasks([Task(n, f"{prefix}{start + k}", job, submitted_at)]) for k, n in enumerate(ns)]
 
 
 def test_small_compact_messages_whose_ids_continue_are_answered_with_one_message_naming_them(sqlite_broker):
@@ -398,7 +409,7 @@ def test_a_hundred_one_task_messages_make_result_messages_whose_request_ids_fit_
 def test_runs_whose_joined_answer_is_over_the_size_limit_are_answered_in_parts(sqlite_broker):
     w = started(sqlite_broker, worker_cfg("huge", concurrency=1))
     n = 2**1200  # 362 digits in, 1200 factors "2" out: an answer far larger than its task
-    bodies = [encode_task_run(TaskRun("h", 40 * k, [n] * 40, [str(n)] * 40, "j", 1.0)) for k in range(2)]
+    bodies = [encode_tasks(Tasks(Ids("h", 40 * k, 40), [n] * 40, Same("j", 40), Same(1.0, 40))) for k in range(2)]
     send(w.tasks, bodies)
     assert w.run_once()
     messages = drain(w.results)
@@ -445,3 +456,15 @@ def test_a_worker_sends_what_it_counted_before_it_waits_for_more_tasks(sqlite_br
         sent_before_the_wait = record_statsd_before_waiting(w.tasks, sock)
         assert not w.run_once()
     assert "tps:1|c" in sent_before_the_wait[0].splitlines()
+
+
+def test_the_original_producers_task_is_answered_alone_its_time_the_messages_sent_time(broker, queue_name):
+    w = started(broker, worker_cfg(queue_name))
+    [message_id] = send(w.tasks, ['{"input": 15, "type": "Decimal"}'])  # the original's: no id, no time
+    assert w.run_once()
+    [message] = drain(w.results)
+    body = json.loads(message.body)
+    assert message.attributes[REQUEST_MESSAGE_ID] == message_id
+    assert body["output"] == {"factors": ["3", "5"]} and body["type"] == "Decimal"  # the original's result
+    [result] = decode_results(message.body)
+    assert result.task_id == message_id and 0 < result.submitted_at <= result.started_at <= result.completed_at

@@ -9,11 +9,11 @@ queue, where `grid dlq peek` shows it.
 from __future__ import annotations
 
 from grid.errors import MessageError, QueueError
-from grid.messages import REQUEST_MESSAGE_ID, Result, ResultRun, read_results
 from grid.queues.base import MAX_BATCH, Message
 from grid.daemons import lifecycle
 from grid.daemons.batching import Ahead, receive_while_full
-from grid.store import Store, latency, open_store
+from grid.store import Store, open_store
+from grid.wire import REQUEST_MESSAGE_ID, Results, decode_results
 
 RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come fast: a commit costs about as much
 # as storing a receive's results
@@ -49,7 +49,7 @@ class Collector(lifecycle.Daemon):
         for message in messages:
             decoded = self._decode(message)
             if decoded is not None:
-                results.extend(decoded)
+                results.append(decoded)
                 receipts.append(message.receipt)
         if receipts:
             self._store(results, receipts)
@@ -77,17 +77,16 @@ class Collector(lifecycle.Daemon):
         if self.store is not None:
             self.store.close()
 
-    def _decode(self, message: Message) -> list[Result | ResultRun] | None:
+    def _decode(self, message: Message) -> Results | None:
         try:
-            read = read_results(message.body, default_id=message.attributes.get(REQUEST_MESSAGE_ID,
-                                                                               message.message_id))
+            return decode_results(message.body, default_id=message.attributes.get(REQUEST_MESSAGE_ID,
+                                                                                  message.message_id))
         except MessageError as e:
             self.log.error("result message %s (receive %d) left for the dead-letter queue: %s",
                            message.message_id, message.receive_count, e)
             return None
-        return [read] if isinstance(read, ResultRun) else read
 
-    def _store(self, results: list[Result | ResultRun], receipts: list[str]) -> None:
+    def _store(self, results: list[Results], receipts: list[str]) -> None:
         with self.metrics.timer("store_time"):
             added = self.store.add(results)  # raises, and deletes nothing, when the results are not stored
             with self.broker.atomic():  # the embedded queue: one commit for the step's deletes and the next receive
@@ -101,18 +100,11 @@ class Collector(lifecycle.Daemon):
         self.duplicates += added.duplicates
         self.metrics.incr("results_stored", added.stored)
         self.metrics.incr("duplicates", added.duplicates)
-        latencies = [s for item in results for s in _latencies(item)]
+        latencies = [s for item in results for s in item.latencies()]
         for seconds in latencies[:: -(-len(latencies) // LATENCY_SAMPLES) or 1]:
             self.metrics.timing("latency", seconds * 1000.0)
         self.log.debug("stored %d results (%d duplicates) from %d messages", added.stored, added.duplicates,
                        len(receipts))
-
-
-def _latencies(item: Result | ResultRun) -> tuple[float, ...]:
-    if isinstance(item, ResultRun):
-        return item.latencies
-    seconds = latency(item)
-    return () if seconds is None else (seconds,)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,10 +11,10 @@ import time
 
 from grid import config, primes
 from grid.client import new_job_id
-from grid.errors import MessageError, QueueError
-from grid.messages import Task, TaskRun, decode_tasks, encode_task_run, pack_tasks
+from grid.errors import QueueError
 from grid.queues.base import SendEntry
 from grid.daemons import lifecycle
+from grid.wire import Tasks, pack_tasks
 
 PACE_SLICE = 0.1  # seconds of tasks sent at once when a rate is set, so the flow is smooth, not bursty
 SENDS_PER_COMMIT = 10  # send_batch calls committed together on the embedded queue ...
@@ -93,10 +93,8 @@ class Producer(lifecycle.Daemon):
         with self.metrics.timer("exec_time"):
             numbers = primes.task_numbers(self._batch_tasks(), cfg.prime_min_bits, cfg.prime_max_bits,
                                           cfg.factors_per_task, self.rng)
-        if numbers:  # the longest id is the last: Task checks it (and the job); the kernel drew valid numbers
-            Task(numbers[-1], f"{job}-{first + len(numbers) - 1}", job, now)
         self.generated += len(numbers)
-        return _messages(f"{job}-", first, numbers, job, now, cfg.tasks_per_message)
+        return pack_tasks(Tasks.numbered(job, first, numbers, now), cfg.tasks_per_message)
 
     def _sends_per_step(self) -> int:
         """send_batch calls a step makes: on the embedded queue several in one commit, a write lock that every role
@@ -126,21 +124,6 @@ class Producer(lifecycle.Daemon):
         self.metrics.incr("throughput", accepted)
         self.log.debug("sent %d batches (%d tasks), %d messages refused", len(batches), accepted, len(refused))
         return accepted
-
-
-def _messages(prefix: str, first: int, numbers: list[int], job: str, now: float,
-              per_message: int) -> list[tuple[str, int]]:
-    """Bodies of `per_message` tasks each (ids prefix + first, prefix + first + 1, ...), with their task counts."""
-    out = []
-    for start in range(0, len(numbers), per_message):
-        chunk = numbers[start : start + per_message]
-        try:
-            out.append((encode_task_run(TaskRun(prefix, first + start, chunk, list(map(str, chunk)), job, now)),
-                        len(chunk)))
-        except MessageError:  # over the size limit: split where it must be, and count each part
-            tasks = [Task(n, f"{prefix}{first + start + k}", job, now) for k, n in enumerate(chunk)]
-            out.extend((body, len(decode_tasks(body, default_id="-"))) for body in pack_tasks(tasks, per_message))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

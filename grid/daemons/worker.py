@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 from grid import primes
 from grid.errors import MessageError, QueueError
-from grid.messages import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Rejected, Result, Task, TaskRun,
-                           encode_result_run, pack_results, read_tasks, unchecked_result)
 from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.daemons import lifecycle
 from grid.daemons.batching import Ahead, receive_while_full
 from grid.daemons.heartbeat import Heartbeat
+from grid.wire import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Ids, Rejected, Result, Results, Tasks,
+                       decode_tasks, id_run, pack_results, split_id)
 
 SMALL_BATCH_TASKS = 100  # a step takes more receives while its messages hold fewer tasks than this ...
 MAX_MESSAGES_PER_STEP = 100  # ... and at most this many messages: one commit answers them
@@ -34,27 +34,52 @@ CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, since a hand-
 # (docs/benchmarks.md), and one thread takes the batch whole; enough to balance the load
 
 
-@dataclass
+@dataclass(slots=True)
 class InHand:
-    """One received task message and what became of it."""
+    """One received task message: its tasks as columns, and their answers as the kernel threads find them
+    (factors[i] of tasks.numbers[i], None while unanswered or where errors[i] or a fault says why)."""
 
     message: Message
-    tasks: list[Task] = field(default_factory=list)
-    results: list[Result] = field(default_factory=list)
-    run: TaskRun | None = None  # a compact bundle, answered by columns, without a Task or Result per task
-    answer: tuple[list, list, list] | None = None  # run's factors, started_at and completed_at, all computed
+    tasks: Tasks
+    rejected: tuple[Result, ...] = ()  # the error results of its items that are no task
+    factors: list = field(init=False)
+    started_at: list[float] = field(init=False)
+    completed_at: list[float] = field(init=False)
+    errors: dict[int, Result] | None = None  # error results by task, where one failed
+    faults: set[int] | None = None  # tasks that failed inside the worker: no answer, kept for retry
     started: bool = False  # a task of it began: it is finished, not released, on stop
     skipped: bool = False  # stop came before any task began: released
-    fault: bool = False  # a task failed inside the worker: not deleted, so it is retried
+    alone: bool = field(init=False)
+
+    def __post_init__(self):
+        count = len(self.tasks.numbers)
+        self.factors, self.started_at, self.completed_at = [None] * count, [0.0] * count, [0.0] * count
+        # A message of one task without an id of its own (the original's): its result is named by requestMessageId
+        self.alone = count + len(self.rejected) == 1 and (count == 0 or self.tasks.ids[0] == self.message.message_id)
+
+    @property
+    def answers(self) -> int:
+        """Results it has: its tasks' but where a fault left none, and its rejected items'."""
+        return len(self.tasks.numbers) - (len(self.faults) if self.faults else 0) + len(self.rejected)
 
     @property
     def size(self) -> int:
-        """Tasks in the message."""
-        return len(self.run.numbers) if self.run is not None else len(self.tasks) + len(self.results)
+        """Items in the message."""
+        return len(self.tasks.numbers) + len(self.rejected)
 
-    @property
-    def answered(self) -> int:
-        return len(self.run.numbers) if self.answer is not None else len(self.results)
+    def results(self, worker: str) -> Results:
+        """What it answers: its tasks' results (but where a fault left none) and its rejected items'."""
+        tasks = self.tasks
+        if self.errors or self.faults:
+            answers = Results.of([
+                (self.errors or {}).get(i) or Result(task_id, job, str(n), tuple(self.factors[i]), None, None, worker,
+                                             submitted_at, self.started_at[i], self.completed_at[i])
+                for i, (task_id, n, job, submitted_at) in enumerate(zip(tasks.ids, tasks.numbers, tasks.jobs,
+                                                                        tasks.submitted_at))
+                if not self.faults or i not in self.faults])
+        else:
+            answers = Results.answers(tasks, self.factors, self.started_at, self.completed_at, worker)
+        return Results.joined([answers, Results.of(self.rejected)]) if self.rejected else answers
 
 
 class Worker(lifecycle.Daemon):
@@ -144,20 +169,12 @@ class Worker(lifecycle.Daemon):
         return full
 
     def _open(self, message: Message) -> InHand:
-        hand = InHand(message)
         try:
-            items = read_tasks(message.body, default_id=message.message_id)
+            tasks = decode_tasks(message.body, default_id=message.message_id, sent_at=message.sent_at)
         except MessageError as e:
-            items = [Rejected(id=message.message_id, code=e.code, message=str(e))]
-        if isinstance(items, TaskRun):
-            hand.run = items
-            return hand
-        for item in items:
-            if isinstance(item, Task):
-                hand.tasks.append(item)
-            else:
-                hand.results.append(self._rejected(item))
-        return hand
+            tasks = Tasks([], [], [], [], {0: Rejected(id=message.message_id, code=e.code, message=str(e),
+                                                       submitted_at=message.sent_at)})
+        return InHand(message, tasks, tuple(self._rejected(item) for item in tasks.rejected.values()))
 
     def _rejected(self, item: Rejected) -> Result:
         self.log.warning("task %s: rejected (%d): %s", item.id, item.code, item.message)
@@ -166,20 +183,16 @@ class Worker(lifecycle.Daemon):
 
     # -- compute -----------------------------------------------------------------------------------------------
     def _compute(self, batch: Sequence[InHand]) -> None:
-        """Solve the batch: in this thread with one kernel thread, else in pieces on the pool's threads."""
-        work = [(hand, task) for hand in batch for task in hand.tasks]
+        """Solve the batch's numbers: in this thread with one kernel thread, else in pieces on the pool's threads."""
         parts = 1 if self.concurrency == 1 else self.concurrency * CHUNKS_PER_THREAD
-        jobs = [(self._solve_all, chunk, chunk) for chunk in _split(work, parts)]
-        jobs += [(self._solve_run, hand, [(hand, None)]) for hand in batch if hand.run]
+        chunks = _split(batch, parts)
         with self.metrics.timer("execution_time"):
             if self.pool is None:
-                outputs = [solve(arg) for solve, arg, _ in jobs]
+                for chunk in chunks:
+                    self._solve_all(chunk)
             else:
-                outputs = [f.result() for f in [self.pool.submit(solve, arg) for solve, arg, _ in jobs]]
-        for (_, _, chunk), output in zip(jobs, outputs):
-            for (hand, _), result in zip(chunk, output):
-                if result is not None:
-                    hand.results.append(result)
+                for future in [self.pool.submit(self._solve_all, chunk) for chunk in chunks]:
+                    future.result()
 
     def _heartbeat(self, hands) -> None:
         receipts = [h.message.receipt for h in hands]
@@ -193,60 +206,38 @@ class Worker(lifecycle.Daemon):
         for receipt, reason in failed.items():
             self.log.warning("heartbeat failed for a message in work (it may be delivered again): %s", reason)
 
-    def _solve_all(self, chunk: list[tuple[InHand, Task]]) -> list[Result | None]:
-        budget = self.cfg.work_budget
-        return [self._solve(hand, task, budget) for hand, task in chunk]
+    def _solve_all(self, chunk: list[tuple[InHand, int, int]]) -> None:
+        for hand, lo, hi in chunk:
+            self._solve(hand, lo, hi)
 
-    def _solve_run(self, hand: InHand) -> list[None]:
-        """Answer a TaskRun by columns; at its first failure, turn it into Tasks and Results for the usual path. Runs
-        where _solve runs: on a kernel thread, or the worker's own with one."""
+    def _solve(self, hand: InHand, lo: int, hi: int) -> None:
+        """Answer hand's tasks lo..hi-1 into its columns, unless a stop came before the message began. Runs on a
+        kernel thread (or the worker's own with one): the kernel's loop in C while the numbers fit 64 bits (less work a
+        task than a call each: docs/benchmarks.md), one call each for the others and for a task that failed."""
         if not self._start(hand):
-            return [None]
-        run, budget, began = hand.run, self.cfg.work_budget, time.time()
-        try:  # the loop in C: less work a task than in Python (docs/benchmarks.md)
-            factors, started, completed, over = primes.factor_run(run.numbers, budget, began)
-            factors = [[str(p) for p in found] for found in factors]  # the wire's decimal strings
-        except Exception:  # it failed as a whole: the loop below says which task and why
-            factors, started, completed, over = [], [], [], None
-        began = completed[-1] if completed else began
-        failure = (began, over) if over is not None else self._solve_rest(run.numbers[len(factors):], budget, began,
-                                                                         (factors, started, completed))
-        if failure is None:
-            hand.answer = (factors, started, completed)
-            return [None]
-        self._unbundle(hand, factors, started, completed, failure, budget)
-        return [None]
-
-    @staticmethod
-    def _solve_rest(numbers: list[int], budget: float, began: float,
-                    columns: tuple[list, list, list]) -> tuple[float, Exception] | None:
-        """Solve what factor_run left (beyond 64 bits, say) into the columns; (start, exception) of a failure."""
-        factors, started, completed = columns
-        for n in numbers:
+            return
+        numbers, budget, began = hand.tasks.numbers, self.cfg.work_budget, time.time()
+        i = lo
+        while i < hi:
             try:
-                found = primes.factorize(n, budget=budget)
+                factors, started, completed, over = primes.factor_run(numbers[i:hi], budget, began)
+            except Exception:  # it failed as a whole: the call below says which task and why
+                factors, started, completed, over = [], [], [], None
+            done = i + len(factors)
+            hand.factors[i:done], hand.started_at[i:done], hand.completed_at[i:done] = factors, started, completed
+            began = completed[-1] if completed else began
+            if done == hi:
+                return
+            try:
+                if over is not None:
+                    raise over
+                found = primes.factorize(numbers[done], budget=budget)
             except Exception as e:
-                return began, e
-            done = time.time()
-            factors.append([str(f) for f in found])
-            started.append(began)
-            completed.append(done)
-            began = done
-        return None
-
-    def _unbundle(self, hand: InHand, factors: list, started: list, completed: list,
-                  failure: tuple[float, Exception] | None, budget: float) -> None:
-        """Results for the tasks of hand.run: the first len(factors) computed already (as decimal strings), the next
-        one's `failure`, the rest solved one by one."""
-        tasks, hand.run = hand.run.tasks(), None
-        done = len(factors)
-        hand.results = [unchecked_result(t.id, t.job, str(t.n), tuple(map(int, fs)), None, None, self.worker_id,
-                                         t.submitted_at, s, c)
-                        for t, fs, s, c in zip(tasks, factors, started, completed)]
-        if failure is not None:
-            hand.results += [r for r in [self._failed(hand, tasks[done], *failure)] if r is not None]
-            done += 1
-        hand.results += [r for t in tasks[done:] if (r := self._solve(hand, t, budget)) is not None]
+                self._failed(hand, done, began, e)
+            else:
+                hand.factors[done], hand.started_at[done] = found, began
+                began = hand.completed_at[done] = time.time()
+            i = done + 1
 
     def _start(self, hand: InHand) -> bool:
         """Mark `hand` started, unless a stop came first (then it is skipped and released)."""
@@ -258,34 +249,24 @@ class Worker(lifecycle.Daemon):
                 hand.started = True
         return True
 
-    def _solve(self, hand: InHand, task: Task, budget: float) -> Result | None:
-        """Runs on a kernel thread: the task's result, or None when skipped on stop or failed inside the worker."""
-        if not self._start(hand):
-            return None
-        started = time.time()
-        try:
-            factors = primes.factorize(task.n, budget=budget)
-        except Exception as e:
-            return self._failed(hand, task, started, e)
-        return unchecked_result(task.id, task.job, str(task.n), tuple(factors), None, None, self.worker_id,
-                                task.submitted_at, started, time.time())
-
-    def _failed(self, hand: InHand, task: Task, started: float, e: Exception) -> Result | None:
-        """The error result of a task that raised `e`; None for a worker fault (the message is kept for a retry)."""
+    def _failed(self, hand: InHand, i: int, started: float, e: Exception) -> None:
+        """Record the error result of task i, which raised `e`; or its fault (the message is kept for a retry)."""
+        tasks = hand.tasks
+        task_id = tasks.ids[i]
         if isinstance(e, primes.BudgetExceeded):
-            return self._error(task, started, Code.OVER_BUDGET, f"over the work budget of {self.cfg.work_budget} s")
-        if isinstance(e, (ValueError, TypeError)):
-            return self._error(task, started, Code.BAD_INPUT, str(e))
-        self.log.error("task %s: worker fault; the message is left for retry", task.id, exc_info=e)
-        hand.fault = True
-        return None
-
-    def _error(self, task: Task, started: float, code: Code, message: str) -> Result:
-        self.log.warning("task %s: error %d: %s", task.id, code, message)
-        return Result(
-            task_id=task.id, job=task.job, n=str(task.n), factors=None, error_code=int(code), error_message=message,
-            worker=self.worker_id, submitted_at=task.submitted_at, started_at=started, completed_at=time.time(),
-        )
+            code, message = Code.OVER_BUDGET, f"over the work budget of {self.cfg.work_budget} s"
+        elif isinstance(e, (ValueError, TypeError)):
+            code, message = Code.BAD_INPUT, str(e)
+        else:
+            self.log.error("task %s: worker fault; the message is left for retry", task_id, exc_info=e)
+            with self._lock:  # another kernel thread may record one of the same message's
+                hand.faults = (hand.faults or set()) | {i}
+            return
+        self.log.warning("task %s: error %d: %s", task_id, code, message)
+        error = Result(task_id, tasks.jobs[i], str(tasks.numbers[i]), None, int(code), message, self.worker_id,
+                       tasks.submitted_at[i], started, time.time())
+        with self._lock:
+            hand.errors = {**(hand.errors or {}), i: error}
 
     # -- answer ------------------------------------------------------------------------------------------------
     def _answer(self, batch: Sequence[InHand], more: bool) -> None:
@@ -298,7 +279,7 @@ class Worker(lifecycle.Daemon):
         outgoing, unsent = self._outgoing(answered)
         with self.metrics.timer("send_time"), self.broker.atomic():
             unsent |= self._send_results(outgoing)
-            done = [h for h in answered if not h.fault and id(h) not in unsent]
+            done = [h for h in answered if not h.faults and id(h) not in unsent]
             with self.metrics.timer("delete_time"):
                 deleted = self._delete(done)
             if more and not self.stopping:
@@ -307,29 +288,48 @@ class Worker(lifecycle.Daemon):
 
     def _outgoing(self, hands: Sequence[InHand]) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:
         """The result messages of `hands`, each with the hands it answers, and the ids of hands that cannot be
-        answered. Compact bundles whose ids continue one another are answered together: one message for many small
-        task messages, its requestMessageId their message ids, comma-separated."""
+        answered. Results whose ids continue one another are sent together, in as few messages as the size limit and
+        requestMessageId (their message ids, comma-separated) allow. A task that came without an id (the original's
+        shape) is answered alone: its result has no id either, and requestMessageId names its message."""
         unsent: set[int] = set()
-        out = [answer for group in _answer_groups([h for h in hands if h.answer is not None])
-               for answer in self._run_bodies(group, unsent)]
-        out += [(body, [hand]) for hand in hands if hand.answer is None for body in self._bodies(hand, unsent)]
+        answered = [hand for hand in hands if hand.answers]
+        out = [body for hand in answered if hand.alone for body in self._bodies([hand], unsent)]
+        for group in _groups([hand for hand in answered if not hand.alone]):
+            out += self._bodies(group, unsent)
         entries = [(SendEntry(str(i), body, {REQUEST_MESSAGE_ID: ",".join(h.message.message_id for h in group)}),
                     group) for i, (body, group) in enumerate(out)]
         return entries, unsent
 
-    def _run_bodies(self, group: list[InHand], unsent: set[int]) -> list[tuple[str, list[InHand]]]:
-        """One compact body for the runs of `group`, halved where it would be over the size limit; a run alone
-        over it is answered result by result."""
+    def _bodies(self, group: list[InHand], unsent: set[int]) -> list[tuple[str, list[InHand]]]:
+        """The bodies of the results of `group`, each with the hands whose results it holds."""
         try:
-            return [(encode_result_run(*_joined(group), self.worker_id), group)]
-        except MessageError:
+            packed = pack_results(self._results(group))
+        except MessageError as e:  # one result over the size limit: nothing to send, so keep its message
             if len(group) > 1:
-                half = len(group) // 2
-                return self._run_bodies(group[:half], unsent) + self._run_bodies(group[half:], unsent)
-        [hand] = group
-        (factors, started, completed), hand.answer = hand.answer, None
-        self._unbundle(hand, factors, started, completed, None, self.cfg.work_budget)
-        return [(body, [hand]) for body in self._bodies(hand, unsent)]
+                return [out for hand in group for out in self._bodies([hand], unsent)]
+            self.log.error("results of message %s cannot be encoded: %s", group[0].message.message_id, e)
+            unsent.add(id(group[0]))
+            return []
+        if len(packed) == 1:
+            return [(packed[0][0], group)]
+        spans, total = [], 0  # the results of each hand: [lo, hi) of the group's
+        for hand in group:
+            spans.append((hand, total, total + hand.answers))
+            total += hand.answers
+        out, start = [], 0
+        for body, count in packed:
+            stop = start + count
+            out.append((body, [hand for hand, lo, hi in spans if lo < stop and hi > start]))
+            start = stop
+        return out
+
+    def _results(self, group: list[InHand]) -> Results:
+        """The results of the hands of `group`, one after the other."""
+        if len(group) == 1 or any(h.errors or h.faults or h.rejected for h in group):
+            return Results.joined([hand.results(self.worker_id) for hand in group])
+        tasks = Tasks.joined([hand.tasks for hand in group])
+        return Results.answers(tasks, [f for h in group for f in h.factors], [t for h in group for t in h.started_at],
+                               [t for h in group for t in h.completed_at], self.worker_id)
 
     def _send_results(self, outgoing: list[tuple[SendEntry, list[InHand]]]) -> set[int]:
         """Send the result messages; the ids of the hands they answer that the results queue did not accept."""
@@ -343,14 +343,6 @@ class Worker(lifecycle.Daemon):
                                entry.attributes[REQUEST_MESSAGE_ID], reason)
                 unsent.update(id(hand) for hand in hands)
         return unsent
-
-    def _bodies(self, hand: InHand, unsent: set[int]) -> list[str]:
-        try:
-            return pack_results(hand.results) if hand.results else []
-        except MessageError as e:  # one result over the size limit: nothing to send, so keep the message
-            self.log.error("results of message %s cannot be encoded: %s", hand.message.message_id, e)
-            unsent.add(id(hand))
-            return []
 
     def _delete(self, hands: Sequence[InHand]) -> list[InHand]:
         failed: dict[str, str] = {}
@@ -372,9 +364,9 @@ class Worker(lifecycle.Daemon):
         self.log.info("released %d messages for others to take", len(receipts))
 
     def _count(self, batch: Sequence[InHand], deleted: Sequence[InHand]) -> None:
-        answered = sum(h.answered for h in deleted)
-        errors = sum(r.error_code is not None for h in deleted for r in h.results)
-        faults = sum(h.fault for h in batch)
+        answered = sum(h.answers for h in deleted)
+        errors = sum(len(h.errors or ()) + len(h.rejected) for h in deleted)
+        faults = sum(bool(h.faults) for h in batch)
         self.metrics.incr("tps", answered)
         if errors:
             self.metrics.incr("task_errors", errors)
@@ -384,33 +376,39 @@ class Worker(lifecycle.Daemon):
                        len(batch), answered, errors, sum(h.skipped for h in batch), faults)
 
 
-def _answer_groups(hands: list[InHand]) -> list[list[InHand]]:
-    """The answered runs in groups whose ids continue one another, each small enough that the message ids it answers
-    fit in its requestMessageId."""
+def _groups(hands: list[InHand]) -> list[list[InHand]]:
+    """The hands in groups whose task ids continue one another (in the order of their ids), each small enough that the
+    message ids it answers fit in its requestMessageId."""
     groups: list[list[InHand]] = []
-    room = 0
-    for hand in sorted(hands, key=lambda h: (h.run.id_prefix, h.run.id_start)):
+    room, last = 0, None
+    for (first, end, job), hand in sorted(((_ends(h.tasks), h) for h in hands), key=lambda a: a[0][0]):
         room -= len(hand.message.message_id) + 1
-        if not (groups and room >= 0 and _continues(groups[-1][-1].run, hand.run)):
+        if room < 0 or last != (first, job):
             groups.append([])
             room = _REQUEST_IDS_ROOM - len(hand.message.message_id)
         groups[-1].append(hand)
+        last = (end, job)
     return groups
 
 
-def _continues(last: TaskRun, run: TaskRun) -> bool:
-    return (run.id_prefix == last.id_prefix and run.id_start == last.id_start + len(last.numbers)
-            and run.job == last.job and run.submitted_at == last.submitted_at)
+def _ends(tasks: Tasks) -> tuple[tuple[str, int], tuple[str, int], str | None]:
+    """The (prefix, number) readings of the first task id and of the id that would follow the last one, and the last
+    job (a message of rejected items only: its first one's id)."""
+    ids, count = tasks.ids, len(tasks.numbers)
+    if not count:
+        return _id_key(next(iter(tasks.rejected.values())).id), ("", -1), None
+    run = id_run(ids) if count == 1 or isinstance(ids, Ids) else None
+    if run is not None:
+        first, end = run, (run[0], run[1] + count)
+    else:
+        first, (prefix, number) = _id_key(ids[0]), _id_key(ids[-1])
+        end = (prefix, number + 1)
+    return first, end, tasks.jobs[-1]
 
 
-def _joined(group: list[InHand]) -> tuple[TaskRun, list, list, list]:
-    """The runs of `group` as one, with their answers' columns."""
-    if len(group) == 1:
-        return (group[0].run, *group[0].answer)
-    first = group[0].run
-    run = TaskRun(first.id_prefix, first.id_start, [n for h in group for n in h.run.numbers],
-                  [text for h in group for text in h.run.inputs], first.job, first.submitted_at)
-    return (run, *([value for h in group for value in h.answer[k]] for k in range(3)))
+def _id_key(task_id: str) -> tuple[str, int]:
+    found = split_id(task_id)
+    return found if found is not None else (task_id, -1)
 
 
 def _chunks(items: list) -> list[list]:
@@ -418,10 +416,24 @@ def _chunks(items: list) -> list[list]:
     return [items[i : i + MAX_BATCH] for i in range(0, len(items), MAX_BATCH)]
 
 
-def _split(items: list, parts: int) -> list[list]:
-    """`items` in at most `parts` contiguous pieces of nearly equal size."""
-    size = max(1, -(-len(items) // max(parts, 1)))
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _split(batch: Sequence[InHand], parts: int) -> list[list[tuple[InHand, int, int]]]:
+    """The batch's tasks in at most `parts` contiguous chunks of nearly equal size, each a list of (hand, first task,
+    last task + 1)."""
+    total = sum(len(hand.tasks.numbers) for hand in batch)
+    size = max(1, -(-total // max(parts, 1)))
+    chunks: list[list[tuple[InHand, int, int]]] = [[]]
+    room = size
+    for hand in batch:
+        lo, count = 0, len(hand.tasks.numbers)
+        while lo < count:
+            if room == 0:
+                chunks.append([])
+                room = size
+            hi = min(count, lo + room)
+            chunks[-1].append((hand, lo, hi))
+            room -= hi - lo
+            lo = hi
+    return [chunk for chunk in chunks if chunk]
 
 
 def _heartbeat_interval(cfg) -> float:

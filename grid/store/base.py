@@ -1,6 +1,7 @@
-"""The result store's contract (`Store`), its outcome types, where a store is (`parse_store_location`), and latency
-as every reader computes and shows it (`latency`, `percentile`, `format_seconds`): `grid results`, `grid status`,
-and `grid local`'s live view and report."""
+"""The result store's contract (`Store`), its outcome types, the spans of results a store keeps as one row
+(`Span`, `spans`), where a store is (`parse_store_location`), and latency as every reader computes and shows it
+(`latency`, `percentile`, `format_seconds`): `grid results`, `grid status`, and `grid local`'s live view and
+report."""
 from __future__ import annotations
 
 import abc
@@ -14,7 +15,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from grid.errors import ConfigError
-from grid.messages import Result, ResultRun, split_id
+from grid.wire import Result, Results, has_none, id_run, single, split_id
 
 EXPORT_FORMATS = ("jsonl", "csv")
 DEFAULT_PERCENTILES = (50, 95, 99)
@@ -45,8 +46,9 @@ class Store(abc.ABC):
     location: str  # where it is, as the result_store parameter names it
 
     @abc.abstractmethod
-    def add(self, items: Iterable[Result | ResultRun]) -> Added:
-        """Store results and runs of results; a task id already stored keeps its first answer."""
+    def add(self, items: Iterable[Results | Result]) -> Added:
+        """Store the results (each item a message's, say, or a lone Result); a task id already stored keeps its
+        first answer."""
 
     @abc.abstractmethod
     def counts(self, job: str | None = None) -> StoreCounts:
@@ -123,6 +125,47 @@ def _bad_location(location: object, why: str) -> ConfigError:
 def id_key(task_id: str) -> tuple[str, int]:
     """split_id(task_id), or (task_id, -1) for an id that ends in no number: how the stores index a task id."""
     return split_id(task_id) or (task_id, -1)
+
+
+@dataclass(frozen=True)
+class Span:
+    """The results of tasks prefix + str(n), start <= n < stop, as a store keeps them in one row: answers (no error)
+    of one job and worker, or a single result. start -1 (stop 0): one task whose id ends in no number, `prefix`."""
+
+    prefix: str
+    start: int
+    stop: int
+    results: Results
+
+    @property
+    def count(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def error_code(self) -> int | None:
+        return self.results.error_codes[0] if self.count == 1 else None
+
+    def singles(self) -> list[Span]:
+        """The span's results, one span each."""
+        if self.count == 1:
+            return [self]
+        return [Span(self.prefix, n, n + 1, self.results[i:i + 1]) for i, n in enumerate(range(self.start, self.stop))]
+
+
+def spans(results: Results | Result) -> list[Span]:
+    """`results` as the spans a store keeps: one for results that count up from a prefix (split_id's reading, so
+    that each id has one key) with no error, one job and one worker; else one a result."""
+    if isinstance(results, Result):
+        results = Results.of([results])
+    count = len(results)
+    run = id_run(results.ids) if count > 1 else None
+    if (run is not None and not run[0][-1:].isdigit() and single(results.error_codes) == (True, None)
+            and single(results.jobs)[0] and single(results.workers)[0] and not has_none(results.inputs)):
+        return [Span(run[0], run[1], run[1] + count, results)]
+    if count == 1:
+        prefix, number = id_key(results.ids[0])
+        return [Span(prefix, number, number + 1, results)]
+    return [span for i in range(count) for span in spans(results[i:i + 1])]
 
 
 def latency(r: Result) -> float | None:

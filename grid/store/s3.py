@@ -3,9 +3,11 @@
 Objects: `{prefix}/{time}-{collector}-{seq}.jsonl.gz`. `time` is when the collector wrote it (UTC to the microsecond,
 20250102T030405.123456Z, never going back within one collector), `collector` the host name and a random token of
 the collector process, `seq` its count of objects: keys sort by time, and no two collectors write the same key. An
-object is one PUT and is never rewritten. It holds gzip'd lines, each a result message (grid.messages): a compact
-bundle as the results queue carried it, or the grid's encoding of lone results; `zcat | jq` reads one, and so does
-`grid.messages.read_results`.
+object is one PUT and is never rewritten. It holds gzip'd lines, each a JSON object of one span of results
+(grid.store.base.Span) with a list per field: `{"id_prefix": "job-", "id_start": 1, "id_stop": 3, "job": ...,
+"worker": ..., "error_code": null, "error_message": null, "inputs": ["15", "21"], "factors": [["3", "5"], ["3",
+"7"]], "submitted_at": [...], "started_at": [...], "completed_at": [...]}`; `zcat | jq` reads one. (Lines that are
+result messages, as an older grid wrote, are read too.)
 
 Writing: before the PUT, the collector drops the task ids that it stored itself (`SeenIds`, bounded memory) and
 counts them as duplicates. It deletes the results' messages only after the PUT succeeded (grid.daemons.collector), so a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import gzip
+import json
 import logging
 import re
 import shutil
@@ -34,11 +37,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import orjson
+
 from grid import aws
 from grid.errors import MessageError, StoreAccessDenied, StoreEmpty, StoreError, StoreNotFound
-from grid.messages import Code, Result, ResultRun, pack_results, read_results
-from grid.store.base import DEFAULT_PERCENTILES, Added, Store, StoreCounts, id_key
+from grid.store.base import DEFAULT_PERCENTILES, Added, Span, Store, StoreCounts, spans
 from grid.store.sqlite import ResultStore
+from grid.wire import Code, Ids, Result, Results, Same, decode_results, factor_texts
 
 SUFFIX = ".jsonl.gz"
 _OBJECT_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[A-Za-z0-9.-]+-[0-9]{8,}" + re.escape(SUFFIX))
@@ -85,7 +90,7 @@ class S3ResultStore(Store):
                                 "has a collector run?)")
 
     # -- writing ------------------------------------------------------------------------------------------------
-    def add(self, items: Iterable[Result | ResultRun]) -> Added:
+    def add(self, items: Iterable[Results | Result]) -> Added:
         """One PUT of what this collector has not stored yet; the ids are remembered once the PUT succeeded."""
         plan = self._seen.plan(items)
         if plan.accepted:
@@ -157,16 +162,15 @@ class S3ResultStore(Store):
             keys = [o["Key"] for page in pages for o in page.get("Contents", ())]
         return sorted(k for k in keys if _OBJECT_NAME.fullmatch(k, len(self._under)))
 
-    def _fetch(self, key: str) -> list[Result | ResultRun]:
+    def _fetch(self, key: str) -> list[Results]:
         with self._errors("read", key):
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        items: list[Result | ResultRun] = []
+        items: list[Results] = []
         try:
             for line in gzip.decompress(body).decode("utf-8", "surrogatepass").split("\n"):
                 if line:
-                    read = read_results(line)
-                    items += [read] if isinstance(read, ResultRun) else read
-        except (OSError, EOFError, zlib.error, UnicodeDecodeError, MessageError) as e:
+                    items.append(_read_line(line))
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, MessageError, ValueError) as e:
             log.warning("%s: %s is not a result object, left out (%s)", self.location, key, e)
             return []
         return items
@@ -200,20 +204,49 @@ class S3ResultStore(Store):
             raise StoreError(f"{where}: {e}") from e
 
 
-def _lines(items: list[Result | ResultRun]) -> str:
-    """The result messages of `items`, one a line: a run's body as it came (a raw newline in JSON is only white
-    space between tokens), lone results encoded together."""
-    lines: list[str] = []
-    lone: list[Result] = []
-    for item in items:
-        if isinstance(item, ResultRun):
-            lines += pack_results(lone) if lone else ()
-            lone = []
-            lines.append(item.body.replace("\n", " "))
-        else:
-            lone.append(item)
-    lines += pack_results(lone) if lone else ()
-    return "\n".join(lines) + "\n"
+def _lines(accepted: list[Span]) -> str:
+    """The spans as JSON lines (module docstring)."""
+    return "".join(_dumps(_record(span)) + "\n" for span in accepted)
+
+
+def _record(span: Span) -> dict:
+    r = span.results
+    return {"id_prefix": span.prefix, "id_start": span.start, "id_stop": span.stop, "job": r.jobs[0],
+            "worker": r.workers[0], "error_code": span.error_code, "error_message": r.error_messages[0],
+            "inputs": list(r.inputs),
+            "factors": None if span.error_code is not None else factor_texts(r.factors),
+            "submitted_at": list(r.submitted_at), "started_at": list(r.started_at),
+            "completed_at": list(r.completed_at)}
+
+
+def _dumps(record: dict) -> str:
+    try:
+        return orjson.dumps(record).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate in an id read from a message: the stdlib escapes it
+        return json.dumps(record, separators=(",", ":"))
+
+
+def _read_line(line: str) -> Results:
+    """The results of a line: a span's record, or a result message (an older grid's lines); ValueError when it is
+    neither."""
+    record = json.loads(line)
+    if not isinstance(record, dict) or "id_stop" not in record:
+        return decode_results(line)
+    try:
+        prefix, start, stop = record["id_prefix"], record["id_start"], record["id_stop"]
+        count = stop - start
+        factors = record["factors"]
+        results = Results(Ids(prefix, start, count) if start >= 0 else [prefix], record["inputs"],
+                          [None] if factors is None else [tuple(map(int, fs)) for fs in factors],
+                          Same(record["error_code"], count), Same(record["error_message"], count),
+                          Same(record["job"], count), Same(record["worker"], count), record["submitted_at"],
+                          record["started_at"], record["completed_at"])
+        if not all(len(column) == count for column in results.columns()):
+            raise ValueError(f"a span of {count} results with columns of other lengths")
+        list(results)  # each one a Result: checked
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"not a span of results ({type(e).__name__}: {e})") from None
+    return results
 
 
 def _collector_name() -> str:
@@ -275,38 +308,34 @@ class SeenIds:
         self.size = 0
         self._by_prefix: OrderedDict[str, _Ranges] = OrderedDict()
 
-    def plan(self, items: Iterable[Result | ResultRun]) -> _Plan:
-        """The items of a batch that are not duplicates (of this collector's stores or of the batch itself)."""
+    def plan(self, items: Iterable[Results]) -> _Plan:
+        """The spans of a batch that are not duplicates (of this collector's stores or of the batch itself)."""
         plan, batch = _Plan(), SeenIds(limit=None)
-        for item in items:
-            if isinstance(item, ResultRun):
-                plan.offered += item.count
-                span = (item.id_prefix, item.id_start, item.id_start + item.count)
-                if not self.overlaps(*span) and not batch.overlaps(*span):
-                    batch.mark(*span)
-                    plan.runs.append(span)
-                    plan.accepted.append(item)
-                    plan.stored += item.count
+        for span in (span for results in items for span in spans(results)):
+            plan.offered += span.count
+            if span.count > 1:
+                found = (span.prefix, span.start, span.stop)
+                if not self.overlaps(*found) and not batch.overlaps(*found):
+                    batch.mark(*found)
+                    plan.runs.append(found)
+                    plan.accepted.append(span)
+                    plan.stored += span.count
                     continue
-                results = item.results()
-            else:
-                plan.offered += 1
-                results = (item,)
-            for r in results:
-                self._plan_result(r, plan, batch)
+            for single in span.singles():
+                self._plan_result(single, plan, batch)
         return plan
 
-    def _plan_result(self, r: Result, plan: _Plan, batch: SeenIds) -> None:
-        prefix, number = id_key(r.task_id)
+    def _plan_result(self, single: Span, plan: _Plan, batch: SeenIds) -> None:
+        prefix, number = single.prefix, single.start
         known = batch.stored(prefix, number)
         if known is None:
             known = self.stored(prefix, number)
         if known == FINAL:
             return
-        fault = r.error_code == Code.WORKER_FAULT
+        fault = single.error_code == Code.WORKER_FAULT
         batch.mark(prefix, number, number + 1, fault)
         plan.lone[(prefix, number)] = fault
-        plan.accepted.append(r)
+        plan.accepted.append(single)
         plan.stored += 1
 
     def commit(self, plan: _Plan) -> None:

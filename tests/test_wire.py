@@ -1,29 +1,46 @@
-"""The wire format: round trips, the original's shapes, and a clear error for every kind of bad input."""
+"""The wire codec: round trips, the original's shapes both ways, the compact bundle, and a clear error for every kind
+of bad input."""
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from grid.errors import MessageError
-from grid.messages import (
+from grid.queues.base import MAX_MESSAGE_BYTES
+from grid.wire import (
     MAX_BODY_BYTES,
     MAX_INPUT_DIGITS,
-    MAX_MESSAGE_BYTES,
     Code,
+    Ids,
     Rejected,
     Result,
+    Results,
+    Same,
     Task,
-    ResultRun,
-    TaskRun,
+    Tasks,
     decode_results,
     decode_tasks,
     encode_results,
     encode_tasks,
     pack_results,
     pack_tasks,
+    split_id,
 )
-from grid.messages import _parse_json, read_results, read_tasks
+from grid.wire.fields import plain_texts
+from grid.wire.jsontext import parse_json
+
+
+
+def tasks_of(body, **where) -> list[Task | Rejected]:
+    """The items of a task message, in order."""
+    return list(decode_tasks(body, **where))
+
+
+def results_of(body, **where) -> list[Result]:
+    return list(decode_results(body, **where))
+
 
 names = st.text(min_size=1, max_size=128)
 times = st.none() | st.floats(0, 1e11, allow_nan=False)
@@ -44,13 +61,13 @@ def results():
 @settings(max_examples=150, deadline=None)
 @given(st.lists(tasks, min_size=1, max_size=20))
 def test_tasks_round_trip(batch):
-    assert decode_tasks(encode_tasks(batch), default_id="unused") == batch
+    assert tasks_of(encode_tasks(batch), default_id="unused") == batch
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(results(), min_size=1, max_size=20))
 def test_results_round_trip(batch):
-    assert decode_results(encode_results(batch)) == batch
+    assert results_of(encode_results(batch)) == batch
 
 
 @settings(max_examples=100, deadline=None)
@@ -62,11 +79,50 @@ def test_integers_travel_as_decimal_strings(n):
     assert result["output"]["factors"] == [str(n)]
 
 
-def test_the_original_task_is_accepted_as_it_was_sent():
-    # the original producer sent the number as a JSON integer; its README shows a decimal string
-    for body in ('{"input": 796951910868696778761193, "type": "Decimal"}',
-                 '{"input": "796951910868696778761193", "type": "decimal"}'):
-        assert decode_tasks(body, default_id="sqs-id") == [Task(796951910868696778761193, "sqs-id")]
+# The original's shapes (asksac/AWSGridWithSQS), as its README documents them and its daemons sent them: a task
+# {"input": "<decimal>", "type": "Decimal"} (its producer sent the input as a JSON number), no id, no submission time;
+# a result {"output": {"factors": [...]}, "type": "Decimal"} or {"error": {...}}, its task named only by the
+# message attribute requestMessageId.
+ORIGINAL_TASKS = ['{"input": "796951910868696778761193", "type": "Decimal"}',
+                  '{"input": 796951910868696778761193, "type": "Decimal"}',
+                  '{"input": "796951910868696778761193", "type": "decimal"}']
+ORIGINAL_RESULTS = [('{"output": {"factors": [3, 5]}, "type": "Decimal", "executionTimeSeconds": 0.1}',
+                     Result("req-1", None, None, (3, 5))),
+                    ('{"error": {"message": "Invalid JSON in message body", "code": 400}}',
+                     Result("req-1", None, None, None, 400, "Invalid JSON in message body"))]
+
+
+@pytest.mark.parametrize("body", ORIGINAL_TASKS)
+def test_the_original_task_is_read_its_time_the_messages_sent_time(body):
+    assert tasks_of(body, default_id="sqs-id") == [Task(796951910868696778761193, "sqs-id")]
+    assert tasks_of(body, default_id="sqs-id", sent_at=1700000000.25) == [
+        Task(796951910868696778761193, "sqs-id", submitted_at=1700000000.25)]
+
+
+def test_a_task_that_says_when_it_was_submitted_keeps_that_time():
+    body = encode_tasks([Task(15, "t1", "j", 100.0), Task(21, "t7", "j")])
+    assert [t.submitted_at for t in tasks_of(body, default_id="m", sent_at=200.0)] == [100.0, 200.0]
+    compact = encode_tasks(Tasks.numbered("j", 1, [15, 21], None))
+    assert [t.submitted_at for t in tasks_of(compact, default_id="m", sent_at=200.0)] == [200.0, 200.0]
+
+
+def test_one_task_travels_in_the_original_shape_which_the_original_reads():
+    body = json.loads(encode_tasks(Tasks.numbered("job", 1, [15], 5.0)))
+    assert body["input"] == "15" and body["type"] == "Decimal"  # what the original's worker reads
+    assert set(body) == {"input", "type", "v", "id", "job", "submitted_at"}
+
+
+@pytest.mark.parametrize("body, expected", ORIGINAL_RESULTS)
+def test_the_original_result_is_read_with_its_request_message_id(body, expected):
+    assert results_of(body, default_id="req-1") == [expected]
+
+
+@pytest.mark.parametrize("_, result", ORIGINAL_RESULTS)
+def test_one_result_travels_in_the_original_shape(_, result):
+    doc = json.loads(encode_results([result]))
+    original = {"output": {"factors": ["3", "5"]}, "type": "Decimal"} if result.ok else {
+        "error": {"message": "Invalid JSON in message body", "code": 400}}
+    assert {k: doc[k] for k in original} == original and not {"results", "inputs"} & set(doc)
 
 
 def test_a_single_task_keeps_the_original_shape_plus_extras():
@@ -82,14 +138,6 @@ def test_a_result_has_the_original_shape():
     assert error["error"] == {"message": "not a number", "code": 400} and "output" not in error
 
 
-def test_the_original_result_shape_decodes_with_the_request_message_id():
-    body = '{"output": {"factors": [3, 5]}, "type": "Decimal", "executionTimeSeconds": 0.1}'
-    assert decode_results(body, default_id="req-1") == [Result("req-1", None, None, (3, 5))]
-    error = '{"error": {"message": "Invalid JSON in message body", "code": 400}}'
-    [result] = decode_results(error, default_id="req-2")
-    assert (result.error_code, result.error_message, result.ok) == (400, "Invalid JSON in message body", False)
-
-
 def test_a_bundle_hoists_what_its_tasks_share():
     batch = [Task(n, f"t{n}", "job-a", 5.0) for n in (4, 6, 9)]
     body = json.loads(encode_tasks(batch))
@@ -98,7 +146,7 @@ def test_a_bundle_hoists_what_its_tasks_share():
 
 
 def test_bundle_items_without_ids_are_numbered_after_the_message():
-    decoded = decode_tasks('{"tasks": [{"input": "4"}, {"input": "6"}]}', default_id="m")
+    decoded = tasks_of('{"tasks": [{"input": "4"}, {"input": "6"}]}', default_id="m")
     assert [t.id for t in decoded] == ["m:0", "m:1"]
 
 
@@ -124,7 +172,7 @@ def test_bundle_items_without_ids_are_numbered_after_the_message():
     ("7" * 100_000, 413, "at most 1000 digits"),
 ])
 def test_a_bad_input_is_rejected_with_its_own_code_and_message(value, code, words):
-    [rejected] = decode_tasks('{"input": %s, "id": "t1", "job": "j"}' % value, default_id="m")
+    [rejected] = tasks_of('{"input": %s, "id": "t1", "job": "j"}' % value, default_id="m")
     assert isinstance(rejected, Rejected)
     assert (rejected.id, rejected.job, rejected.code) == ("t1", "j", code)
     assert words in rejected.message and "'input'" in rejected.message and "t1" in rejected.message
@@ -140,13 +188,13 @@ def test_a_bad_input_is_rejected_with_its_own_code_and_message(value, code, word
     ('"type": "Hex"', "'type' must be \"Decimal\""),
 ])
 def test_a_bad_field_is_rejected_and_named(fields, words):
-    [rejected] = decode_tasks('{"input": "15", %s}' % fields, default_id="m")
+    [rejected] = tasks_of('{"input": "15", %s}' % fields, default_id="m")
     assert isinstance(rejected, Rejected) and rejected.code == 400 and words in rejected.message
 
 
 def test_a_bad_item_of_a_bundle_does_not_spoil_the_good_ones():
     body = '{"job": "j", "tasks": [{"id": "a", "input": "4"}, {"id": "b", "input": "-4"}, 7, {"id": "c"}]}'
-    good, negative, not_object, missing = decode_tasks(body, default_id="m")
+    good, negative, not_object, missing = tasks_of(body, default_id="m")
     assert good == Task(4, "a", "j")
     assert (negative.id, negative.code, negative.job, negative.n) == ("b", 400, "j", "-4")
     assert not_object.id == "m:2" and "must be a JSON object" in not_object.message
@@ -154,17 +202,17 @@ def test_a_bad_item_of_a_bundle_does_not_spoil_the_good_ones():
 
 
 def test_a_bad_shared_field_rejects_every_item_of_the_bundle():
-    decoded = decode_tasks('{"job": 5, "tasks": [{"id": "a", "input": "4"}, {"id": "b", "input": "6"}]}',
+    decoded = tasks_of('{"job": 5, "tasks": [{"id": "a", "input": "4"}, {"id": "b", "input": "6"}]}',
                            default_id="m")
     assert [(r.id, r.code) for r in decoded] == [("a", 400), ("b", 400)]
     assert all("'job' must be a string" in r.message for r in decoded)
 
 
 def test_a_rejected_item_becomes_an_error_result():
-    [rejected] = decode_tasks('{"input": "abc", "id": "t9", "submitted_at": 3}', default_id="m")
+    [rejected] = tasks_of('{"input": "abc", "id": "t9", "submitted_at": 3}', default_id="m")
     result = rejected.to_result(worker="w", started_at=4.0, completed_at=4.5)
     assert (result.task_id, result.n, result.error_code, result.submitted_at) == ("t9", "abc", 400, 3.0)
-    assert decode_results(encode_results([result])) == [result]
+    assert results_of(encode_results([result])) == [result]
 
 
 @pytest.mark.parametrize("body, code, words", [
@@ -185,14 +233,14 @@ def test_a_rejected_item_becomes_an_error_result():
 ])
 def test_an_unusable_message_is_a_message_error(body, code, words):
     with pytest.raises(MessageError) as caught:
-        decode_tasks(body, default_id="m")
+        tasks_of(body, default_id="m")
     assert caught.value.code == code and words in str(caught.value)
 
 
 def test_bytes_that_are_not_utf8_are_a_message_error():
     with pytest.raises(MessageError, match="not UTF-8"):
-        decode_tasks(b'{"input": "\xff15"}', default_id="m")
-    assert decode_tasks(b'{"input": "15"}', default_id="m") == [Task(15, "m")]
+        tasks_of(b'{"input": "\xff15"}', default_id="m")
+    assert tasks_of(b'{"input": "15"}', default_id="m") == [Task(15, "m")]
 
 
 @pytest.mark.parametrize("body, words", [
@@ -206,7 +254,7 @@ def test_bytes_that_are_not_utf8_are_a_message_error():
 ])
 def test_a_bad_result_is_a_message_error(body, words):
     with pytest.raises(MessageError, match=words.replace("(", r"\(")):
-        decode_results(body)
+        results_of(body)
 
 
 def test_encoding_more_than_fits_is_a_413_and_packing_splits():
@@ -214,17 +262,17 @@ def test_encoding_more_than_fits_is_a_413_and_packing_splits():
     with pytest.raises(MessageError) as caught:
         encode_tasks(batch)
     assert caught.value.code == Code.TOO_LARGE
-    bodies = pack_tasks(batch, per_message=200)
+    bodies = [body for body, _ in pack_tasks(batch, per_message=200)]
     assert all(len(b) <= MAX_BODY_BYTES for b in bodies) and len(bodies) >= 2
-    assert [t for b in bodies for t in decode_tasks(b, default_id="m")] == batch
+    assert [t for b in bodies for t in tasks_of(b, default_id="m")] == batch
 
 
 def test_packing_respects_the_count_per_message():
     batch = [Task(n, str(n)) for n in range(1, 26)]
-    bodies = pack_tasks(batch, per_message=10)
-    assert [len(decode_tasks(b, default_id="m")) for b in bodies] == [10, 10, 5]
+    bodies = [body for body, _ in pack_tasks(batch, per_message=10)]
+    assert [len(tasks_of(b, default_id="m")) for b in bodies] == [10, 10, 5]
     outcomes = [Result(t.id, None, str(t.n), (t.n,)) for t in batch]
-    assert [r for b in pack_results(outcomes) for r in decode_results(b)] == outcomes
+    assert [r for b, _ in pack_results(outcomes) for r in results_of(b)] == outcomes
 
 
 @pytest.mark.parametrize("make", [
@@ -250,17 +298,14 @@ json_values = st.recursive(
 
 
 def _decoders_hold(body):
-    for decode in (lambda b: decode_tasks(b, default_id="m"), decode_results):
+    for decode in (lambda b: tasks_of(b, default_id="m"), results_of):
         try:
             items = decode(body)
         except MessageError as e:
             assert e.code in (400, 413) and str(e)
         else:
+            # every item a checked Task, Rejected or Result: the columns hold nothing they would refuse
             assert items and all(isinstance(i, (Task, Rejected, Result)) for i in items)
-            for task in (i for i in items if isinstance(i, Task)):  # built unchecked on the fast path
-                assert Task(task.n, task.id, task.job, task.submitted_at) == task
-            for result in (i for i in items if isinstance(i, Result)):  # so are results
-                assert Result(**vars(result)) == result
             assert all(i.code in (400, 413) and i.message for i in items if isinstance(i, Rejected))
 
 
@@ -290,7 +335,7 @@ json_documents = st.recursive(
 @example([-(2**63) - 1, 2**64 - 1, 2**64], False).via("the edges of orjson's integers")
 def test_the_fast_json_reader_reads_what_the_stdlib_reads(value, ascii_only):
     text = json.dumps(value, ensure_ascii=ascii_only)
-    assert json.dumps(_parse_json(text)) == json.dumps(json.loads(text))  # dumps tells 1 from 1.0
+    assert json.dumps(parse_json(text)) == json.dumps(json.loads(text))  # dumps tells 1 from 1.0
 
 
 stamps = st.floats(0, 1e11, allow_nan=False)
@@ -304,7 +349,7 @@ def test_tasks_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, start
     tasks = [Task(n, f"{prefix}{start + i}", job, submitted_at) for i, n in enumerate(ns)]
     body = encode_tasks(tasks)
     assert json.loads(body)["inputs"] == [str(n) for n in ns]
-    assert decode_tasks(body, default_id="m") == tasks
+    assert tasks_of(body, default_id="m") == tasks
 
 
 @settings(max_examples=150, deadline=None)
@@ -318,12 +363,12 @@ def test_results_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, sta
                for i, (n, factors, started, completed) in enumerate(items)]
     body = encode_results(results)
     assert "inputs" in json.loads(body)
-    assert decode_results(body) == results
+    assert results_of(body) == results
 
 
 def test_a_bad_item_of_a_compact_bundle_gets_its_own_answer():
     body = json.dumps({"v": 2, "id_prefix": "j-", "id_start": 7, "inputs": ["15", "x", "0", 21, ""]})
-    items = decode_tasks(body, default_id="m")
+    items = tasks_of(body, default_id="m")
     assert [type(i).__name__ for i in items] == ["Task", "Rejected", "Rejected", "Task", "Rejected"]
     assert [i.id for i in items] == ["j-7", "j-8", "j-9", "j-10", "j-11"]
     assert "not a decimal integer" in items[1].message and "positive" in items[2].message
@@ -342,41 +387,56 @@ def test_a_bad_compact_result_bundle_is_a_message_error(change, words):
     doc = {"v": 2, "id_prefix": "j-", "id_start": 1, "inputs": ["15", "21"], "factors": [["3", "5"], ["3", "7"]],
            "started_at": [1.0, 1.0], "completed_at": [2.0, 2.0], "worker": "w"}
     with pytest.raises(MessageError, match=words):
-        decode_results(json.dumps({**doc, **change}))
+        results_of(json.dumps({**doc, **change}))
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(["job-", "", "j.7-", "x1", "job-0"]), st.integers(0, 10**6),
        st.lists(st.integers(1, 10**30), min_size=2, max_size=20))
-def test_a_compact_bundle_reads_as_columns_that_match_its_decoding(prefix, start, numbers):
+def test_a_compact_bundle_decodes_as_columns_that_match_its_items(prefix, start, numbers):
     tasks = [Task(n, f"{prefix}{start + i}", "j", 100.0) for i, n in enumerate(numbers)]
     body = encode_tasks(tasks)
-    run = read_tasks(body, default_id="m")
-    assert isinstance(run, TaskRun) or prefix[-1:].isdigit()  # "x1" + "9", "x1" + "10" is no run of "x" + n
-    assert (run.tasks() if isinstance(run, TaskRun) else run) == tasks == decode_tasks(body, default_id="m")
+    columns = decode_tasks(body, default_id="m")
+    assert (list(columns.ids), columns.numbers, list(columns.jobs)) == ([t.id for t in tasks], numbers,
+                                                                         ["j"] * len(numbers))
+    assert list(columns) == tasks and not columns.rejected
     results = [Result(t.id, "j", str(t.n), (t.n,), worker="w", submitted_at=100.0, started_at=100.5,
                       completed_at=101.0 + i) for i, t in enumerate(tasks)]
-    [answer] = pack_results(results)
-    read = read_results(answer)
-    assert isinstance(read, ResultRun) or prefix[-1:].isdigit()
-    assert (read.results() if isinstance(read, ResultRun) else read) == results
-    if isinstance(read, ResultRun):
-        assert f"{read.id_prefix}{read.id_start}" == tasks[0].id and read.count == len(numbers)
-        assert read.latencies == tuple(1.0 + i for i in range(len(numbers)))
+    [(answer, count)] = pack_results(results)
+    read = decode_results(answer)
+    assert count == len(numbers) and list(read) == results
+    assert read.latencies() == [1.0 + i for i in range(len(numbers))]
+
+
+def test_columns_encode_as_the_items_they_hold():
+    tasks = Tasks(Ids("job-", 7, 3), [15, 21, 35], Same("job", 3), Same(5.0, 3))
+    assert tasks_of(encode_tasks(tasks), default_id="m") == [Task(15, "job-7", "job", 5.0), Task(21, "job-8", "job", 5.0),
+                                                             Task(35, "job-9", "job", 5.0)]
+    assert json.loads(encode_tasks(tasks))["inputs"] == ["15", "21", "35"]
+    answers = Results.answers(tasks, [[3, 5], [3, 7], [5, 7]], [6.0] * 3, [7.0] * 3, "w")
+    assert results_of(encode_results(answers)) == [Result(f"job-{7 + i}", "job", str(n), f, None, None, "w", 5.0, 6.0,
+                                                          7.0) for i, (n, f) in enumerate([(15, (3, 5)), (21, (3, 7)),
+                                                                                           (35, (5, 7))])]
+    assert [count for _, count in pack_tasks(tasks, per_message=2)] == [2, 1]
+
+
+def test_numbered_tasks_refuse_what_the_wire_refuses():
+    with pytest.raises(ValueError, match="Task.n"):
+        Tasks.numbered("job", 1, [15, 0], 5.0)
+    with pytest.raises(ValueError, match="'id'"):
+        Tasks.numbered("j" * 200, 1, [15], 5.0)
 
 
 def test_a_compact_bundle_with_an_unusual_value_reads_item_by_item():
     body = json.dumps({"v": 2, "id_prefix": "t-", "id_start": 0, "inputs": ["15", "x"], "job": "j"})
-    assert [type(item) for item in read_tasks(body, default_id="m")] == [Task, Rejected]
+    assert [type(item) for item in decode_tasks(body, default_id="m")] == [Task, Rejected]
     results = json.dumps({"v": 2, "id_prefix": "t-", "id_start": 0, "inputs": ["15"], "factors": [[3, 5]],
                           "started_at": [1.0], "completed_at": [2.0]})
-    assert read_results(results) == [Result("t-0", None, "15", (3, 5), started_at=1.0, completed_at=2.0)]
+    assert results_of(results) == [Result("t-0", None, "15", (3, 5), started_at=1.0, completed_at=2.0)]
 
 
 def _converted(texts: list) -> list[int] | None:
     """The reference: every text a decimal of a positive number within the digit limit, converted one by one."""
-    from grid.messages import MAX_INPUT_DIGITS
-
     if not all(type(t) is str and t.isascii() and t.isdigit() and len(t) <= MAX_INPUT_DIGITS for t in texts):
         return None
     numbers = [int(t) for t in texts]
@@ -388,6 +448,11 @@ def _converted(texts: list) -> list[int] | None:
                 | st.sampled_from(["0", "00", "007", "1", "", ",", "1,2", "9" * 1001, "1" * 1000]) | st.integers(),
                 max_size=6))
 def test_the_check_of_decimal_texts_on_the_strings_agrees_with_converting_them(texts):
-    from grid.messages import _plain_numbers
+    assert plain_texts(texts) == (_converted(texts) is not None)
 
-    assert _plain_numbers(texts) == _converted(texts)
+
+@settings(max_examples=500)
+@given(st.text(alphabet="0123456789x-\u0663", max_size=12))
+def test_an_id_reads_as_the_shortest_prefix_and_a_number_without_leading_zeros(task_id):
+    match = re.fullmatch(r"(.*?)(0|[1-9][0-9]*)", task_id, re.DOTALL)
+    assert split_id(task_id) == (None if match is None else (match[1], int(match[2])))

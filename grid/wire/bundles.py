@@ -1,0 +1,186 @@
+"""Bundles: many tasks, or many results, in one message.
+
+Version 1 lists the original's items: `{"v": 1, "type": "Decimal", "tasks": [{"id": ..., "input": ...}, ...]}`
+with `job` and `submitted_at` hoisted to the top when all items share them; results likewise under `results`.
+
+Version 2, the compact bundle, is written when the items share job and times and their ids count up from a prefix
+(`job-1`, `job-2`, ...): `{"v": 2, "id_prefix": "job-", "id_start": 1, "inputs": ["15", ...], ...}`; its results
+`{"v": 2, "id_prefix": ..., "id_start": ..., "inputs": [...], "factors": [["3", "5"], ...], "started_at": [...],
+"completed_at": [...], ...}` when none is an error. A list per column: one check over each list, no dict per item.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from grid.errors import MessageError
+from grid.wire.fields import (MAX_ID_CHARS, MAX_INPUT_DIGITS, MAX_SECONDS, TYPE_DECIMAL, Code, all_of_type,
+                              parse_name, parse_time, parse_type, plain_texts, short)
+from grid.wire.jsontext import FORMAT_VERSION, V1, bundle_items, put_optional
+from grid.wire.model import (Decimals, Ids, Rejected, Results, Same, Tasks, factor_texts, has_none, id_run, single,
+                             split_id)
+from grid.wire.original import decode_result, decode_task, result_item, task_item
+
+TASK_SHARED = ("job", "submitted_at", "type")
+RESULT_SHARED = ("job", "worker", "type")
+
+
+# ---- tasks
+
+
+def tasks_doc(tasks: Tasks) -> dict:
+    """The compact bundle of `tasks` when it can be; else the version 1 bundle."""
+    run = id_run(tasks.ids)
+    same_job, job = single(tasks.jobs)
+    same_time, submitted_at = single(tasks.submitted_at)
+    if run is not None and same_job and same_time:
+        doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
+        put_optional(doc, job=job, submitted_at=submitted_at)
+        doc["inputs"] = list(map(str, tasks.numbers))
+        return doc
+    items = [task_item(*values) for values in zip(tasks.ids, tasks.numbers, tasks.jobs, tasks.submitted_at)]
+    for item in items:
+        del item["type"]
+    return {"v": V1, "type": TYPE_DECIMAL, **_hoist(items, ("job", "submitted_at")), "tasks": items}
+
+
+def decode_task_bundle(doc: dict, default_id: str, sent_at: float | None) -> Tasks | None:
+    """The tasks of a bundle (either version); None when `doc` is a single task."""
+    if "inputs" in doc:
+        return _decode_task_columns(doc, sent_at)
+    items = bundle_items(doc, "tasks", ("input",))
+    if items is None:
+        return None
+    shared = {k: doc[k] for k in TASK_SHARED if k in doc}
+    return tasks_of([decode_task(item, shared, f"{default_id}:{i}", sent_at) for i, item in enumerate(items)])
+
+
+def tasks_of(items: list[tuple | Rejected]) -> Tasks:
+    """The columns of decoded items: (n, id, job, submitted_at) tuples and Rejected ones, in order."""
+    if len(items) == 1 and type(items[0]) is tuple:  # a message of one task: columns that join others' at no cost
+        n, task_id, job, submitted_at = items[0]
+        run = split_id(task_id)
+        return Tasks([task_id] if run is None else Ids(*run, 1), [n], Same(job, 1), Same(submitted_at, 1))
+    valid = [item for item in items if type(item) is tuple]
+    rejected = {place: item for place, item in enumerate(items) if type(item) is not tuple}
+    numbers, ids, jobs, times = (list(column) for column in zip(*valid)) if valid else ([], [], [], [])
+    return Tasks(ids, numbers, jobs, times, rejected)
+
+
+def _decode_task_columns(doc: dict, sent_at: float | None) -> Tasks:
+    """The tasks of a compact bundle: checked column by column; where a check fails, item by item for the
+    details."""
+    inputs = bundle_items(doc, "inputs", ("input", "tasks"))
+    prefix, start = _run_start(doc)
+    count = len(inputs)
+    if plain_texts(inputs) and len(f"{prefix}{start + count - 1}") <= MAX_ID_CHARS:
+        try:
+            job, submitted_at = parse_name("job", doc.get("job")), parse_time("submitted_at", doc.get("submitted_at"))
+            parse_type(doc.get("type"))
+        except MessageError:
+            pass
+        else:
+            return Tasks(Ids(prefix, start, count), list(map(int, inputs)), Same(job, count),
+                         Same(sent_at if submitted_at is None else submitted_at, count))
+    shared = {k: doc[k] for k in TASK_SHARED if k in doc}
+    return tasks_of([decode_task({"id": task_id, "input": text}, shared, task_id, sent_at)
+                     for task_id, text in zip(Ids(prefix, start, count), inputs)])
+
+
+def _run_start(doc: dict) -> tuple[str, int]:
+    prefix, start = doc.get("id_prefix"), doc.get("id_start")
+    if type(prefix) is not str or len(prefix) > MAX_ID_CHARS or type(start) is not int or start < 0:
+        raise MessageError(f"a bundle of 'inputs' names its items by 'id_prefix' (a string of at most {MAX_ID_CHARS} "
+                           f"characters) and 'id_start' (an integer >= 0), got {short(prefix)} and {short(start)}",
+                           Code.BAD_INPUT)
+    return prefix, start
+
+
+# ---- results
+
+
+def results_doc(results: Results) -> dict:
+    """The compact bundle of `results` when it can be (none an error, shared job, worker and submission time, every
+    time and input known, ids counting up); else the version 1 bundle."""
+    run = id_run(results.ids)
+    shared = [single(column) for column in (results.error_codes, results.jobs, results.workers, results.submitted_at)]
+    if (run is not None and all(same for same, _ in shared) and shared[0][1] is None
+            and not any(has_none(c) for c in (results.inputs, results.started_at, results.completed_at))):
+        (_, _), (_, job), (_, worker), (_, submitted_at) = shared
+        doc = {"v": FORMAT_VERSION, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
+        put_optional(doc, job=job, worker=worker, submitted_at=submitted_at)
+        doc.update(inputs=list(results.inputs), factors=factor_texts(results.factors),
+                   started_at=list(results.started_at), completed_at=list(results.completed_at))
+        return doc
+    items = [result_item(r) for r in results]
+    for item in items:
+        item.pop("type", None)
+    return {"v": V1, "type": TYPE_DECIMAL, **_hoist(items, ("job", "worker")), "results": items}
+
+
+def decode_result_bundle(doc: dict, default_id: str | None) -> Results | None:
+    """The results of a bundle (either version); None when `doc` is a single result."""
+    if "inputs" in doc:
+        return _decode_result_columns(doc)
+    items = bundle_items(doc, "results", ("output", "error"))
+    if items is None:
+        return None
+    shared = {k: doc[k] for k in RESULT_SHARED if k in doc}
+    return Results.of([decode_result(item, shared, default_id and f"{default_id}:{i}")
+                       for i, item in enumerate(items)])
+
+
+def _decode_result_columns(doc: dict) -> Results:
+    """The results of a compact bundle: checked column by column; where a check fails, item by item for the
+    details."""
+    inputs = bundle_items(doc, "inputs", ("output", "error", "results"))
+    prefix, start = _run_start(doc)
+    columns = [doc.get(key) for key in ("factors", "started_at", "completed_at")]
+    if not all(type(column) is list and len(column) == len(inputs) for column in columns):
+        raise MessageError(f"a bundle of {len(inputs)} 'inputs' needs 'factors', 'started_at' and 'completed_at': "
+                           "lists of as many items", Code.BAD_INPUT)
+    factors, started, completed = columns
+    shared = {k: doc[k] for k in (*RESULT_SHARED, "submitted_at") if k in doc}
+    ids = Ids(prefix, start, len(inputs))
+    plain = _plain_columns(ids[-1], inputs, factors, started + completed, shared)
+    if plain is not None:
+        job, worker, submitted_at = plain
+        count = len(inputs)
+        none = Same(None, count)
+        return Results(ids, inputs, Decimals(factors), none, none, Same(job, count),
+                       Same(worker, count), Same(submitted_at, count), started, completed)
+    return Results.of([decode_result({"id": task_id, "input": text, "output": {"factors": fs}, "started_at": s,
+                                      "completed_at": c}, shared, None)
+                       for task_id, text, fs, s, c in zip(ids, inputs, factors, started, completed)])
+
+
+def _plain_columns(last_id: str, inputs: list, factors: list, times: list,
+                   shared: dict) -> tuple[str | None, str | None, float | None] | None:
+    """(job, worker, submitted_at) of a compact bundle whose every value is of the usual kind; None when one is
+    not."""
+    if (len(last_id) > MAX_ID_CHARS or not all_of_type(factors, list) or not all_of_type(inputs, str)
+            or max(map(len, inputs)) > MAX_INPUT_DIGITS or not all_of_type(times, float)
+            or not 0 <= min(times) <= max(times) < MAX_SECONDS):
+        return None
+    if not plain_texts([f for fs in factors for f in fs]):
+        return None
+    try:
+        shared_values = (parse_name("job", shared.get("job")), parse_name("worker", shared.get("worker")),
+                         parse_time("submitted_at", shared.get("submitted_at")))
+        parse_type(shared.get("type"))
+    except MessageError:
+        return None
+    return shared_values
+
+
+def _hoist(items: list[dict], keys: Sequence[str]) -> dict:
+    """Move `keys` that every item shares to the bundle's top level; drop absent (None) ones."""
+    top = {}
+    for key in keys:
+        values = {item.get(key) for item in items}
+        if len(values) == 1:
+            value = values.pop()
+            if value is not None:
+                top[key] = value
+            for item in items:
+                item.pop(key, None)
+    return top

@@ -1,0 +1,95 @@
+"""One decode and one encode per direction, and packing into bodies under the size limit. Which shape a body takes
+(the original's single item, a bundle, the compact bundle) is decided here and nowhere else. Decoding raises nothing
+but MessageError."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from grid.errors import MessageError
+from grid.wire.bundles import decode_result_bundle, decode_task_bundle, results_doc, tasks_doc, tasks_of
+from grid.wire.jsontext import V1, dump, load
+from grid.wire.model import Result, Results, Task, Tasks
+from grid.wire.original import decode_result, decode_task, result_item, task_item
+
+
+def decode_tasks(body: str | bytes, *, default_id: str, sent_at: float | None = None) -> Tasks:
+    """The tasks of one message, as columns; a bad item is one of its `rejected`, with its own code. A task without
+    an id takes `default_id` (the message id; `default_id:i` in a bundle), one without submitted_at `sent_at` (when
+    the message was sent). MessageError only when the whole message is unusable (not JSON, not an object, over the
+    size limit, unknown version)."""
+    doc = load(body)
+    tasks = decode_task_bundle(doc, default_id, sent_at)
+    return tasks if tasks is not None else tasks_of([decode_task(doc, {}, default_id, sent_at)])
+
+
+def encode_tasks(tasks: Tasks | Sequence[Task]) -> str:
+    """1 task: the original's shape plus the grid's fields; more: a bundle. MessageError (413) when over the size
+    limit."""
+    tasks = _as_tasks(tasks)
+    count = len(tasks.numbers)
+    if count == 0:
+        raise ValueError("encode_tasks needs at least one task")
+    if count == 1:
+        doc = {**task_item(tasks.ids[0], tasks.numbers[0], tasks.jobs[0], tasks.submitted_at[0]), "v": V1}
+    else:
+        doc = tasks_doc(tasks)
+    return dump(doc, count, "tasks")
+
+
+def decode_results(body: str | bytes, *, default_id: str | None = None) -> Results:
+    """The results of one message, as columns. A result without an `id` (the original's shape) takes `default_id`,
+    e.g. the message's `requestMessageId` attribute. Any bad item makes the whole message a MessageError."""
+    doc = load(body)
+    results = decode_result_bundle(doc, default_id)
+    return results if results is not None else Results.of([decode_result(doc, {}, default_id)])
+
+
+def encode_results(results: Results | Sequence[Result]) -> str:
+    """1 result: the original's `{"output": {"factors": [...]}, "type": "Decimal", ...}` or `{"error": {...}}`
+    plus the grid's fields; more: a bundle. MessageError (413) when over the size limit."""
+    results = _as_results(results)
+    if not len(results):
+        raise ValueError("encode_results needs at least one result")
+    doc = {**result_item(next(iter(results))), "v": V1} if len(results) == 1 else results_doc(results)
+    return dump(doc, len(results), "results")
+
+
+def pack_tasks(tasks: Tasks | Sequence[Task], per_message: int) -> list[tuple[str, int]]:
+    """(body, task count) of at most `per_message` tasks each, split further where one would exceed the size
+    limit. One task a message is the original's shape, which the original's workers read."""
+    tasks = _as_tasks(tasks)
+    return _pack(tasks, len(tasks.numbers), per_message, encode_tasks)
+
+
+def pack_results(results: Results | Sequence[Result], per_message: int = 10_000) -> list[tuple[str, int]]:
+    """(body, result count) for `results`, as few as the size limit allows (at most `per_message` results each)."""
+    results = _as_results(results)
+    return _pack(results, len(results), per_message, encode_results)
+
+
+def _as_tasks(tasks: Tasks | Sequence[Task]) -> Tasks:
+    return tasks if isinstance(tasks, Tasks) else Tasks.of(tasks)
+
+
+def _as_results(results: Results | Sequence[Result]) -> Results:
+    return results if isinstance(results, Results) else Results.of(results)
+
+
+def _pack(items, count: int, per_message: int, encode: Callable) -> list[tuple[str, int]]:
+    if per_message < 1:
+        raise ValueError(f"per_message must be >= 1, got {per_message}")
+    bodies: list[tuple[str, int]] = []
+    for start in range(0, count, per_message):
+        _pack_part(items, start, min(count, start + per_message), encode, bodies)
+    return bodies
+
+
+def _pack_part(items, start: int, stop: int, encode: Callable, bodies: list[tuple[str, int]]) -> None:
+    try:
+        bodies.append((encode(items[start:stop]), stop - start))
+    except MessageError:
+        if stop - start == 1:
+            raise
+        half = (start + stop) // 2
+        _pack_part(items, start, half, encode, bodies)
+        _pack_part(items, half, stop, encode, bodies)
