@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
-.PHONY: test test-fast test-python test-packer test-ops lint-ops test-terraform test-terraform-static terraform-exports \
+.PHONY: test test-fast test-python test-packer test-security audit lock test-ops lint-ops test-terraform test-terraform-static terraform-exports \
 	demo bench bench-kernel bench-queues bench-grid bench-client wheel clean FORCE
 
 $(STAMP): pyproject.toml setup.py
@@ -27,13 +27,26 @@ $(PYC): $(shell find grid -name '*.py') $(STAMP)
 	touch $@
 
 # Everything, molecule included (as root: podman runs the systemd containers).
-test: test-terraform-static test-packer test-python test-ops
+test: test-terraform-static test-packer test-security test-python test-ops
 
 # Everything but molecule (no root or podman needed).
-test-fast: test-terraform-static test-packer test-python lint-ops
+test-fast: test-terraform-static test-packer test-security test-python lint-ops
 
 test-python: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -m pytest
+
+# bandit on the package: no finding of medium severity or more, unless the line says why (# nosec Bxxx: reason).
+test-security: $(STAMP)
+	$(BIN)/bandit -q -r grid --severity-level medium
+
+# pip-audit on the pinned runtime dependencies (what the AMI's wheelhouse holds). Not in make test: it reads each
+# version's advisories from pypi.org/pypi/<name>/<version>/json or OSV, and neither is reachable from CI here.
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --disable-pip --no-deps --progress-spinner off -r requirements.lock
+
+# requirements.lock: pyproject.toml's runtime dependencies and theirs, pinned.
+lock:
+	tools/lock.sh $(PYTHON)
 
 # Debian's packer (1.6.6) is the newest installable here: it predates the `packer { required_plugins }` block (1.7),
 # so its syntax check reads the template without plugins.pkr.hcl; `packer fmt` parses all of it, and

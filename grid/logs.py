@@ -14,6 +14,9 @@ LOG_BACKUPS = 5  # rotated files kept
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(name)s[%(process)d] - %(message)s"
 STDERR = ("", "-")  # log_filename values that mean "log to stderr"
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET")
+# The AWS SDK's DEBUG output is the wire: request headers and the signed canonical request, the session token in
+# them. These loggers stay at INFO at least, whatever log_level says, so no credential reaches a log file.
+SDK_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
 
 
 def setup_logging(
@@ -42,6 +45,8 @@ def setup_logging(
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     return handler
 
 

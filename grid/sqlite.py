@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 MEMORY = ":memory:"
+PRIVATE = 0o600  # a new file's mode: the queue's messages and the results are their owner's data
 OPEN_RETRY = 0.002  # seconds between tries while another process holds the new file's lock
 
 
@@ -22,11 +23,12 @@ def connect(path: str, *, timeout: float, synchronous: str = "NORMAL",
     whose statements wait up to `timeout` seconds for a lock. `prepare(connection)` runs before it is returned (a
     schema, a check of it); a connection that fails there is closed.
 
-    Raises OSError (the folder cannot be made), sqlite3.Error (after `timeout` seconds of refusals, or at once for
+    A new file is made readable by its owner only (PRIVATE). Raises OSError (the folder or file cannot be made), sqlite3.Error (after `timeout` seconds of refusals, or at once for
     any other failure, a file that cannot use WAL among them), or what `prepare` raises.
     """
     if path != MEMORY:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _create_private(path)
     give_up = time.monotonic() + timeout
     while True:
         try:
@@ -35,6 +37,14 @@ def connect(path: str, *, timeout: float, synchronous: str = "NORMAL",
             if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > give_up:
                 raise
         time.sleep(OPEN_RETRY)
+
+
+def _create_private(path: str) -> None:
+    """Make the file, if it is new, readable by its owner only; SQLite gives its -wal and -shm files the same mode."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))
+    except FileExistsError:
+        pass
 
 
 def _open(path: str, timeout: float, synchronous: str, prepare: Callable[[sqlite3.Connection], None] | None,

@@ -3,7 +3,8 @@
 # for the machine it runs on: CPython 3.11 x86_64 on Debian 12, the AMI's base. The build runs on a copy of the
 # checkout's files (tracked and new, not ignored), so it leaves no build products in the tree; GRID_VERSION builds
 # that copy as another version (the rollout test's A and B from one source): grid/__init__.py holds the version and
-# pyproject.toml reads it from there. GRID_SRC builds another tree instead of the checkout.
+# pyproject.toml reads it from there. GRID_SRC builds another tree instead of the checkout. The dependencies are the
+# versions requirements.lock pins (make lock).
 set -euo pipefail
 
 python=${1:-.venv/bin/python}
@@ -32,7 +33,7 @@ version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$copy/grid/__init__.py")
 
 rm -rf "$out"
 mkdir -p "$out"
-"$python" -m pip wheel -q --no-build-isolation --wheel-dir "$out" "$copy"
+"$python" -m pip wheel -q --no-build-isolation --constraint "$copy/requirements.lock" --wheel-dir "$out" "$copy"
 wheel=$(ls "$out"/grid-*.whl)
 case "$(basename "$wheel")" in
   "grid-${version}-cp311-"*) ;;

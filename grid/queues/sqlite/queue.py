@@ -39,16 +39,18 @@ _NO_LIMIT = 1 << 62  # max receive count of a queue without a dead-letter queue
 _COUNT_SENT = "UPDATE queues SET sent_total = sent_total + ? WHERE id = ?"
 # "+queue": look rows up by id, not by the queue's index. A receipt older than the latest receive deletes nothing,
 # as SQS documents ("you must provide the most recently received receipt handle").
+# The statements are built from constant fragments (placeholders, a subquery); every value is a bound parameter: what
+# bandit's B608 (SQL built from strings) looks for is not there.
 _DELETE = "DELETE FROM messages WHERE +queue = ? AND id IN ({}) AND (id, token) IN (VALUES {})"
 _DELETES = {n: _DELETE.format(",".join("?" * n), ",".join(["(?, ?)"] * n)) for n in range(1, MAX_BATCH + 1)}
 _INSERTS = {
-    n: "INSERT INTO messages (queue, visible_at, sent_at, message_id, body, attributes) VALUES "
+    n: "INSERT INTO messages (queue, visible_at, sent_at, message_id, body, attributes) VALUES "  # nosec B608
     + ",".join(["(?, ?, ?, ?, ?, ?)"] * n)
     for n in range(1, MAX_BATCH + 1)
 }
 _NEXT_VISIBLE = "SELECT id FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?"
 _DELIVER = (
-    "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?, token = ?"
+    "UPDATE messages SET receive_count = receive_count + 1, visible_at = ?, token = ?"  # nosec B608
     f" WHERE id IN ({_NEXT_VISIBLE}) AND receive_count < ?"
     " RETURNING id, message_id, body, attributes, receive_count, sent_at"
 )
@@ -56,7 +58,9 @@ _ANY_EXHAUSTED = (
     "SELECT 1 FROM (SELECT receive_count FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY visible_at LIMIT ?)"
     " WHERE receive_count >= ? LIMIT 1"
 )
-_BURY = f"UPDATE messages SET queue = ?, token = NULL WHERE id IN ({_NEXT_VISIBLE}) AND receive_count >= ?"
+_BURY = (
+    f"UPDATE messages SET queue = ?, token = NULL WHERE id IN ({_NEXT_VISIBLE}) AND receive_count >= ?"  # nosec B608
+)
 # The visible messages, usually most of them, are counted in the index alone; only the few in flight or delayed
 # are read from the table (receive_count tells them apart): several times faster than a pass over the rows.
 _COUNTS = (
