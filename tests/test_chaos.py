@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 import sympy
 
@@ -23,7 +24,7 @@ from grid.errors import StoreEmpty
 from grid.queues import open_broker
 from grid.queues.base import DLQ_SUFFIX
 from grid.store import open_store
-from helpers import FlakyProxy, Grid
+from helpers import FlakyProxy, Grid, alive
 
 LONG = os.environ.get("GRID_CHAOS") == "long"
 PATIENCE = 240.0  # seconds before a stage that should finish is declared stuck
@@ -259,3 +260,80 @@ def grid_command(grid: Grid, *args: str) -> subprocess.CompletedProcess:
 def dead_letters(grid: Grid) -> int:
     with open_broker(grid.broker_url) as broker:
         return broker.open_queue(grid.env["GRID_TASKS_QUEUE_NAME"]).dead_letter.counts().total
+
+
+def children(pid: int, comm: str) -> set[int]:
+    """The running processes named `comm` whose parent is `pid`."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if name == comm and int(rest[1]) == pid and rest[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def test_a_supervisor_killed_mid_run_leaves_no_orphan_worker_and_its_successor_finishes_the_run(chaos, capsys):
+    tasks = 3000 if LONG else 1000
+    chaos.env.update(GRID_METRIC_INTERVAL="1", GRID_MIN_WORKERS="0", GRID_MAX_WORKERS="2", GRID_SCALE_IN_COOLDOWN="1",
+                     GRID_BACKLOG_PER_INSTANCE="50", GRID_TASKS_PER_MESSAGE="10", GRID_PRIME_MIN_BITS="30",
+                     GRID_PRIME_MAX_BITS="34", GRID_WORK_BUDGET="5")
+    chaos.start("collector")
+    first = chaos.start("supervisor", "--fleet", "local", name="supervisor-0")
+    producer = chaos.start("producer", "--count", str(tasks), "--rate", str(tasks / 10), "--seed", "4", "--job", "cs")
+    old = wait_for("the first supervisor's workers", lambda: children(first.pid, "grid-worker"), chaos)
+    wait_for("results flowing", lambda: stored(chaos) > 0, chaos)
+    chaos.sigkill("supervisor-0")
+    killed_at = time.monotonic()
+    wait_for("the old workers gone (they drain when their supervisor dies)",
+             lambda: not any(alive(pid) for pid in old), chaos)
+    drained_in = time.monotonic() - killed_at
+    second = chaos.start("supervisor", "--fleet", "local", name="supervisor-1")
+    new = wait_for("the new supervisor's workers", lambda: children(second.pid, "grid-worker"), chaos)
+    wait_for(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
+    wait_for("the new fleet back at zero", lambda: not children(second.pid, "grid-worker"), chaos)
+    codes = chaos.stop()
+    check_results(chaos, "cs", tasks)
+    assert codes == {"collector": 0, "supervisor-1": 0, "producer": 0}
+    assert not old & new
+    report(capsys, f"supervisor SIGKILLed with {len(old)} local workers: they drained and left in {drained_in:.1f} s "
+                   f"(no orphan); its successor started {len(new)}+ workers and finished {tasks} tasks")
+
+
+
+def test_a_supervisor_restarted_on_an_auto_scaling_group_continues_from_its_desired_capacity(chaos, moto_server_url,
+                                                                                               capsys):
+    group = f"chaos-{uuid.uuid4().hex[:8]}"
+    autoscaling = boto3.client("autoscaling", endpoint_url=moto_server_url)
+    boto3.client("ec2", endpoint_url=moto_server_url).create_launch_template(
+        LaunchTemplateName=group, LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "c5.large"})
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=group, MinSize=0, MaxSize=2, DesiredCapacity=0,
+                                          LaunchTemplate={"LaunchTemplateName": group},
+                                          AvailabilityZones=["us-east-1a"])
+    chaos.env.update(GRID_METRIC_INTERVAL="1", GRID_MIN_WORKERS="0", GRID_MAX_WORKERS="2",
+                     GRID_SCALE_IN_COOLDOWN="2", GRID_BACKLOG_PER_INSTANCE="20", GRID_SCALE_MODE="direct",
+                     GRID_WORKER_ASG_NAME=group, GRID_SUPERVISOR_ASG_NAME=f"{group}-supervisors",
+                     GRID_LOG_LEVEL="DEBUG")
+
+    def desired() -> int:
+        return autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]
+
+    assert grid_command(chaos, "submit", *map(str, range(2, 102)), "--job", "ca").returncode == 0
+    chaos.start("supervisor", "--fleet", "asg", name="supervisor-0")
+    wait_for("the group scaled out to 2", lambda: desired() == 2, chaos)
+    chaos.sigkill("supervisor-0")
+    chaos.start("supervisor", "--fleet", "asg", name="supervisor-1")
+    steps = wait_for("three steps of the new supervisor", lambda: len(re.findall(
+        r"fleet \d+/(\d+) in service, desired (\d+)", chaos.log("supervisor-1"))) >= 3 and re.findall(
+        r"fleet \d+/(\d+) in service, desired (\d+)", chaos.log("supervisor-1")), chaos)
+    assert all(step == ("2", "2") for step in steps), steps  # it read the group's 2 and kept it: the backlog needs it
+    chaos.start("worker")  # the backlog goes: scaling resumes, down to zero
+    wait_for("the group back at zero", lambda: desired() == 0, chaos)
+    codes = chaos.stop()
+    assert codes == {"supervisor-1": 0, "worker": 0}
+    report(capsys, f"supervisor SIGKILLed on an Auto Scaling group at desired 2: its successor read 2 from the group "
+                   f"at its first step ({len(steps)} steps at 2), then scaled in to 0 once the backlog was done")
