@@ -64,11 +64,11 @@ class Grid:
     procs: dict = field(default_factory=dict)
     killed: dict = field(default_factory=dict)  # processes the test SIGKILLed, by name: their exit codes
 
-    def start(self, role: str, *args: str, name: str | None = None) -> subprocess.Popen:
+    def start(self, role: str, *args: str, name: str | None = None, **popen) -> subprocess.Popen:
         name = name or role
         log = open(os.path.join(self.logs, f"{name}.log"), "ab")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "grid.cli", role, *args], env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen)
         log.close()
         return self.procs[name]
 

@@ -10,6 +10,8 @@ import math
 import os
 import random
 import re
+import resource
+import sqlite3
 import subprocess
 import sys
 import time
@@ -337,3 +339,39 @@ def test_a_supervisor_restarted_on_an_auto_scaling_group_continues_from_its_desi
     assert codes == {"supervisor-1": 0, "worker": 0}
     report(capsys, f"supervisor SIGKILLed on an Auto Scaling group at desired 2: its successor read 2 from the group "
                    f"at its first step ({len(steps)} steps at 2), then scaled in to 0 once the backlog was done")
+
+
+def test_the_embedded_queue_on_a_full_file_system_one_clear_error_no_corruption_and_the_grid_resumes(tmp_path,
+                                                                                                  capsys):
+    tasks = 4000 if LONG else 1000
+    path = tmp_path / "grid.db"
+    env = {**os.environ, **SETTINGS, "GRID_BROKER_URL": f"sqlite://{path}", "GRID_RESULT_STORE": str(tmp_path / "r.db"),
+           "GRID_TASKS_PER_MESSAGE": "1", "GRID_PRIME_MIN_BITS": "20", "GRID_PRIME_MAX_BITS": "24"}
+    grid = Grid(env=env, logs=str(tmp_path))
+    try:
+        with open_broker(env["GRID_BROKER_URL"]) as broker:
+            broker.queue("grid_tasks_queue", create=True)
+        room = path.stat().st_size + 100_000  # the producer may write files this large: its file system is full then
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        producer = grid.start("producer", "--count", str(tasks), "--seed", "8", "--job", "cf",
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard)))
+        wait_for("the producer meets the full file system", lambda: " - ERROR - " in grid.log("producer"), grid)
+        time.sleep(3)  # it retries with backoff meanwhile, without a line per retry
+        resource.prlimit(producer.pid, resource.RLIMIT_FSIZE, (hard, hard))  # space is back
+        grid.start("worker")
+        grid.start("collector")
+        wait_for(f"{tasks} results stored", lambda: stored(grid) >= tasks and producer.poll() == 0, grid)
+        codes = grid.stop()
+    finally:
+        grid.kill()
+    check_results(grid, "cf", tasks)
+    assert codes == {"producer": 0, "worker": 0, "collector": 0}
+    log = grid.log("producer")
+    errors = [line for line in log.splitlines() if " - ERROR - " in line]
+    assert len(errors) == 1 and "the file cannot be written: is its file system full" in errors[0], errors
+    assert "recovered after" in log
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    report(capsys, f"embedded queue, the producer's file system full: {errors[0].split(' - ')[-1][:160]}...; "
+                   f"{log.count('still failing') if 'still failing' in log else 'its'} retries silent; "
+                   f"{tasks} tasks stored once after space came back, integrity_check ok")

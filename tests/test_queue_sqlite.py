@@ -60,13 +60,16 @@ FULL = """
     import resource, sys
     from grid.errors import QueueError
     from grid.queues import SendEntry, open_broker
-    queue = open_broker(sys.argv[1]).queue("tasks")
+    broker = open_broker(sys.argv[1])
+    queue = broker.queue("tasks")
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), limit[1]))  # a write past it fails: no space
     sent = 0
     try:
         while True:
-            sent += len(queue.send_batch([SendEntry(str(i), "x" * 1000) for i in range(10)]).succeeded)
+            with broker.atomic():  # its COMMIT fails: the error says why, not that a rollback found nothing to undo
+                batch = queue.send_batch([SendEntry(str(i), "x" * 1000) for i in range(10)])
+            sent += len(batch.succeeded)
     except QueueError as e:
         print(e, flush=True)
     resource.setrlimit(resource.RLIMIT_FSIZE, limit)  # space is back

@@ -209,7 +209,7 @@ class SqliteBroker(Broker):
                                          " of its calls took effect")
                     local.conn.execute("COMMIT")
             except BaseException:
-                if group.begun:
+                if group.begun and local.conn.in_transaction:  # a failed COMMIT (disk full) may have rolled back
                     local.conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as e:
@@ -269,7 +269,8 @@ class SqliteBroker(Broker):
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as e:
