@@ -199,6 +199,7 @@ def test_throttling_and_5xx_answers_are_retried_none_lost_none_answered_twice(ch
     faults = tmp_path / "faults.log"
     chaos.env.update(PYTHONPATH=os.pathsep.join([str(FAULTS), chaos.env.get("PYTHONPATH", "")]),
                      GRID_FAULT_RATE=str(rate), GRID_FAULT_LOG=str(faults), GRID_TASKS_PER_MESSAGE="10",
+                     GRID_VISIBILITY_TIMEOUT="30",  # no kill here: a retried call's backoff must not bring a task back
                      GRID_PRIME_MIN_BITS="20", GRID_PRIME_MAX_BITS="24")
     chaos.start("collector")
     chaos.start("worker")
