@@ -373,5 +373,5 @@ def test_the_embedded_queue_on_a_full_file_system_one_clear_error_no_corruption_
     assert "recovered after" in log
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    report(capsys, f"embedded queue, the producer's file system full: one error line ({errors[0].split(': ', 2)[-1][:90]}"
+    report(capsys, f"embedded queue, the producer's file system full: one error line ({errors[0].split('grid.db: ', 1)[-1][:90]}"
                    f"...), none per retry; {tasks} tasks stored once after space came back, integrity_check ok")
