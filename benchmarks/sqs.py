@@ -134,7 +134,8 @@ def row(kind: str, delay: str, calls: Calls, tasks: int, began: float, seconds: 
         sys.exit(f"{kind} at {delay}: no queue call recorded from {', '.join(missing)}: the patch "
                  f"({PATCH_DIR}/sitecustomize.py) did not load in those processes")
     workers = calls.pids(["worker"])
-    return {"tasks/s": tasks / seconds, "busy": sum(calls.cpu_since(p, began) for p in workers) / (seconds * bench_grid.WORKERS),
+    busy = sum(calls.cpu_since(p, began) for p in workers) / (seconds * bench_grid.WORKERS)
+    return {"tasks/s": tasks / seconds, "busy": busy,
             "requests": sum(sum(calls.requests[p].values()) for p in data) / tasks,
             "all": sum(sum(c.values()) for c in calls.requests.values()) / tasks,
             "billed": sum(calls.billed[p] for p in data) / tasks,
@@ -339,8 +340,9 @@ def print_table(kind: str, title: str, rows: dict[str, dict], ceiling: bool) -> 
     base = next(iter(rows.values()))["tasks/s"]
     for delay, r in rows.items():
         name = "tail (median 15, p99 80 ms)" if delay == "tail" else f"{delay} ms"
-        print(f"| {name} | {r['tasks/s']:,.0f} | " + (f"{r['ceiling']:,.0f} | {r['tasks/s'] / base:.2f} | " if ceiling else "") +
-              f"{r['ratio']:.2f} | {', '.join(f'{x:.2f}' for x in r['ratios'])} | {r['busy']:.2f} | "
+        against = f"{r['ceiling']:,.0f} | {r['tasks/s'] / base:.2f} | " if ceiling else ""
+        ratios = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        print(f"| {name} | {r['tasks/s']:,.0f} | {against}{r['ratio']:.2f} | {ratios} | {r['busy']:.2f} | "
               f"{r['requests']:.4f} | {r['all']:.4f} | {r['billed']:.4f} | {goal(kind, delay, r)} |")
     first = next(iter(rows.values()))
     print("requests per task by operation (data path, first row): " +
@@ -381,8 +383,9 @@ def main() -> None:
             for delay in delays:
                 runs[delay].append(local_run(delay, args.tasks, bits, args.seed))
         rows = {d: median_run(r) for d, r in runs.items()}
-        print_table("local", f"1. grid local, embedded queue, 2 workers, {args.tasks:,} tasks (bits {bits[0]}:{bits[1]}),"
-                    f" median of {args.repeat}: ratio = tasks/s / ceiling Pool(2) of the same run", rows, ceiling=True)
+        print_table("local", f"1. grid local, embedded queue, 2 workers, {args.tasks:,} tasks (bits "
+                    f"{bits[0]}:{bits[1]}), median of {args.repeat}: ratio = tasks/s / ceiling Pool(2) of the same run",
+                    rows, ceiling=True)
     if args.harness in ("aws", "both"):
         moto = Moto()
         try:
