@@ -7,7 +7,7 @@ EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
 .PHONY: test test-fast test-python test-packer test-security audit lock test-ops lint-ops test-terraform test-terraform-static \
-	terraform-exports chaos demo bench bench-kernel bench-queues bench-grid bench-client wheel clean FORCE
+	terraform-exports chaos demo bench bench-kernel bench-queues bench-grid bench-client bench-sqs wheel clean FORCE
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,7 +81,7 @@ chaos: $(STAMP) $(EXT) $(PYC)
 demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local
 
-bench: bench-kernel bench-queues bench-grid bench-client
+bench: bench-kernel bench-queues bench-grid bench-client bench-sqs
 
 bench-kernel: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/kernel.py
@@ -94,6 +94,10 @@ bench-grid: $(STAMP) $(EXT) $(PYC)
 
 bench-client: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/client.py
+
+# The SQS path at latency: a delay added to every queue call (embedded queue) and every AWS request (moto's server).
+bench-sqs: $(STAMP) $(EXT) $(PYC)
+	$(BIN)/python -P benchmarks/sqs.py
 
 # dist/wheelhouse: the grid wheel + its runtime dependencies' wheels (what Packer uploads and Ansible installs);
 # GRID_VERSION=0.1.0+b builds the same source as another version.
