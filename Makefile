@@ -6,8 +6,8 @@ STAMP  := $(VENV)/.installed
 EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
-.PHONY: test test-fast test-python test-packer test-security audit lock test-ops lint-ops test-terraform test-terraform-static terraform-exports \
-	demo bench bench-kernel bench-queues bench-grid bench-client wheel clean FORCE
+.PHONY: test test-fast test-python test-packer test-security audit lock test-ops lint-ops test-terraform test-terraform-static \
+	terraform-exports chaos demo bench bench-kernel bench-queues bench-grid bench-client bench-sqs wheel clean FORCE
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,11 +73,15 @@ lint-ops: $(STAMP)
 	.venv-ops/bin/ansible-lint -q --nocolor
 	$(BIN)/python tools/ops/check_inventory.py .venv-ops/bin/ansible-inventory
 
+# Faults on the SQS path (tests/test_chaos.py), longer: more tasks and kills, 30 s outages; a report line per fault.
+chaos: $(STAMP) $(EXT) $(PYC)
+	GRID_CHAOS=long $(BIN)/python -m pytest -q -p no:logging tests/test_chaos.py
+
 # The demo's story, ~40 s (docs/demo.md); `grid local --tasks N` is the quick throughput run.
 demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local
 
-bench: bench-kernel bench-queues bench-grid bench-client
+bench: bench-kernel bench-queues bench-grid bench-client bench-sqs
 
 bench-kernel: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/kernel.py
@@ -90,6 +94,10 @@ bench-grid: $(STAMP) $(EXT) $(PYC)
 
 bench-client: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/client.py
+
+# The SQS path at latency: a delay added to every queue call (embedded queue) and every AWS request (moto's server).
+bench-sqs: $(STAMP) $(EXT) $(PYC)
+	$(BIN)/python -P benchmarks/sqs.py
 
 # dist/wheelhouse: the grid wheel + its runtime dependencies' wheels (what Packer uploads and Ansible installs);
 # GRID_VERSION=0.1.0+b builds the same source as another version.

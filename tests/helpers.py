@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import hcl2
 import sympy
@@ -62,11 +64,11 @@ class Grid:
     procs: dict = field(default_factory=dict)
     killed: dict = field(default_factory=dict)  # processes the test SIGKILLed, by name: their exit codes
 
-    def start(self, role: str, *args: str, name: str | None = None) -> subprocess.Popen:
+    def start(self, role: str, *args: str, name: str | None = None, **popen) -> subprocess.Popen:
         name = name or role
         log = open(os.path.join(self.logs, f"{name}.log"), "ab")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "grid.cli", role, *args], env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen)
         log.close()
         return self.procs[name]
 
@@ -90,6 +92,95 @@ class Grid:
     def log(self, role: str) -> str:
         with open(os.path.join(self.logs, f"{role}.log"), errors="replace") as f:
             return f.read()
+
+
+# ---- an endpoint that stops answering
+
+
+class FlakyProxy:
+    """A TCP proxy on loopback in front of `target_url` (moto's server), whose link the test cuts and restores.
+
+    `cut("drop")`: every open connection is closed, and new ones are closed as soon as they come (a refused or reset
+    connection); `cut("stall")`: open connections are closed, new ones are accepted and never answered (a black hole)
+    until `restore()`, which closes them. The server behind keeps its state.
+    """
+
+    def __init__(self, target_url: str):
+        target = urlsplit(target_url)
+        self.target = (target.hostname, target.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.mode: str | None = None  # None: up; else "drop" or "stall"
+        self.outages = 0
+        self._open: set[socket.socket] = set()
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self, mode: str = "drop") -> None:
+        assert mode in ("drop", "stall"), mode
+        with self._lock:
+            self.mode, self.outages = mode, self.outages + 1
+            open_, self._open = self._open, set()
+        for sock in open_:
+            _close(sock)
+
+    def restore(self) -> None:
+        with self._lock:
+            self.mode, held, self._held = None, self._held, []
+        for sock in held:
+            _close(sock)
+
+    def close(self) -> None:
+        self._closed = True
+        self.restore()
+        self.cut()
+        self.mode = None
+        _close(self.listener)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                mode = self.mode
+                if mode == "stall":
+                    self._held.append(client)
+            if mode == "drop":
+                _close(client)
+            elif mode is None:
+                try:
+                    server = socket.create_connection(self.target, timeout=5)
+                except OSError:
+                    _close(client)
+                    continue
+                server.settimeout(None)
+                with self._lock:
+                    self._open.update((client, server))
+                for a, b in ((client, server), (server, client)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(source)
+                self._open.discard(sink)
+            _close(source)
+            _close(sink)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
 
 
 # ---- results, as the store tests and the S3 store's own tests make them

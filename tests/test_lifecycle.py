@@ -84,6 +84,19 @@ def test_a_transient_queue_error_is_retried_with_backoff():
     assert d.calls.count("step") == 4
 
 
+def test_an_outage_is_one_error_line_however_many_retries_then_one_line_when_it_ends(caplog):
+    d = Scripted([QueueError("endpoint unreachable")] * 5 + ["busy", QueueError("endpoint unreachable"), "busy"])
+    with caplog.at_level(logging.DEBUG, logger="grid.worker"):
+        assert d.run() == 0
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "grid.worker"]
+    errors = [text for level, text in lines if level >= logging.ERROR]
+    assert len(errors) == 2 and all(t.startswith("endpoint unreachable; retrying in 1.0 s") for t in errors)
+    recovered = [text for level, text in lines if level == logging.WARNING]
+    assert len(recovered) == 2 and recovered[0].endswith("(5 failed tries)") and recovered[1].endswith("(1 failed tries)")
+    assert sum(level == logging.DEBUG and "still failing" in text for level, text in lines) == 4
+    assert d.pauses == [ERROR_MIN * 2 ** k for k in range(5)] + [ERROR_MIN]  # backoff doubles, and restarts after
+
+
 @pytest.mark.parametrize("error", [QueueNotFound("queue 'tasks' does not exist"), ConfigError("bad"),
                                    RuntimeError("bug")])
 def test_a_permanent_error_ends_the_run_after_teardown(error):

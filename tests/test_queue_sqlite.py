@@ -56,6 +56,43 @@ def test_every_acknowledged_send_survives_a_sigkill_of_the_sender(sqlite_url):
     assert set(acknowledged) <= stored
 
 
+FULL = """
+    import resource, sys
+    from grid.errors import QueueError
+    from grid.queues import SendEntry, open_broker
+    broker = open_broker(sys.argv[1])
+    queue = broker.queue("tasks")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), limit[1]))  # a write past it fails: no space
+    sent = 0
+    try:
+        while True:
+            with broker.atomic():  # its COMMIT fails: the error says why, not that a rollback found nothing to undo
+                batch = queue.send_batch([SendEntry(str(i), "x" * 1000) for i in range(10)])
+            sent += len(batch.succeeded)
+    except QueueError as e:
+        print(e, flush=True)
+    resource.setrlimit(resource.RLIMIT_FSIZE, limit)  # space is back
+    sent += len(queue.send_batch([SendEntry(str(i), "y") for i in range(10)]).succeeded)
+    print(sent, flush=True)
+"""
+
+
+def test_a_full_file_system_is_one_clear_error_no_corruption_and_the_queue_works_once_space_is_back(sqlite_url):
+    path = sqlite_url.removeprefix("sqlite://")
+    with open_broker(sqlite_url) as broker:
+        broker.queue("tasks", create=True)
+    child = _child(FULL, sqlite_url, str(os.path.getsize(path) + 200_000))
+    error, sent = child.stdout.read().splitlines()
+    assert child.wait() == 0
+    assert error.startswith(f"queue database {path}: disk I/O error (the file cannot be written: is its file system "
+                            "full or read-only")
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert db.execute("SELECT count(*) FROM messages").fetchone() == (int(sent),)  # what was acknowledged, no more
+    assert int(sent) > 10  # some before the file system filled, and the 10 after
+
+
 HOLDER = """
     import sys, time
     from grid.queues import open_broker

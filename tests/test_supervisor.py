@@ -291,11 +291,13 @@ def test_a_transient_aws_error_is_logged_and_retried_not_fatal(aws, caplog):
     unreachable = boto3.client("autoscaling", endpoint_url="http://127.0.0.1:9",
                                config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=1))
     supervisor = make(cfg, aws, AsgFleet("grid-workers", client=unreachable, mode="direct"))
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.DEBUG, logger="grid.supervisor"):
         assert supervisor.run_once() is True
         assert supervisor.run_once() is True
     assert supervisor.last is None
-    assert [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()][-1].endswith("retrying in 2.0 s")
+    retries = [(r.levelno, r.getMessage()) for r in caplog.records if "retrying in" in r.getMessage()]
+    assert [level for level, _ in retries] == [logging.ERROR, logging.DEBUG]  # one outage: one error line
+    assert retries[-1][1].endswith("retrying in 2.0 s")
     assert supervisor.next_step_in > 1.0  # its backoff, doubled: 2 s
     supervisor.fleet = AsgFleet("grid-workers", client=boto3.client("autoscaling"), mode="direct")
     fill(aws.queue("tasks"), 5)

@@ -76,6 +76,7 @@ class Collector(lifecycle.Daemon):
                 self.log.warning("could not give back %d result messages taken ahead: %s", len(ahead), e)
         if self.store is not None:
             self.store.close()
+        self.log.info("collector stopping: %d results stored, %d duplicates dropped", self.stored, self.duplicates)
 
     def _decode(self, message: Message) -> Results | None:
         try:

@@ -94,6 +94,38 @@ class Backoff:
         self._next = self.initial
 
 
+class Outage:
+    """Transient errors in a row, logged as one outage: its first error at ERROR (what failed, the first delay), the
+    retries that follow at DEBUG, and its end at WARNING (how long it lasted, how many tries failed). A role retrying an
+    unreachable endpoint writes two lines per outage, not one per retry; the delays double as Backoff's."""
+
+    def __init__(self, log: logging.Logger, initial: float = ERROR_MIN, maximum: float = ERROR_MAX):
+        self.log, self.backoff = log, Backoff(initial, maximum)
+        self.since: float | None = None  # time.monotonic() of the outage's first error; None: no outage
+        self.retries = 0
+        self.outages = 0  # outages seen since start
+
+    def failed(self, error: Exception) -> float:
+        """Count `error` in the outage (starting one if none is on); the delay before the next try."""
+        delay = self.backoff.next()
+        if self.since is None:
+            self.since, self.retries = time.monotonic(), 0
+            self.outages += 1
+            self.log.error("%s; retrying in %.1f s, with backoff, until it answers (the retries are logged at DEBUG)",
+                           error, delay)
+        else:
+            self.retries += 1
+            self.log.debug("%s; still failing (retry %d), retrying in %.1f s", error, self.retries, delay)
+        return delay
+
+    def recovered(self) -> None:
+        """A try succeeded: end the outage, if one was on, with one line."""
+        if self.since is not None:
+            self.log.warning("recovered after %.1f s (%d failed tries)", time.monotonic() - self.since, self.retries + 1)
+            self.since = None
+        self.backoff.reset()
+
+
 class Daemon(abc.ABC):
     """A long-running role: `run()` calls `setup()`, then `run_once()` until stopped, then `teardown()`."""
 
@@ -167,7 +199,7 @@ class Daemon(abc.ABC):
                     self.metrics.flush()
 
     def _loop(self, deadline: float | None) -> None:
-        idle, errors = Backoff(*self.idle_backoff), Backoff(ERROR_MIN, ERROR_MAX)
+        idle, errors = Backoff(*self.idle_backoff), Outage(self.log)
         while not self.stopping:
             if deadline is not None and time.monotonic() >= deadline:
                 self.log.info("ran for the time allowed: stopping")
@@ -183,17 +215,15 @@ class Daemon(abc.ABC):
         wake = time.monotonic() + delay
         self.sleep_until(wake if deadline is None else min(wake, deadline))
 
-    def _step(self, idle: Backoff, errors: Backoff) -> float:
+    def _step(self, idle: Backoff, errors: Outage) -> float:
         """Run one step; the delay before the next (0 after work)."""
         try:
             busy = self.run_once()
         except (QueueError, StoreError) as e:
             if e.exit_code != 1:  # a missing queue or store, or denied access, does not heal by waiting
                 raise
-            delay = errors.next()
-            self.log.error("%s; retrying in %.1f s", e, delay)
-            return delay
-        errors.reset()
+            return errors.failed(e)
+        errors.recovered()
         if busy:
             idle.reset()
             return 0.0

@@ -102,7 +102,7 @@ class Supervisor(lifecycle.Daemon):
         self.clock = time.monotonic  # of the cooldown; tests step through time with their own
         self._next_step = 0.0
         self._retrying = False  # the last step failed: wait out its backoff, don't read the backlog in between
-        self._errors = lifecycle.Backoff(lifecycle.ERROR_MIN, max(lifecycle.ERROR_MAX, cfg.metric_interval))
+        self._errors = lifecycle.Outage(self.log, lifecycle.ERROR_MIN, max(lifecycle.ERROR_MAX, cfg.metric_interval))
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -139,14 +139,13 @@ class Supervisor(lifecycle.Daemon):
             return False
         try:
             self.step()
-            self._errors.reset()
+            self._errors.recovered()
             delay, self._retrying = self.cfg.metric_interval, False
         except (FleetError, QueueError) as e:
             if e.exit_code != 1:
                 raise
-            delay, self._retrying = self._errors.next(), True
+            delay, self._retrying = self._errors.failed(e), True
             self.metrics.incr("errors")
-            self.log.error("%s; retrying in %.1f s", e, delay)
         self._next_step = time.monotonic() + delay
         return True
 

@@ -32,6 +32,7 @@ WAL_RESTART_FRAMES = 4096  # WAL pages (16 MiB) past which a checkpoint makes th
 RESTART_WAIT_MS = 200  # how long that checkpoint waits for writers and readers to let it finish
 WAL_SIZE_LIMIT = 64 << 20  # bytes the WAL file is truncated to when it starts over
 MMAP_SIZE = 256 << 20  # bytes of the database read through mmap instead of a read() per page
+_CANNOT_WRITE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY}  # primary result codes
 
 _QUEUE = (
     "SELECT q.id, d.id, d.name, q.max_receive_count FROM queues q LEFT JOIN queues d ON d.id = q.dead_letter"
@@ -208,11 +209,11 @@ class SqliteBroker(Broker):
                                          " of its calls took effect")
                     local.conn.execute("COMMIT")
             except BaseException:
-                if group.begun:
+                if group.begun and local.conn.in_transaction:  # a failed COMMIT (disk full) may have rolled back
                     local.conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as e:
-            raise QueueError(f"queue database {self.path}: {e}") from e
+            raise self._failed(e) from e
         finally:
             local.grouped = None
         for queue in group.poke:
@@ -249,7 +250,7 @@ class SqliteBroker(Broker):
                 conn.execute(sql, params)
         except sqlite3.Error as e:
             group.failed = True
-            raise QueueError(f"queue database {self.path}: {e}") from e
+            raise self._failed(e) from e
         except BaseException:
             group.failed = True
             raise
@@ -268,11 +269,12 @@ class SqliteBroker(Broker):
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as e:
-            raise QueueError(f"queue database {self.path}: {e}") from e
+            raise self._failed(e) from e
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database at most every CHECKPOINT_INTERVAL per process and thread.
@@ -293,6 +295,16 @@ class SqliteBroker(Broker):
                 self.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
             finally:
                 local.conn.execute("PRAGMA busy_timeout = 0")
+
+    def _failed(self, e: sqlite3.Error) -> QueueError:
+        """The queue's error for SQLite's `e` on this database; one that cannot write says where to look. Transient:
+        the daemons retry with backoff and go on once the file can be written again (a commit that failed took no
+        effect)."""
+        hint = ""
+        if getattr(e, "sqlite_errorcode", 0) & 0xFF in _CANNOT_WRITE:
+            hint = (" (the file cannot be written: is its file system full or read-only, or the file over this "
+                    "process's size limit? It is retried until it can)")
+        return QueueError(f"queue database {self.path}: {e}{hint}")
 
     def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
         """One statement (its own transaction, unless one is open); inside atomic(), after the statements kept."""
@@ -316,9 +328,9 @@ class SqliteBroker(Broker):
             except sqlite3.OperationalError as e:
                 give_up = give_up or time.monotonic() + BUSY_TIMEOUT
                 if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > give_up:
-                    raise QueueError(f"queue database {self.path}: {e}") from e
+                    raise self._failed(e) from e
             except sqlite3.Error as e:
-                raise QueueError(f"queue database {self.path}: {e}") from e
+                raise self._failed(e) from e
             time.sleep(delay)
             delay = min(2 * delay, RETRY_MAX)
 
