@@ -205,6 +205,9 @@ _DECLARATIONS = [
     _declare(("worker",), "heartbeat_interval", float, 0.0,
              "seconds between visibility extensions of messages in work (0: a third of visibility_timeout)",
              min=0, max=43200),
+    _declare(("worker",), "pipeline_depth", int, 0,
+             "batches a worker keeps received ahead and being answered while it computes (0: as the queue's latency "
+             "asks; 1: receive, compute, answer one after the other)", min=0, max=16),
     _declare(("supervisor",), "worker_asg_name", str, "awsgrid-with-sqs-worker-asg",
              "Auto Scaling group of the workers", pattern=ASG_NAME),
     _declare(("supervisor",), "supervisor_asg_name", str, "awsgrid-with-sqs-supervisor-asg",

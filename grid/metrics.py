@@ -6,6 +6,7 @@ statsd names are the original's: the role's `stats_prefix` (e.g. `awsgridwithsqs
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ class Metrics:
     a worker on tiny tasks counts a few times a millisecond, and a line per call cost it, and whoever reads the
     metrics, more than the tasks. The sample rate applies to timings and gauges.
 
-    Not thread-safe: a daemon records from its own thread. A name the registry above does not define for the role,
+    Safe between threads (a worker answers on its network threads). A name the registry above does not define for the role,
     or a call of the wrong kind (timing on a counter), is a programming error and raises ValueError.
     """
 
@@ -117,6 +118,7 @@ class Metrics:
         self._pipe = self._client.pipeline() if self._client else None
         self._unsent: dict[str, int] = {}  # counts since the last flush
         self._flushed = time.monotonic()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, cfg) -> Metrics:
@@ -128,19 +130,22 @@ class Metrics:
 
     def incr(self, name: str, count: int = 1) -> None:
         self._check(name, COUNTER)
-        self.counts[name] = self.counts.get(name, 0) + count
-        if self._pipe is not None:
-            self._unsent[name] = self._unsent.get(name, 0) + count
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + count
+            if self._pipe is not None:
+                self._unsent[name] = self._unsent.get(name, 0) + count
 
     def timing(self, name: str, ms: float) -> None:
         self._check(name, TIMER)
-        if self._pipe is not None:
-            self._pipe.timing(self.prefix + name, ms, self.rate)
+        with self._lock:
+            if self._pipe is not None:
+                self._pipe.timing(self.prefix + name, ms, self.rate)
 
     def gauge(self, name: str, value: float) -> None:
         self._check(name, GAUGE)
-        if self._pipe is not None:
-            self._pipe.gauge(self.prefix + name, value, self.rate)
+        with self._lock:
+            if self._pipe is not None:
+                self._pipe.gauge(self.prefix + name, value, self.rate)
 
     @contextlib.contextmanager
     def timer(self, name: str) -> Iterator[None]:
@@ -155,19 +160,21 @@ class Metrics:
     def flush(self, every: float = 0.0) -> None:
         """Send what is buffered (a few UDP datagrams), unless the last flush was less than `every` seconds ago; UDP
         send errors are dropped, as statsd does."""
-        if self._pipe is None or time.monotonic() - self._flushed < every:
-            return
-        for name, count in self._unsent.items():
-            self._pipe.incr(self.prefix + name, count)
-        self._unsent.clear()
-        self._pipe.send()
-        self._flushed = time.monotonic()
+        with self._lock:
+            if self._pipe is None or time.monotonic() - self._flushed < every:
+                return
+            for name, count in self._unsent.items():
+                self._pipe.incr(self.prefix + name, count)
+            self._unsent.clear()
+            self._pipe.send()
+            self._flushed = time.monotonic()
 
     def close(self) -> None:
         self.flush()
-        if self._client is not None:
-            self._client.close()
-            self._client = self._pipe = None
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = self._pipe = None
 
     def _check(self, name: str, kind: str) -> None:
         if _KINDS.get((self.role, name)) != kind:

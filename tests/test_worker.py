@@ -25,8 +25,9 @@ from helpers import record_statsd_before_waiting
 
 
 def worker_cfg(name: str, **overrides) -> config.Config:
+    # pipeline_depth 1: a step answers before run_once returns, whatever the machine's load makes the automatic depth
     flags = {"tasks_queue_name": f"{name}-tasks", "results_queue_name": f"{name}-results", "statsd_host": "",
-             "queue_polling_wait_time": 0, "concurrency": 2, "log_filename": "-", **overrides}
+             "queue_polling_wait_time": 0, "concurrency": 2, "log_filename": "-", "pipeline_depth": 1, **overrides}
     return config.load("worker", flags=flags, environ={})
 
 
@@ -348,6 +349,43 @@ def test_a_heartbeat_beats_for_what_is_held_and_never_after_release():
     assert beats[:2] == [["a", "b"], ["a", "b"]] and beats[after:] == [["c"]] * (len(beats) - after)
 
 
+def test_a_heartbeat_keeps_each_item_on_its_own_time_and_stops_for_the_items_released():
+    beats = []
+    beaten = threading.Semaphore(0)
+
+    def extend(items):
+        beats.append(sorted(items))
+        beaten.release()
+
+    heartbeat = Heartbeat(extend, 0.2)
+    heartbeat.hold(["early"])
+    time.sleep(0.1)
+    heartbeat.hold(["early", "late"])  # "early" keeps its time: it was taken first
+    assert beaten.acquire(timeout=10)
+    assert beats[0] == ["early"]
+    heartbeat.release(["early"])
+    assert beaten.acquire(timeout=10)
+    heartbeat.release()
+    heartbeat.close()
+    assert all(items == ["late"] for items in beats[1:])
+
+
+def test_the_automatic_depth_answers_in_the_background_when_the_queue_is_slow(sqlite_broker, caplog):
+    w = started(sqlite_broker, worker_cfg("slow", pipeline_depth=0, concurrency=1, batch_size=1))
+    for queue in (w.tasks, w.results):
+        for name in ("send_batch", "delete_batch", "receive"):
+            call = getattr(queue, name)
+            setattr(queue, name, lambda *a, _call=call, **k: (time.sleep(0.02), _call(*a, **k))[1])
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}") for n in range(6, 206)]) for _ in range(4)])
+    with caplog.at_level("INFO", logger="grid.worker"):
+        run_until_idle(w)
+        w.request_stop()
+        w.teardown()
+    depths = [int(r.getMessage().split()[2].rstrip(":")) for r in caplog.records if "pipeline depth" in r.getMessage()]
+    assert depths and depths[0] >= 2  # 60 ms of waiting a batch against a few ms of computing
+    assert w.tasks.counts().total == 0 and len(drain(w.results)) >= 4
+
+
 def test_small_messages_are_taken_a_hundred_a_step_the_next_batch_ahead_and_given_back_on_stop(sqlite_broker):
     w = started(sqlite_broker, worker_cfg("ahead", concurrency=1))
     send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in range(6, 121)])
@@ -468,3 +506,18 @@ def test_the_original_producers_task_is_answered_alone_its_time_the_messages_sen
     assert body["output"] == {"factors": ["3", "5"]} and body["type"] == "Decimal"  # the original's result
     [result] = decode_results(message.body)
     assert result.task_id == message_id and 0 < result.submitted_at <= result.started_at <= result.completed_at
+
+
+def test_a_pipelined_worker_answers_every_task_once_on_every_backend_and_gives_back_what_it_took_ahead(broker):
+    name = f"pipe-{uuid.uuid4().hex[:8]}"
+    w = started(broker, worker_cfg(name, pipeline_depth=3, batch_size=2))
+    numbers = list(range(6, 406))
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}") for n in numbers[i:i + 100]]) for i in range(0, 400, 100)])
+    assert w.run_once()  # a batch of two messages computed, another taken ahead
+    w.request_stop()
+    w.teardown()
+    counts = w.tasks.counts()
+    answered = results_by_task(drain(w.results))
+    assert counts.in_flight == 0 and counts.visible == 2 and w.metrics.counts["released"] == 2
+    assert len(answered) == 200 and set(answered) < {f"t{n}" for n in numbers}
+    assert all(len(rs) == 1 and rs[0].factors == expected_factors(int(rs[0].n)) for rs in answered.values())

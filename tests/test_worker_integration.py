@@ -60,11 +60,12 @@ class Grid:
         self.calls.touch()
         self.procs: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(self, args: list[str], *, slow=(), fault=(), slow_seconds=0.0, name="worker") -> subprocess.Popen:
+    def start(self, args: list[str], *, slow=(), fault=(), slow_seconds=0.0, name="worker",
+              queue_delay=0.0) -> subprocess.Popen:
         path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "PYTHONPATH": path, "TEST_CALLS": str(self.calls), "GRID_SSM": "0",
                "TEST_SLOW": ",".join(map(str, slow)), "TEST_FAULT": ",".join(map(str, fault)),
-               "TEST_SLOW_SECONDS": str(slow_seconds)}
+               "TEST_SLOW_SECONDS": str(slow_seconds), "TEST_QUEUE_DELAY": str(queue_delay)}
         log = self.tmp / f"{name}-{len(self.procs)}.log"
         daemon = [sys.executable, "-m", f"grid.daemons.{name}"]
         command = [sys.executable, "-c", HARNESS] if name == "worker" else daemon
@@ -75,9 +76,13 @@ class Grid:
         return proc
 
     def send(self, bodies: list[str]) -> list[str]:
-        outcome = self.tasks.send_batch([SendEntry(str(i), body) for i, body in enumerate(bodies)])
-        assert outcome.ok
-        return [outcome.message_ids[str(i)] for i in range(len(bodies))]
+        ids = []
+        for start in range(0, len(bodies), 10):
+            chunk = bodies[start:start + 10]
+            outcome = self.tasks.send_batch([SendEntry(str(i), body) for i, body in enumerate(chunk)])
+            assert outcome.ok
+            ids += [outcome.message_ids[str(i)] for i in range(len(chunk))]
+        return ids
 
     def calls_of(self) -> list[int]:
         return [int(line) for line in self.calls.read_text().split()]
@@ -142,6 +147,42 @@ def test_sigterm_mid_batch_finishes_the_task_in_hand_releases_the_rest_and_loses
     answered.update(grid.results_by_task())
     assert {task_id: len(rs) for task_id, rs in answered.items()} == {f"t{n}": 1 for n in numbers}
     assert all(answered[f"t{n}"][0].factors == tuple(sorted(sympy.factorint(n))) for n in numbers)
+
+
+def test_a_pipelined_worker_stopped_mid_run_finishes_what_it_began_and_gives_back_what_it_took_ahead(grid):
+    numbers = [sympy.prime(i) * sympy.prime(i + 1) for i in range(10, 130)]
+    grid.send([one_task(n, f"t{n}") for n in numbers])
+    flags = ["--concurrency", "1", "--batch-size", "10", "--pipeline-depth", "4", "--queue-polling-wait-time", "1"]
+    worker = grid.start(flags, slow=numbers, slow_seconds=0.02, queue_delay=0.02)
+    wait_for(lambda: grid.tasks.counts().in_flight > 10 and grid.results.counts().total, "batches taken ahead")
+    assert grid.stop(worker) == 0
+    answered = grid.results_by_task()
+    counts = grid.tasks.counts()
+    assert counts.in_flight == 0 and counts.visible == len(numbers) - len(answered) > 0
+    assert "released" in grid.log_of(worker)
+
+    second = grid.start(["--concurrency", "2", "--queue-polling-wait-time", "1"])
+    wait_for(lambda: grid.tasks.counts().total == 0, "the second worker to drain the queue")
+    assert grid.stop(second) == 0
+    answered.update(grid.results_by_task())
+    assert {task_id: len(rs) for task_id, rs in answered.items()} == {f"t{n}": 1 for n in numbers}
+    assert all(answered[f"t{n}"][0].factors == tuple(sorted(sympy.factorint(n))) for n in numbers)
+    assert sorted(grid.calls_of()) == sorted(numbers)  # none computed twice: what was taken ahead was not lost
+
+
+def test_heartbeats_keep_the_batches_taken_ahead_invisible_too(grid):
+    numbers = [sympy.prime(i) * sympy.prime(i + 1) for i in range(10, 310)]
+    bundles = [numbers[i:i + 100] for i in range(0, 300, 100)]  # a batch of one such message: one step, no more
+    grid.send([encode_tasks([Task(n=n, id=f"t{n}", job="it") for n in b]) for b in bundles])
+    flags = ["--visibility-timeout", "2", "--concurrency", "1", "--batch-size", "1", "--pipeline-depth", "3",
+             "--queue-polling-wait-time", "1"]
+    holder = grid.start(flags, slow=numbers, slow_seconds=0.015, queue_delay=0.01)  # 1.5 s a message
+    wait_for(lambda: grid.tasks.counts().in_flight == len(bundles), "the three messages taken, two of them ahead")
+    idle = grid.start(["--concurrency", "1", "--queue-polling-wait-time", "1"])  # takes what becomes visible
+    wait_for(lambda: grid.tasks.counts().total == 0, "every task answered and deleted")
+    assert [grid.stop(w) for w in (holder, idle)] == [0, 0]
+    assert sorted(grid.calls_of()) == sorted(numbers)  # the last message waited 3 s ahead: past the timeout
+    assert {k: len(v) for k, v in grid.results_by_task().items()} == {f"t{n}": 1 for n in numbers}
 
 
 def test_a_second_sigterm_leaves_at_once_and_gives_the_whole_batch_back(grid):

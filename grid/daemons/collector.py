@@ -69,7 +69,7 @@ class Collector(lifecycle.Daemon):
         return messages + more
 
     def teardown(self) -> None:
-        if ahead := self._ahead.take():
+        if ahead := self._ahead.take_all():
             try:
                 self.results.change_visibility([m.receipt for m in ahead], 0)
             except QueueError as e:

@@ -8,12 +8,14 @@ messages are released (visibility 0).
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from grid import primes
@@ -32,6 +34,11 @@ _REQUEST_IDS_ROOM = ATTRIBUTE_ALLOWANCE - len(REQUEST_MESSAGE_ID) - len("String"
 HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is configured
 CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, since a hand-off costs as much as a few tiny tasks
 # (docs/benchmarks.md), and one thread takes the batch whole; enough to balance the load
+MAX_DEPTH = 16  # most batches ahead and being answered (pipeline_depth's maximum)
+PIPELINE_FROM = 0.002  # seconds an answer waits (wall time less its CPU time), on average, from which the automatic
+# depth answers in the background: below it (the embedded queue) a step answers in its own thread, and no thread
+# hand-off costs the tiny tasks
+PACE_WEIGHT = 0.3  # weight of the newest measure in the running averages of compute and answer times
 
 
 @dataclass(slots=True)
@@ -82,6 +89,20 @@ class InHand:
         return Results.joined([answers, Results.of(self.rejected)]) if self.rejected else answers
 
 
+class Pace:
+    """Running averages of the seconds a batch takes to compute and its answer waits (for its queue calls, beyond
+    their CPU): the pipeline's depth follows their ratio."""
+
+    def __init__(self):
+        self.compute = self.wait = 0.0
+
+    def computed(self, seconds: float) -> None:
+        self.compute += PACE_WEIGHT * (seconds - self.compute)
+
+    def answered(self, waited: float) -> None:  # from the network threads: one float assigned at a time
+        self.wait += PACE_WEIGHT * (max(waited, 0.0) - self.wait)
+
+
 class Worker(lifecycle.Daemon):
     """Factorize tasks from the tasks queue and send the results to the results queue."""
 
@@ -91,7 +112,11 @@ class Worker(lifecycle.Daemon):
         super().__init__(cfg, broker, metrics)
         self.pool: ThreadPoolExecutor | None = None
         self._batch: list[InHand] = []
-        self._ahead = Ahead(cfg.batch_size, cfg.visibility_timeout, self.log, "batch")
+        self._ahead = Ahead(cfg.batch_size, cfg.visibility_timeout, self.log, "batch", self._hold)
+        self._answering: deque[Future] = deque()
+        self.network = ThreadPoolExecutor(2 * MAX_DEPTH, thread_name_prefix="grid-network")  # threads made when used
+        self._pace = Pace()
+        self._last_depth = 1
         self._lock = threading.Lock()
 
     def setup(self) -> None:
@@ -110,7 +135,11 @@ class Worker(lifecycle.Daemon):
                       self.heartbeat_interval)
 
     def run_once(self) -> bool:
-        messages = self._ahead.take() or self._receive()
+        self._collect(wait=False)
+        messages = self._ahead.take(wait=True)
+        if not messages:
+            messages = self._receive()
+            self._ahead.full = len(messages) == self.cfg.batch_size  # what the queue said last
         if not messages:
             return False
         if self.stopping:
@@ -121,23 +150,63 @@ class Worker(lifecycle.Daemon):
         if full:
             full = self._take_more(self._batch)
         self.metrics.incr("tasks_handled", sum(h.size for h in self._batch))  # once a batch
-        try:
-            self.heartbeat.hold(self._batch)
-            try:
-                self._compute(self._batch)
-            finally:
-                self.heartbeat.release()
-            self._answer(self._batch, more=full)
-        except Exception:
-            self._batch = []
-            raise
-        self._batch = []  # not on a second signal (ForcedExit): teardown gives the batch back
+        self._hold([h.message for h in self._batch])
+        depth = self._depth()
+        self._prefetch(depth - 1, full)
+        began = time.monotonic()
+        self._compute(self._batch)
+        self._pace.computed(time.monotonic() - began)
+        batch, self._batch = self._batch, []  # not on a second signal (ForcedExit): teardown gives the batch back
+        ahead = full and self._ahead.full and self._ahead.held() < depth and not self.stopping
+        if ahead:
+            self._ahead.expect()
+        if depth == 1:
+            self._count(*self._answer(batch, ahead))
+        else:
+            self._answering.append(self.network.submit(self._answer, batch, ahead))
+            self._collect(wait=len(self._answering) >= depth)
         return True
 
+    def _depth(self) -> int:
+        """Batches to keep ahead and being answered: pipeline_depth, or as many as the time an answer waits (for its
+        queue calls) over the time a batch computes asks, within what the visibility timeout allows."""
+        if self.cfg.pipeline_depth:
+            return self.cfg.pipeline_depth
+        pace = self._pace
+        depth = 1
+        if pace.wait >= PIPELINE_FROM:
+            wanted = 1 + math.ceil(pace.wait / max(pace.compute, 1e-4))
+            allowed = int(self.cfg.visibility_timeout / (2 * max(pace.compute, 1e-4)))
+            depth = max(1, min(wanted, allowed, MAX_DEPTH))
+        if depth != self._last_depth:
+            self.log.info("pipeline depth %d: answers wait %.1f ms, a batch computes in %.1f ms", depth,
+                          pace.wait * 1000, pace.compute * 1000)
+            self._last_depth = depth
+        return depth
+
+    def _prefetch(self, batches: int, full: bool) -> None:
+        """Receives on the network threads until `batches` are ahead, while the queue came full."""
+        while full and self._ahead.full and self._ahead.held() < batches and not self.stopping:
+            self._ahead.expect()
+            self.network.submit(self._ahead.receive, self.tasks, True)
+
+    def _collect(self, wait: bool) -> None:
+        """Count the answers made in the background; with `wait`, wait for the oldest first. An answer that failed
+        raises here, in the daemon's own thread, as if it had failed in it."""
+        while self._answering and (self._answering[0].done() or wait):
+            self._count(*self._answering.popleft().result())
+            wait = False
+
+    def _hold(self, messages: Sequence[Message]) -> None:
+        self.heartbeat.hold(m.receipt for m in messages)
+
     def teardown(self) -> None:
-        ahead = self._ahead.take()
-        if self._batch or ahead:  # left mid-batch by a second signal, or a batch ahead: give them back now
-            self._release([h.message.receipt for h in self._batch] + [m.receipt for m in ahead])
+        if not self.forced:
+            self._finish_answers()
+        left = [h.message.receipt for h in self._batch] + [m.receipt for m in self._ahead.take_all(not self.forced)]
+        if left:  # left mid-batch by a second signal, or batches ahead: give them back now
+            self._release(left)
+        self.network.shutdown(wait=not self.forced, cancel_futures=True)
         if self.pool is not None:
             self.pool.shutdown(wait=not self.forced, cancel_futures=True)
         if getattr(self, "heartbeat", None) is not None:
@@ -146,6 +215,14 @@ class Worker(lifecycle.Daemon):
         self.log.info("worker stopping: %d tasks answered, %d errors, %d faults, %d messages released",
                       counts.get("tps", 0), counts.get("task_errors", 0), counts.get("worker_faults", 0),
                       counts.get("released", 0))
+
+    def _finish_answers(self) -> None:
+        """The answers still in the background, sent and counted; one that fails is logged (its messages come back)."""
+        while self._answering:
+            try:
+                self._count(*self._answering.popleft().result())
+            except Exception as e:
+                self.log.error("answers of a batch not sent (its messages come back after their timeout): %s", e)
 
     # -- receive and decode ------------------------------------------------------------------------------------
     def _receive(self) -> list[Message]:
@@ -194,8 +271,7 @@ class Worker(lifecycle.Daemon):
                 for future in [self.pool.submit(self._solve_all, chunk) for chunk in chunks]:
                     future.result()
 
-    def _heartbeat(self, hands) -> None:
-        receipts = [h.message.receipt for h in hands]
+    def _heartbeat(self, receipts: list[str]) -> None:
         failed: dict[str, str] = {}
         try:
             for chunk in _chunks(receipts):
@@ -269,22 +345,31 @@ class Worker(lifecycle.Daemon):
             hand.errors = {**(hand.errors or {}), i: error}
 
     # -- answer ------------------------------------------------------------------------------------------------
-    def _answer(self, batch: Sequence[InHand], more: bool) -> None:
-        """Send the results, delete what was answered and, after a full batch (`more`), take the next batch: on the
-        embedded queue in one commit; on SQS in three calls, the last one the receive the next step would make."""
-        released = [h.message.receipt for h in batch if h.skipped]
-        if released:
-            self._release(released)
-        answered = [h for h in batch if not h.skipped]
-        outgoing, unsent = self._outgoing(answered)
-        with self.metrics.timer("send_time"), self.broker.atomic():
-            unsent |= self._send_results(outgoing)
-            done = [h for h in answered if not h.faults and id(h) not in unsent]
-            with self.metrics.timer("delete_time"):
-                deleted = self._delete(done)
-            if more and not self.stopping:
-                self._ahead.receive(self.tasks)
-        self._count(batch, deleted)
+    def _answer(self, batch: Sequence[InHand], ahead: bool) -> tuple[Sequence[InHand], list[InHand]]:
+        """Send the results, delete what was answered and, if `ahead` (an expected receive), take the next batch: on
+        the embedded queue in one commit; on SQS in three calls. Runs in the daemon's thread or on a network thread;
+        returns the batch and the messages deleted, for `_count` in the daemon's thread."""
+        began, cpu = time.monotonic(), time.thread_time()
+        self.heartbeat.release(h.message.receipt for h in batch)  # the beats' third of the timeout covers what is left
+        try:
+            released = [h.message.receipt for h in batch if h.skipped]
+            if released:
+                self._release(released)
+            answered = [h for h in batch if not h.skipped]
+            outgoing, unsent = self._outgoing(answered)
+            with self.metrics.timer("send_time"), self.broker.atomic():
+                unsent |= self._send_results(outgoing)
+                done = [h for h in answered if not h.faults and id(h) not in unsent]
+                with self.metrics.timer("delete_time"):
+                    deleted = self._delete(done)
+                if ahead and not self.stopping:
+                    ahead = False
+                    self._ahead.receive(self.tasks, expected=True)
+        finally:
+            if ahead:
+                self._ahead.cancel()
+        self._pace.answered(time.monotonic() - began - (time.thread_time() - cpu))
+        return batch, deleted
 
     def _outgoing(self, hands: Sequence[InHand]) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:
         """The result messages of `hands`, each with the hands it answers, and the ids of hands that cannot be
@@ -353,6 +438,8 @@ class Worker(lifecycle.Daemon):
         return [h for h in hands if h.message.receipt not in failed]
 
     def _release(self, receipts: list[str]) -> None:
+        if getattr(self, "heartbeat", None) is not None:
+            self.heartbeat.release(receipts)
         try:
             for chunk in _chunks(receipts):
                 self.tasks.change_visibility(chunk, 0)
