@@ -35,9 +35,9 @@ HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is 
 CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, since a hand-off costs as much as a few tiny tasks
 # (docs/benchmarks.md), and one thread takes the batch whole; enough to balance the load
 MAX_DEPTH = 16  # most batches ahead and being answered (pipeline_depth's maximum)
-PIPELINE_FROM = 0.002  # seconds an answer waits (wall time less its CPU time), on average, from which the automatic
-# depth answers in the background: below it (the embedded queue) a step answers in its own thread, and no thread
-# hand-off costs the tiny tasks
+PIPELINE_FROM = 0.005  # seconds an answer waits (wall time less its CPU time), on average, from which the automatic
+# depth answers in the background: below it (the embedded queue, whose answers wait 1-3 ms for its write lock when
+# busy) a step answers in its own thread, which the tiny tasks need (docs/benchmarks.md); SQS waits 10 ms and more
 PACE_WEIGHT = 0.3  # weight of the newest measure in the running averages of compute and answer times
 
 
