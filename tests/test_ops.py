@@ -114,3 +114,13 @@ def test_user_data_meets_what_the_roles_install():
                  "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
                  "ReadWritePaths={{ grid_daemon_read_write_paths | join(' ') }}"):
         assert line in unit.splitlines(), line
+
+
+@pytest.mark.parametrize("script", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("molecule/*/*.py")))
+def test_the_scenarios_python_helpers_import_what_the_grid_has(script):
+    """molecule runs these only in make test-ops: an import the grid no longer has would fail there first."""
+    found = subprocess.run([sys.executable, "-c", "import importlib.util, sys; spec = importlib.util."
+                            "spec_from_file_location('helper', sys.argv[1]); spec.loader.exec_module("
+                            "importlib.util.module_from_spec(spec))", str(ROOT / script)],
+                           capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr

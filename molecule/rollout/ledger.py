@@ -9,7 +9,7 @@ import time
 from collections import Counter
 
 from grid import config
-from grid.messages import decode_results
+from grid.wire import decode_results
 from grid.queues import open_broker
 
 DRAIN_SECONDS = 120  # for the workers left to answer what is in the queue
