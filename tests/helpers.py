@@ -15,11 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import hcl2
+import pytest
 import sympy
 from hypothesis import strategies as st
 
+from grid.errors import StoreEmpty
 from grid.wire import Code, Ids, Result, Results, Same, Tasks, decode_results, encode_results
-from grid.store import Added
+from grid.store import Added, open_store
 
 
 def eventually(condition, what: str, patience: float = 60.0) -> None:
@@ -181,6 +183,31 @@ def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+PATIENCE = 240.0  # seconds before a stage of a run of real processes that should finish is declared stuck
+
+
+def wait_for_roles(what: str, condition, grid: Grid, poll=0.1, allowed=()):
+    """Wait until `condition()` holds (its value); fail with the logs when a role crashed (but those in `allowed`) or
+    it takes longer than PATIENCE."""
+    deadline = time.monotonic() + PATIENCE
+    while not (value := condition()):
+        crashed = {r: p.returncode for r, p in grid.procs.items() if r not in allowed and p.poll() not in (None, 0)}
+        if crashed or time.monotonic() > deadline:
+            logs = "\n".join(f"--- {r}\n{grid.log(r)[-3000:]}" for r in grid.procs)
+            pytest.fail(f"{what}: {'crashed ' + str(crashed) if crashed else 'stuck'}\n{logs}")
+        time.sleep(poll)
+    return value
+
+
+def stored_count(location: str) -> int:
+    """Results in the store at `location` (0 before the collector made it)."""
+    try:
+        with open_store(location, create=False) as store:
+            return store.counts().total
+    except StoreEmpty:
+        return 0
 
 
 # ---- results, as the store tests and the S3 store's own tests make them

@@ -22,14 +22,12 @@ import boto3
 import pytest
 import sympy
 
-from grid.errors import StoreEmpty
 from grid.queues import open_broker
 from grid.queues.base import DLQ_SUFFIX
 from grid.store import open_store
-from helpers import FlakyProxy, Grid, alive
+from helpers import FlakyProxy, Grid, alive, stored_count, wait_for_roles
 
 LONG = os.environ.get("GRID_CHAOS") == "long"
-PATIENCE = 240.0  # seconds before a stage that should finish is declared stuck
 FAULTS = Path(__file__).resolve().parent / "faults"  # a sitecustomize that injects faults into the roles
 VISIBILITY = 2  # seconds: a killed worker's messages come back soon
 SETTINGS = {
@@ -65,25 +63,9 @@ def make_queues(grid: Grid, max_receive_count: int) -> None:
             broker.queue(name, create=True, max_receive_count=max_receive_count)
 
 
-def wait_for(what: str, condition, grid: Grid, poll=0.1, allowed=()):
-    """Wait until `condition()` holds; fail with the logs when a role crashed (but those in `allowed`) or it takes
-    longer than PATIENCE."""
-    deadline = time.monotonic() + PATIENCE
-    while not (value := condition()):
-        crashed = {r: p.returncode for r, p in grid.procs.items() if r not in allowed and p.poll() not in (None, 0)}
-        if crashed or time.monotonic() > deadline:
-            logs = "\n".join(f"--- {r}\n{grid.log(r)[-3000:]}" for r in grid.procs)
-            pytest.fail(f"{what}: {'crashed ' + str(crashed) if crashed else 'stuck'}\n{logs}")
-        time.sleep(poll)
-    return value
-
 
 def stored(grid: Grid) -> int:
-    try:
-        with open_store(grid.env["GRID_RESULT_STORE"], create=False) as store:
-            return store.counts().total
-    except StoreEmpty:
-        return 0
+    return stored_count(grid.env["GRID_RESULT_STORE"])
 
 
 def counts(grid: Grid, which: str = "TASKS"):
@@ -124,7 +106,8 @@ def test_workers_and_the_collector_sigkilled_at_random_lose_nothing_and_store_ea
         for name in workers:
             chaos.start("worker", name=name)
         before = stored(chaos)
-        wait_for("a batch in a worker's hand", lambda: stored(chaos) > before and counts(chaos).in_flight > 0, chaos)
+        wait_for_roles("a batch in a worker's hand", lambda: stored(chaos) > before and counts(chaos).in_flight > 0,
+                       chaos)
         time.sleep(rng.uniform(0, 0.5))  # a random moment of the batch
         for name in workers:
             chaos.sigkill(name)
@@ -132,11 +115,11 @@ def test_workers_and_the_collector_sigkilled_at_random_lose_nothing_and_store_ea
         if round_ == rounds // 2:  # the collector too: what it took and did not store comes back
             chaos.sigkill("collector-0")
             chaos.start("collector", name="collector-1")
-        wait_for("the killed workers' messages visible again", lambda: counts(chaos).in_flight == 0, chaos)
+        wait_for_roles("the killed workers' messages visible again", lambda: counts(chaos).in_flight == 0, chaos)
         lost.append(time.monotonic() - killed_at)
         held_at_kills.append(held)
     chaos.start("worker", name="worker-last")
-    wait_for(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
+    wait_for_roles(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
     codes = chaos.stop()
     check_results(chaos, "ck", tasks)
     assert set(codes.values()) == {0}, codes
@@ -168,15 +151,15 @@ def test_the_endpoint_gone_for_a_while_every_role_rides_it_out_and_logs_it_once(
     recovered_in = []
     for mode in ("drop", "stall"):  # refused connections, then a black hole
         before = stored(chaos)
-        wait_for("results flowing", lambda: stored(chaos) > before, chaos)
+        wait_for_roles("results flowing", lambda: stored(chaos) > before, chaos)
         proxy.cut(mode)
         time.sleep(outage)
         during = stored(chaos)
         proxy.restore()
         restored_at = time.monotonic()
-        wait_for("results flowing again", lambda: stored(chaos) > during, chaos)
+        wait_for_roles("results flowing again", lambda: stored(chaos) > during, chaos)
         recovered_in.append(time.monotonic() - restored_at)
-    wait_for(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
+    wait_for_roles(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
     codes = chaos.stop()
     check_results(chaos, "co", tasks)
     assert codes == {"collector": 0, "worker": 0, "producer": 0}
@@ -204,7 +187,7 @@ def test_throttling_and_5xx_answers_are_retried_none_lost_none_answered_twice(ch
     chaos.start("collector")
     chaos.start("worker")
     producer = chaos.start("producer", "--count", str(tasks), "--seed", "9", "--job", "ct")
-    wait_for(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
+    wait_for_roles(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
     codes = chaos.stop()
     check_results(chaos, "ct", tasks)
     assert codes == {"collector": 0, "worker": 0, "producer": 0}
@@ -232,7 +215,7 @@ def test_a_task_that_kills_its_worker_reaches_the_dlq_shows_in_status_and_comes_
     crashes = 0
     while dead_letters(chaos) == 0:
         worker = chaos.start("worker", name=f"worker-{crashes}")
-        wait_for("the worker dies of the task, or the task is in the DLQ",
+        wait_for_roles("the worker dies of the task, or the task is in the DLQ",
                  lambda: worker.poll() is not None or dead_letters(chaos) > 0, chaos,
                  allowed={f"worker-{k}" for k in range(crashes + 1)})
         if worker.poll() is not None:
@@ -240,7 +223,7 @@ def test_a_task_that_kills_its_worker_reaches_the_dlq_shows_in_status_and_comes_
             crashes += 1
         assert crashes <= 3, "the task should be in the DLQ after 3 receives"
     assert grid_command(chaos, "submit", "91", "8051", "--job", "cd").returncode == 0
-    wait_for("the next tasks answered", lambda: stored(chaos) >= 2, chaos, allowed=set(chaos.procs))
+    wait_for_roles("the next tasks answered", lambda: stored(chaos) >= 2, chaos, allowed=set(chaos.procs))
     status = grid_command(chaos, "status")
     assert status.returncode == 0, status.stderr
     assert f"DLQ {chaos.env['GRID_TASKS_QUEUE_NAME']}{DLQ_SUFFIX}: 1\n" in status.stdout, status.stdout
@@ -287,17 +270,17 @@ def test_a_supervisor_killed_mid_run_leaves_no_orphan_worker_and_its_successor_f
     chaos.start("collector")
     first = chaos.start("supervisor", "--fleet", "local", name="supervisor-0")
     producer = chaos.start("producer", "--count", str(tasks), "--rate", str(tasks / 10), "--seed", "4", "--job", "cs")
-    old = wait_for("the first supervisor's workers", lambda: children(first.pid, "grid-worker"), chaos)
-    wait_for("results flowing", lambda: stored(chaos) > 0, chaos)
+    old = wait_for_roles("the first supervisor's workers", lambda: children(first.pid, "grid-worker"), chaos)
+    wait_for_roles("results flowing", lambda: stored(chaos) > 0, chaos)
     chaos.sigkill("supervisor-0")
     killed_at = time.monotonic()
-    wait_for("the old workers gone (they drain when their supervisor dies)",
+    wait_for_roles("the old workers gone (they drain when their supervisor dies)",
              lambda: not any(alive(pid) for pid in old), chaos)
     drained_in = time.monotonic() - killed_at
     second = chaos.start("supervisor", "--fleet", "local", name="supervisor-1")
-    new = wait_for("the new supervisor's workers", lambda: children(second.pid, "grid-worker"), chaos)
-    wait_for(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
-    wait_for("the new fleet back at zero", lambda: not children(second.pid, "grid-worker"), chaos)
+    new = wait_for_roles("the new supervisor's workers", lambda: children(second.pid, "grid-worker"), chaos)
+    wait_for_roles(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
+    wait_for_roles("the new fleet back at zero", lambda: not children(second.pid, "grid-worker"), chaos)
     codes = chaos.stop()
     check_results(chaos, "cs", tasks)
     assert codes == {"collector": 0, "supervisor-1": 0, "producer": 0}
@@ -327,15 +310,15 @@ def test_a_supervisor_restarted_on_an_auto_scaling_group_continues_from_its_desi
 
     assert grid_command(chaos, "submit", *map(str, range(2, 102)), "--job", "ca").returncode == 0
     chaos.start("supervisor", "--fleet", "asg", name="supervisor-0")
-    wait_for("the group scaled out to 2", lambda: desired() == 2, chaos)
+    wait_for_roles("the group scaled out to 2", lambda: desired() == 2, chaos)
     chaos.sigkill("supervisor-0")
     chaos.start("supervisor", "--fleet", "asg", name="supervisor-1")
-    steps = wait_for("three steps of the new supervisor", lambda: len(re.findall(
+    steps = wait_for_roles("three steps of the new supervisor", lambda: len(re.findall(
         r"fleet \d+/(\d+) in service, desired (\d+)", chaos.log("supervisor-1"))) >= 3 and re.findall(
         r"fleet \d+/(\d+) in service, desired (\d+)", chaos.log("supervisor-1")), chaos)
     assert all(step == ("2", "2") for step in steps), steps  # it read the group's 2 and kept it: the backlog needs it
     chaos.start("worker")  # the backlog goes: scaling resumes, down to zero
-    wait_for("the group back at zero", lambda: desired() == 0, chaos)
+    wait_for_roles("the group back at zero", lambda: desired() == 0, chaos)
     codes = chaos.stop()
     assert codes == {"supervisor-1": 0, "worker": 0}
     report(capsys, f"supervisor SIGKILLed on an Auto Scaling group at desired 2: its successor read 2 from the group "
@@ -356,12 +339,12 @@ def test_the_embedded_queue_on_a_full_file_system_one_clear_error_no_corruption_
         hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
         producer = grid.start("producer", "--count", str(tasks), "--seed", "8", "--job", "cf",
                               preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard)))
-        wait_for("the producer meets the full file system", lambda: " - ERROR - " in grid.log("producer"), grid)
+        wait_for_roles("the producer meets the full file system", lambda: " - ERROR - " in grid.log("producer"), grid)
         time.sleep(3)  # it retries with backoff meanwhile, without a line per retry
         resource.prlimit(producer.pid, resource.RLIMIT_FSIZE, (hard, hard))  # space is back
         grid.start("worker")
         grid.start("collector")
-        wait_for(f"{tasks} results stored", lambda: stored(grid) >= tasks and producer.poll() == 0, grid)
+        wait_for_roles(f"{tasks} results stored", lambda: stored(grid) >= tasks and producer.poll() == 0, grid)
         codes = grid.stop()
     finally:
         grid.kill()

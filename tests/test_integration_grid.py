@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import time
 import uuid
 
 import boto3
@@ -22,11 +21,9 @@ from grid.fleet.processes import ProcessFleet, worker_command
 from grid.metrics import CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE
 from grid.queues import open_broker
 from grid.daemons.supervisor import read_status, status_path
-from grid.errors import StoreEmpty
 from grid.store import open_store
-from helpers import Grid
+from helpers import Grid, stored_count, wait_for_roles
 
-PATIENCE = 240.0  # seconds before a stage that should finish is declared stuck
 SETTINGS = {
     "GRID_STATSD_HOST": "",
     "GRID_LOG_FILENAME": "-",
@@ -39,25 +36,6 @@ SETTINGS = {
     "GRID_MAX_WORKERS": "2",
     "GRID_SCALE_MODE": "direct",
 }
-
-
-def wait_for(what: str, condition, grid: Grid, poll=0.2):
-    deadline = time.monotonic() + PATIENCE
-    while not (value := condition()):
-        crashed = {r: p.returncode for r, p in grid.procs.items() if p.poll() not in (None, 0)}
-        if crashed or time.monotonic() > deadline:
-            logs = "\n".join(f"--- {r}\n{grid.log(r)[-3000:]}" for r in grid.procs)
-            pytest.fail(f"{what}: {'crashed ' + str(crashed) if crashed else 'stuck'}\n{logs}")
-        time.sleep(poll)
-    return value
-
-
-def stored_count(location: str) -> int:
-    try:
-        with open_store(location, create=False) as store:
-            return store.counts().total
-    except StoreEmpty:
-        return 0
 
 
 def check_results(location: str, job: str, count: int) -> float:
@@ -102,9 +80,9 @@ def test_embedded_grid_answers_every_task_once_and_scales_out_then_to_zero(grid_
             seen.append(obs)
         return obs
 
-    wait_for("the producer sends 2000 tasks", lambda: observe() and producer.poll() == 0, grid_run)
-    wait_for("2000 results stored", lambda: observe() and stored_count(store) >= 2000, grid_run)
-    wait_for("the fleet back at zero", lambda: (o := observe()) and o.desired == 0 and o.fleet.running == 0,
+    wait_for_roles("the producer sends 2000 tasks", lambda: observe() and producer.poll() == 0, grid_run)
+    wait_for_roles("2000 results stored", lambda: observe() and stored_count(store) >= 2000, grid_run)
+    wait_for_roles("the fleet back at zero", lambda: (o := observe()) and o.desired == 0 and o.fleet.running == 0,
              grid_run)
     codes = grid_run.stop()
     tps = check_results(store, "it-a", 2000)
@@ -134,12 +112,13 @@ def test_workers_sigkilled_mid_batch_lose_nothing_every_task_stored_once_and_cor
         for name in workers:
             grid_run.start("worker", name=name)
         before = stored_count(store)
-        wait_for("a worker's batch in hand", lambda: stored_count(store) > before and in_flight(url) > 0, grid_run)
+        wait_for_roles("a worker's batch in hand", lambda: stored_count(store) > before and in_flight(url) > 0,
+                       grid_run)
         for name in workers:
             grid_run.sigkill(name)
         kills.append((stored_count(store), in_flight(url)))
     grid_run.start("worker", name="worker-last")
-    wait_for("4000 results stored", lambda: stored_count(store) >= 4000, grid_run)
+    wait_for_roles("4000 results stored", lambda: stored_count(store) >= 4000, grid_run)
     codes = grid_run.stop()
     check_results(store, "it-k", 4000)
     assert codes == {"collector": 0, "producer": 0, "worker-last": 0}
@@ -192,8 +171,9 @@ def test_moto_grid_sizes_the_auto_scaling_group_and_answers_every_task_once(moto
         grid.start("supervisor", "--fleet", "asg")
         grid.start("collector")
         producer = grid.start("producer", "--count", "200", "--seed", "11", "--job", "it-b")
-        wait_for("200 results stored", lambda: follow_the_group() is not None and stored_count(store) >= 200, grid)
-        wait_for("the group back at zero", lambda: follow_the_group() == 0 and ec2.size().running == 0, grid)
+        wait_for_roles("200 results stored", lambda: follow_the_group() is not None and stored_count(store) >= 200,
+                       grid)
+        wait_for_roles("the group back at zero", lambda: follow_the_group() == 0 and ec2.size().running == 0, grid)
     finally:
         ec2.close()
     codes = grid.stop()

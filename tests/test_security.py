@@ -8,20 +8,10 @@ import uuid
 
 import boto3
 
-from grid.errors import StoreEmpty
 from grid.queues import open_broker
-from grid.store import open_store
-from helpers import Grid
+from helpers import Grid, stored_count
 
 GUARD = 120  # seconds: a hang guard, not a measurement
-
-
-def stored(location: str) -> int:
-    try:
-        with open_store(location, create=False) as store:
-            return store.counts().total
-    except StoreEmpty:
-        return 0
 
 
 def test_no_role_writes_the_secret_key_or_the_session_token_to_its_log(aws_env, moto_server_url, tmp_path,
@@ -47,7 +37,7 @@ def test_no_role_writes_the_secret_key_or_the_session_token_to_its_log(aws_env, 
                            ("producer", ("--count", "30", "--job", "sec"))):
             grid.start(role, *args)
         deadline = time.monotonic() + GUARD
-        while stored(store) < 30:
+        while stored_count(store) < 30:
             assert time.monotonic() < deadline, "30 results not stored in time"
             time.sleep(0.2)
         codes = grid.stop()
