@@ -105,7 +105,7 @@ def test_workers_sigkilled_mid_batch_lose_nothing_every_task_stored_once_and_cor
                         GRID_MAX_RECEIVE_COUNT="20", GRID_TASKS_PER_MESSAGE="50", GRID_PRIME_MIN_BITS="36",
                         GRID_PRIME_MAX_BITS="40")
     grid_run.start("collector")
-    grid_run.start("producer", "--count", "4000", "--seed", "5", "--job", "it-k")
+    grid_run.start("producer", "--count", "12000", "--seed", "5", "--job", "it-k")
     kills = []
     for round_ in range(4):
         workers = [f"worker-{round_}-{i}" for i in range(2)]
@@ -118,12 +118,12 @@ def test_workers_sigkilled_mid_batch_lose_nothing_every_task_stored_once_and_cor
             grid_run.sigkill(name)
         kills.append((stored_count(store), in_flight(url)))
     grid_run.start("worker", name="worker-last")
-    wait_for_roles("4000 results stored", lambda: stored_count(store) >= 4000, grid_run)
+    wait_for_roles("12000 results stored", lambda: stored_count(store) >= 12000, grid_run)
     codes = grid_run.stop()
-    check_results(store, "it-k", 4000)
+    check_results(store, "it-k", 12000)
     assert codes == {"collector": 0, "producer": 0, "worker-last": 0}
     assert list(grid_run.killed.values()) == [-signal.SIGKILL] * 8
-    assert all(0 < stored < 4000 and held > 0 for stored, held in kills), kills
+    assert all(0 < stored < 12000 and held > 0 for stored, held in kills), kills
 
 
 def in_flight(url: str) -> int:
