@@ -7,6 +7,7 @@ import logging.handlers
 import os
 import signal
 import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -38,6 +39,8 @@ class Scripted(Daemon):
         self.calls.append("step")
         if isinstance(step, BaseException):
             raise step
+        if callable(step):
+            step = step()
         if step == "stop":
             self.request_stop()
         for _ in range(step.count("signal") if isinstance(step, str) else 0):
@@ -95,6 +98,32 @@ def test_an_outage_is_one_error_line_however_many_retries_then_one_line_when_it_
     assert len(recovered) == 2 and recovered[0].endswith("(5 failed tries)") and recovered[1].endswith("(1 failed tries)")
     assert sum(level == logging.DEBUG and "still failing" in text for level, text in lines) == 4
     assert d.pauses == [ERROR_MIN * 2 ** k for k in range(5)] + [ERROR_MIN]  # backoff doubles, and restarts after
+
+
+class Endpoint:
+    """A broker that only says when its latest successful call began."""
+
+    answered = 0.0
+
+
+def test_an_outage_ends_only_when_the_endpoint_answers_not_when_a_step_works_from_what_it_holds(caplog):
+    """A pipelined worker computes batches it received before the outage: those steps succeed while every call
+    fails, and the outage they sit in is still one error line and one recovery line."""
+    endpoint = Endpoint()
+
+    def answers():
+        endpoint.answered = time.monotonic()
+        return "busy"
+
+    d = Scripted([QueueError("endpoint unreachable"), "busy", QueueError("endpoint unreachable"), "busy", answers,
+                  QueueError("endpoint unreachable"), answers])
+    d.broker = endpoint
+    with caplog.at_level(logging.DEBUG, logger="grid.worker"):
+        assert d.run() == 0
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "grid.worker"]
+    assert [level for level, _ in lines if level >= logging.WARNING] == [logging.ERROR, logging.WARNING] * 2
+    recovered = [text for level, text in lines if level == logging.WARNING]
+    assert recovered[0].endswith("(2 failed tries)") and recovered[1].endswith("(1 failed tries)")
 
 
 @pytest.mark.parametrize("error", [QueueNotFound("queue 'tasks' does not exist"), ConfigError("bad"),

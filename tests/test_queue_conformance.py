@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 import uuid
 
 import pytest
@@ -33,6 +34,12 @@ def test_a_sent_batch_is_received_with_bodies_attributes_and_ids(queue):
     assert all(m.attributes == {"requestMessageId": "r-1", "job": "j"} for m in got)
     assert all(m.receive_count == 1 and m.sent_at > 0 for m in got)
     assert len({m.receipt for m in got}) == 3
+
+
+def test_the_broker_says_when_its_latest_successful_call_began(broker, queue):
+    before = time.monotonic()
+    queue.receive(1)
+    assert before <= broker.answered <= time.monotonic()
 
 
 def test_receive_returns_at_most_max_messages_and_counts_them_in_flight(queue):

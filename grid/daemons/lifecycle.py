@@ -10,12 +10,13 @@ import abc
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from grid import config
 from grid.errors import GridError, QueueError, StoreError
@@ -99,8 +100,10 @@ class Outage:
     retries that follow at DEBUG, and its end at WARNING (how long it lasted, how many tries failed). A role retrying an
     unreachable endpoint writes two lines per outage, not one per retry; the delays double as Backoff's."""
 
-    def __init__(self, log: logging.Logger, initial: float = ERROR_MIN, maximum: float = ERROR_MAX):
+    def __init__(self, log: logging.Logger, initial: float = ERROR_MIN, maximum: float = ERROR_MAX,
+                 answered: Callable[[], float] | None = None):
         self.log, self.backoff = log, Backoff(initial, maximum)
+        self.answered = answered  # when the endpoint's latest successful call began (Broker.answered); None: unknown
         self.since: float | None = None  # time.monotonic() of the outage's first error; None: no outage
         self.retries = 0
         self.outages = 0  # outages seen since start
@@ -119,7 +122,11 @@ class Outage:
         return delay
 
     def recovered(self) -> None:
-        """A try succeeded: end the outage, if one was on, with one line."""
+        """A try succeeded: end the outage, if one was on and the endpoint answered a call made since it began, with
+        one line. A step served from work in hand (a pipelined worker's batches ahead) shows nothing of the endpoint:
+        the outage goes on."""
+        if self.since is not None and self.answered is not None and self.answered() < self.since:
+            return
         if self.since is not None:
             self.log.warning("recovered after %.1f s (%d failed tries)", time.monotonic() - self.since, self.retries + 1)
             self.since = None
@@ -199,7 +206,7 @@ class Daemon(abc.ABC):
                     self.metrics.flush()
 
     def _loop(self, deadline: float | None) -> None:
-        idle, errors = Backoff(*self.idle_backoff), Outage(self.log)
+        idle, errors = Backoff(*self.idle_backoff), Outage(self.log, answered=self._answered)
         while not self.stopping:
             if deadline is not None and time.monotonic() >= deadline:
                 self.log.info("ran for the time allowed: stopping")
@@ -210,6 +217,9 @@ class Daemon(abc.ABC):
                 self._pause(delay, deadline)
         if self.stopping:
             self.log.info("stop requested: the step in hand is done, tearing down")
+
+    def _answered(self) -> float:
+        return math.inf if self.broker is None else self.broker.answered
 
     def _pause(self, delay: float, deadline: float | None) -> None:
         wake = time.monotonic() + delay

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import math
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -110,6 +111,9 @@ class Broker(abc.ABC):
     url: str
     transactional = False  # atomic() commits all its calls or none (a call that raised undoes the others)
     makes_queues = False  # the grid makes its queues on first use (the embedded queue); SQS's come from Terraform
+    # time.monotonic() when the latest call that succeeded began (inf: not tracked). A daemon ends an outage on it:
+    # a step served from work in hand shows nothing of the endpoint.
+    answered = math.inf
 
     @abc.abstractmethod
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -55,6 +56,7 @@ class SqsBroker(Broker):
             "sqs", endpoint_url=endpoint_url, region=region, read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
             retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"})
         self._urls: dict[str, str] = {}
+        self.answered = 0.0
 
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:
         check_queue_name(name, create=create)
@@ -99,8 +101,11 @@ class SqsQueue(Queue):
         return f"SqsQueue({self.name!r}, {self.url!r})"
 
     def _call(self, operation: str, **kwargs) -> dict:
+        began = time.monotonic()
         with translate_errors(self.name, operation, self._broker.url):
-            return getattr(self._client, operation)(QueueUrl=self.url, **kwargs)
+            response = getattr(self._client, operation)(QueueUrl=self.url, **kwargs)
+        self._broker.answered = max(self._broker.answered, began)  # threads may race here: either value will do
+        return response
 
     def send_batch(self, entries: Sequence[SendEntry]) -> BatchResult:
         check_batch([e.id for e in entries], "entry ids")

@@ -103,6 +103,7 @@ class SqliteBroker(Broker):
         self.url = url or f"sqlite://{self.path}"
         self._synchronous = synchronous.upper()
         self._local = threading.local()
+        self.answered = 0.0
         self._connect()
 
     def queue(self, name: str, *, create: bool = False, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> Queue:
@@ -321,10 +322,12 @@ class SqliteBroker(Broker):
         holds the lock; this retries after RETRY_FIRST, doubling up to RETRY_MAX, for BUSY_TIMEOUT.
         """
         conn = self._local.conn
-        delay, give_up = RETRY_FIRST, None
+        delay, give_up, began = RETRY_FIRST, None, time.monotonic()
         while True:
             try:
-                return conn.execute(sql, params)
+                cursor = conn.execute(sql, params)
+                self.answered = began
+                return cursor
             except sqlite3.OperationalError as e:
                 give_up = give_up or time.monotonic() + BUSY_TIMEOUT
                 if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > give_up:
