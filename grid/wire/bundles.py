@@ -16,8 +16,7 @@ from grid.errors import MessageError
 from grid.wire.fields import (MAX_ID_CHARS, MAX_INPUT_DIGITS, MAX_SECONDS, TYPE_DECIMAL, Code, all_of_type,
                               parse_name, parse_time, parse_type, plain_texts, short)
 from grid.wire.jsontext import FORMAT_VERSION, V1, bundle_items, put_optional
-from grid.wire.model import (Decimals, Ids, Rejected, Results, Same, Tasks, factor_texts, has_none, id_run, single,
-                             split_id)
+from grid.wire.model import Decimals, Ids, Rejected, Results, Same, Tasks, factor_texts, has_none, id_run, single
 from grid.wire.original import decode_result, decode_task, result_item, task_item
 
 TASK_SHARED = ("job", "submitted_at", "type")
@@ -58,8 +57,7 @@ def tasks_of(items: list[tuple | Rejected]) -> Tasks:
     """The columns of decoded items: (n, id, job, submitted_at) tuples and Rejected ones, in order."""
     if len(items) == 1 and type(items[0]) is tuple:  # a message of one task: columns that join others' at no cost
         n, task_id, job, submitted_at = items[0]
-        run = split_id(task_id)
-        return Tasks([task_id] if run is None else Ids(*run, 1), [n], Same(job, 1), Same(submitted_at, 1))
+        return Tasks([task_id], [n], Same(job, 1), Same(submitted_at, 1))
     valid = [item for item in items if type(item) is tuple]
     rejected = {place: item for place, item in enumerate(items) if type(item) is not tuple}
     numbers, ids, jobs, times = (list(column) for column in zip(*valid)) if valid else ([], [], [], [])
@@ -111,7 +109,7 @@ def results_doc(results: Results) -> dict:
         doc.update(inputs=list(results.inputs), factors=factor_texts(results.factors),
                    started_at=list(results.started_at), completed_at=list(results.completed_at))
         return doc
-    items = [result_item(r) for r in results]
+    items = [result_item(row) for row in results.rows()]
     for item in items:
         item.pop("type", None)
     return {"v": V1, "type": TYPE_DECIMAL, **_hoist(items, ("job", "worker")), "results": items}
@@ -125,8 +123,8 @@ def decode_result_bundle(doc: dict, default_id: str | None) -> Results | None:
     if items is None:
         return None
     shared = {k: doc[k] for k in RESULT_SHARED if k in doc}
-    return Results.of([decode_result(item, shared, default_id and f"{default_id}:{i}")
-                       for i, item in enumerate(items)])
+    return Results.of_rows([decode_result(item, shared, default_id and f"{default_id}:{i}")
+                            for i, item in enumerate(items)])
 
 
 def _decode_result_columns(doc: dict) -> Results:
@@ -148,9 +146,9 @@ def _decode_result_columns(doc: dict) -> Results:
         none = Same(None, count)
         return Results(ids, inputs, Decimals(factors), none, none, Same(job, count),
                        Same(worker, count), Same(submitted_at, count), started, completed)
-    return Results.of([decode_result({"id": task_id, "input": text, "output": {"factors": fs}, "started_at": s,
-                                      "completed_at": c}, shared, None)
-                       for task_id, text, fs, s, c in zip(ids, inputs, factors, started, completed)])
+    return Results.of_rows([decode_result({"id": task_id, "input": text, "output": {"factors": fs}, "started_at": s,
+                                           "completed_at": c}, shared, None)
+                            for task_id, text, fs, s, c in zip(ids, inputs, factors, started, completed)])
 
 
 def _plain_columns(last_id: str, inputs: list, factors: list, times: list,

@@ -30,10 +30,14 @@ def encode_tasks(tasks: Tasks | Sequence[Task]) -> str:
     if count == 0:
         raise ValueError("encode_tasks needs at least one task")
     if count == 1:
-        doc = {**task_item(tasks.ids[0], tasks.numbers[0], tasks.jobs[0], tasks.submitted_at[0]), "v": V1}
-    else:
-        doc = tasks_doc(tasks)
-    return dump(doc, count, "tasks")
+        return _one_task(tasks.ids[0], tasks.numbers[0], tasks.jobs[0], tasks.submitted_at[0])
+    return dump(tasks_doc(tasks), count, "tasks")
+
+
+def _one_task(task_id: str, n: int, job: str | None, submitted_at: float | None) -> str:
+    doc = task_item(task_id, n, job, submitted_at)
+    doc["v"] = V1
+    return dump(doc, 1, "tasks")
 
 
 def decode_results(body: str | bytes, *, default_id: str | None = None) -> Results:
@@ -41,7 +45,7 @@ def decode_results(body: str | bytes, *, default_id: str | None = None) -> Resul
     e.g. the message's `requestMessageId` attribute. Any bad item makes the whole message a MessageError."""
     doc = load(body)
     results = decode_result_bundle(doc, default_id)
-    return results if results is not None else Results.of([decode_result(doc, {}, default_id)])
+    return results if results is not None else Results.of_rows([decode_result(doc, {}, default_id)])
 
 
 def encode_results(results: Results | Sequence[Result]) -> str:
@@ -50,7 +54,11 @@ def encode_results(results: Results | Sequence[Result]) -> str:
     results = _as_results(results)
     if not len(results):
         raise ValueError("encode_results needs at least one result")
-    doc = {**result_item(next(iter(results))), "v": V1} if len(results) == 1 else results_doc(results)
+    if len(results) == 1:
+        doc = result_item(results.row(0))
+        doc["v"] = V1
+    else:
+        doc = results_doc(results)
     return dump(doc, len(results), "results")
 
 
@@ -58,6 +66,8 @@ def pack_tasks(tasks: Tasks | Sequence[Task], per_message: int) -> list[tuple[st
     """(body, task count) of at most `per_message` tasks each, split further where one would exceed the size
     limit. One task a message is the original's shape, which the original's workers read."""
     tasks = _as_tasks(tasks)
+    if per_message == 1:  # the original's producer's shape: each task its own body, no column sliced for it
+        return [(_one_task(*row), 1) for row in zip(tasks.ids, tasks.numbers, tasks.jobs, tasks.submitted_at)]
     return _pack(tasks, len(tasks.numbers), per_message, encode_tasks)
 
 

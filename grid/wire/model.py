@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import attrgetter
 
 from grid.errors import MessageError
 from grid.wire.fields import INPUT_LIMIT, MAX_INPUT_DIGITS, all_of_type, parse_name, parse_time, short
@@ -301,6 +302,7 @@ def parse_checked(task_id: str, job: str | None, submitted_at: float | None) -> 
 
 _RESULT_COLUMNS = ("ids", "inputs", "factors", "error_codes", "error_messages", "jobs", "workers", "submitted_at",
                    "started_at", "completed_at")
+_result_columns = attrgetter(*_RESULT_COLUMNS)
 
 
 @dataclass(eq=False, slots=True)
@@ -331,11 +333,19 @@ class Results:
 
     @classmethod
     def of(cls, items: Iterable[Result]) -> Results:
-        items = list(items)
-        return cls([r.task_id for r in items], [r.n for r in items], [r.factors for r in items],
-                   [r.error_code for r in items], [r.error_message for r in items], [r.job for r in items],
-                   [r.worker for r in items], [r.submitted_at for r in items], [r.started_at for r in items],
-                   [r.completed_at for r in items])
+        return cls.of_rows([(r.task_id, r.n, r.factors, r.error_code, r.error_message, r.job, r.worker,
+                             r.submitted_at, r.started_at, r.completed_at) for r in items])
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[tuple]) -> Results:
+        """Results from rows, each its values in the columns' order (`rows()` gives them back)."""
+        if not rows:
+            return cls(*([] for _ in _RESULT_COLUMNS))
+        return cls(*map(list, zip(*rows)))
+
+    def rows(self) -> Iterator[tuple]:
+        """Each result's values in the columns' order: no Result made, as the codec reads them."""
+        return zip(*self.columns())
 
     @classmethod
     def joined(cls, parts: Sequence[Results]) -> Results:
@@ -345,7 +355,11 @@ class Results:
         return cls(*(join([getattr(p, name) for p in parts]) for name in _RESULT_COLUMNS))
 
     def columns(self) -> tuple[Sequence, ...]:
-        return tuple(getattr(self, name) for name in _RESULT_COLUMNS)
+        return _result_columns(self)
+
+    def row(self, i: int) -> list:
+        """Result i's values in the columns' order (one result's: cheaper than `rows()`)."""
+        return [column[i] for column in _result_columns(self)]
 
     def __len__(self) -> int:
         return len(self.inputs)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from grid.errors import MessageError
 from grid.wire.fields import (TYPE_DECIMAL, Code, echo, kind, parse_echo, parse_name, parse_number, parse_time,
                               parse_type, short)
-from grid.wire.model import Rejected, Result
+from grid.wire.model import Rejected
 
 
 def task_item(task_id: str, n: int, job: str | None, submitted_at: float | None) -> dict:
@@ -72,21 +72,23 @@ def _parse_input(fields: dict) -> int:
     return parse_number("input", fields["input"])
 
 
-def result_item(r: Result) -> dict:
-    """The original's result, with the grid's fields (None ones left out)."""
-    if r.error_code is None:
-        item = {"output": {"factors": [str(f) for f in r.factors]}, "type": TYPE_DECIMAL}
+def result_item(row: tuple) -> dict:
+    """The original's result, with the grid's fields (None ones left out), of a Results row."""
+    task_id, n, factors, code, message, job, worker, submitted_at, started_at, completed_at = row
+    if code is None:
+        item = {"output": {"factors": [str(f) for f in factors]}, "type": TYPE_DECIMAL}
     else:
-        item = {"error": {"message": r.error_message or "", "code": int(r.error_code)}}
-    item["id"] = r.task_id
-    for key, value in (("input", r.n), ("job", r.job), ("worker", r.worker), ("submitted_at", r.submitted_at),
-                       ("started_at", r.started_at), ("completed_at", r.completed_at)):
+        item = {"error": {"message": message or "", "code": int(code)}}
+    item["id"] = task_id
+    for key, value in (("input", n), ("job", job), ("worker", worker), ("submitted_at", submitted_at),
+                       ("started_at", started_at), ("completed_at", completed_at)):
         if value is not None:
             item[key] = value
     return item
 
 
-def decode_result(item: object, shared: dict, fallback_id: str | None) -> Result:
+def decode_result(item: object, shared: dict, fallback_id: str | None) -> tuple:
+    """The Results row of one item (with a bundle's `shared` fields), checked."""
     if not isinstance(item, dict):
         raise MessageError(f"a result must be a JSON object, got {kind(item)}", Code.BAD_INPUT)
     fields = {**shared, **item} if shared else item
@@ -94,9 +96,9 @@ def decode_result(item: object, shared: dict, fallback_id: str | None) -> Result
     task_id = parse_name("id", get("id"), required=fallback_id is None) or fallback_id
     parse_type(get("type"))
     factors, code, message = _parse_outcome(fields)
-    return Result(task_id, parse_name("job", get("job")), parse_echo(get("input")), factors, code, message,
-                  parse_name("worker", get("worker")), parse_time("submitted_at", get("submitted_at")),
-                  parse_time("started_at", get("started_at")), parse_time("completed_at", get("completed_at")))
+    return (task_id, parse_echo(get("input")), factors, code, message, parse_name("job", get("job")),
+            parse_name("worker", get("worker")), parse_time("submitted_at", get("submitted_at")),
+            parse_time("started_at", get("started_at")), parse_time("completed_at", get("completed_at")))
 
 
 def _parse_outcome(fields: dict) -> tuple[tuple[int, ...] | None, int | None, str | None]:
