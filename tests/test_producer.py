@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 
 import pytest
 import sympy
@@ -202,12 +204,86 @@ def test_on_the_embedded_queue_a_step_commits_its_batches_together_or_none(sqlit
     assert sorted(t.id for m in messages_on(queue) for t in m) == sorted(f"{p.job}-{i}" for i in range(1, 101))
 
 
+def test_sends_that_do_not_wait_stay_in_the_step(sqlite_broker):
+    p = make(sqlite_broker, producer_cfg("quick", tasks_per_message=1, batch_size=10), slowed(0.0), count=2000,
+             seed=4)
+    assert p.run() == 0
+    assert p.tasks.most == 1 and p.sent == 2000
+
+
 def test_a_step_sends_ten_batches_in_one_commit_on_the_embedded_queue_and_one_batch_elsewhere(broker, queue_name):
     cfg = producer_cfg(queue_name, tasks_per_message=1, batch_size=10)
     p = make(broker, cfg, count=1000, seed=0)
     p.setup()
     assert p.run_once()
-    assert p.sent == (100 if broker.transactional else 10)
+    p.teardown()  # counts the send on its way, if any
+    assert p.sent == (100 if broker.transactional else 10) == p.tasks.counts().visible
+
+
+class Slow:
+    """A queue whose sends take `seconds` and fail `failures` times first; it records how many ran at once."""
+
+    def __init__(self, queue, seconds: float, failures: int = 0):
+        self.queue, self.seconds, self.failures = queue, seconds, failures
+        self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+    def send_batch(self, entries):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            fail, self.failures = self.failures > 0, self.failures - 1
+        try:
+            time.sleep(self.seconds)
+            if fail:
+                raise QueueError("send_message_batch: the endpoint is gone (the test's)")
+            return self.queue.send_batch(entries)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def slowed(seconds: float, failures: int = 0) -> type[Producer]:
+    class Slowed(Producer):
+        def setup(self):
+            super().setup()
+            self.tasks = Slow(self.tasks, seconds, failures)
+
+    return Slowed
+
+
+def test_sends_that_wait_overlap_and_each_task_is_sent_once(shared_broker_url, queue_name):
+    cfg = producer_cfg(queue_name, tasks_per_message=1, batch_size=10)
+    with open_broker(shared_broker_url) as broker:
+        p = make(broker, cfg, slowed(0.05), count=200, seed=4)
+        assert p.run() == 0
+        assert 1 < p.tasks.most <= producer.SENDS_IN_FLIGHT
+        tasks = [t for message in messages_on(p.tasks.queue) for t in message]
+    assert sorted(t.id for t in tasks) == sorted(f"{p.job}-{i}" for i in range(1, 201))
+    assert p.sent == 200 == p.metrics.counts["throughput"]
+
+
+def test_a_send_that_failed_in_the_background_is_sent_again_and_counted_once(moto_server_broker_url, queue_name,
+                                                                              caplog):
+    cfg = producer_cfg(queue_name, tasks_per_message=1, batch_size=10)
+    with open_broker(moto_server_broker_url) as broker:
+        p = make(broker, cfg, slowed(0.01, failures=2), count=100, seed=6)
+        assert p.run() == 0
+        tasks = [t for message in messages_on(p.tasks.queue) for t in message]
+    assert sorted(t.id for t in tasks) == sorted(f"{p.job}-{i}" for i in range(1, 101))
+    assert p.sent == 100 == p.metrics.counts["throughput"]
+    assert [r.levelname for r in caplog.records if "the endpoint is gone" in r.getMessage()][0] == "ERROR"
+
+
+def test_a_stop_counts_the_sends_on_their_way_and_keeps_nothing_back(moto_server_broker_url, queue_name):
+    cfg = producer_cfg(queue_name, tasks_per_message=1, batch_size=10)
+    with open_broker(moto_server_broker_url) as broker:
+        p = make(broker, cfg, slowed(0.05), count=1000, seed=7)
+        p.setup()
+        for _ in range(5):
+            p.run_once()
+        p.request_stop()
+        p.teardown()
+        assert p.sent == p.generated == 50 == p.tasks.queue.counts().visible
 
 
 def test_a_paced_step_sends_one_batch_even_on_the_embedded_queue(sqlite_broker):

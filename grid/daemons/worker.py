@@ -8,7 +8,6 @@ messages are released (visibility 0).
 """
 from __future__ import annotations
 
-import math
 import os
 import socket
 import threading
@@ -24,6 +23,7 @@ from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.daemons import lifecycle
 from grid.daemons.batching import Ahead, receive_while_full
 from grid.daemons.heartbeat import Heartbeat
+from grid.daemons.pace import Pace
 from grid.wire import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Ids, Rejected, Result, Results, Tasks,
                        decode_tasks, id_run, pack_results, split_id)
 
@@ -35,10 +35,6 @@ HEARTBEAT_FRACTION = 3  # heartbeats per visibility timeout when no interval is 
 CHUNKS_PER_THREAD = 4  # pieces of a batch per kernel thread: few, since a hand-off costs as much as a few tiny tasks
 # (docs/benchmarks.md), and one thread takes the batch whole; enough to balance the load
 MAX_DEPTH = 16  # most batches ahead and being answered (pipeline_depth's maximum)
-PIPELINE_FROM = 0.005  # seconds an answer waits (wall time less its CPU time), on average, from which the automatic
-# depth answers in the background: below it (the embedded queue, whose answers wait 1-3 ms for its write lock when
-# busy) a step answers in its own thread, which the tiny tasks need (docs/benchmarks.md); SQS waits 10 ms and more
-PACE_WEIGHT = 0.3  # weight of the newest measure in the running averages of compute and answer times
 
 
 @dataclass(slots=True)
@@ -87,20 +83,6 @@ class InHand:
         else:
             answers = Results.answers(tasks, self.factors, self.started_at, self.completed_at, worker)
         return Results.joined([answers, Results.of(self.rejected)]) if self.rejected else answers
-
-
-class Pace:
-    """Running averages of the seconds a batch takes to compute and its answer waits (for its queue calls, beyond
-    their CPU): the pipeline's depth follows their ratio."""
-
-    def __init__(self):
-        self.compute = self.wait = 0.0
-
-    def computed(self, seconds: float) -> None:
-        self.compute += PACE_WEIGHT * (seconds - self.compute)
-
-    def answered(self, waited: float) -> None:  # from the network threads: one float assigned at a time
-        self.wait += PACE_WEIGHT * (max(waited, 0.0) - self.wait)
 
 
 class Worker(lifecycle.Daemon):
@@ -173,11 +155,8 @@ class Worker(lifecycle.Daemon):
         if self.cfg.pipeline_depth:
             return self.cfg.pipeline_depth
         pace = self._pace
-        depth = 1
-        if pace.wait >= PIPELINE_FROM:
-            wanted = 1 + math.ceil(pace.wait / max(pace.compute, 1e-4))
-            allowed = int(self.cfg.visibility_timeout / (2 * max(pace.compute, 1e-4)))
-            depth = max(1, min(wanted, allowed, MAX_DEPTH))
+        allowed = int(self.cfg.visibility_timeout / (2 * max(pace.compute, 1e-4)))
+        depth = max(1, min(pace.depth(MAX_DEPTH), allowed))
         if depth != self._last_depth:
             self.log.info("pipeline depth %d: answers wait %.1f ms, a batch computes in %.1f ms", depth,
                           pace.wait * 1000, pace.compute * 1000)
@@ -368,7 +347,7 @@ class Worker(lifecycle.Daemon):
         finally:
             if ahead:
                 self._ahead.cancel()
-        self._pace.answered(time.monotonic() - began - (time.thread_time() - cpu))
+        self._pace.waited(time.monotonic() - began - (time.thread_time() - cpu))
         return batch, deleted
 
     def _outgoing(self, hands: Sequence[InHand]) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:

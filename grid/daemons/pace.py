@@ -1,0 +1,31 @@
+"""How deep a role's pipeline goes: running averages of the seconds a unit of its work computes and its queue calls
+wait (wall time less their CPU time), and the depth their ratio asks. The worker keeps batches ahead and answers in
+flight by it; the producer, its sends."""
+from __future__ import annotations
+
+import math
+
+PIPELINE_FROM = 0.005  # seconds a queue call waits, on average, from which work goes to the background: below it (the
+# embedded queue, whose calls wait 1-3 ms for its write lock when busy) a step makes its calls in its own thread, which
+# the tiny tasks need (docs/benchmarks.md); SQS waits 10 ms and more
+WEIGHT = 0.3  # weight of the newest measure in the running averages
+
+
+class Pace:
+    """Running averages of the seconds a unit of work computes and its queue calls wait."""
+
+    def __init__(self):
+        self.compute = self.wait = 0.0
+
+    def computed(self, seconds: float) -> None:
+        self.compute += WEIGHT * (seconds - self.compute)
+
+    def waited(self, seconds: float) -> None:  # from the network threads: one float assigned at a time
+        self.wait += WEIGHT * (max(seconds, 0.0) - self.wait)
+
+    def depth(self, most: int) -> int:
+        """Units in hand and on the network at once: 1 while the calls wait less than PIPELINE_FROM; else as many
+        as cover a call's wait with computing, at most `most`."""
+        if self.wait < PIPELINE_FROM:
+            return 1
+        return max(1, min(most, 1 + math.ceil(self.wait / max(self.compute, 1e-4))))
