@@ -30,3 +30,12 @@ def test_one_task_per_message_costs_six_requests_per_ten_tasks(bench, aws_env):
 def test_every_task_comes_back_through_the_embedded_queue(bench, sqlite_url):
     assert bench.end_to_end(sqlite_url, bench.tiny_numbers(300), 1) > 0
     assert bench.end_to_end(sqlite_url, bench.tiny_numbers(300), 7) > 0
+
+
+def test_the_codec_benchmark_answers_every_task_and_prints_its_three_costs(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(PATH.parent / "codec.py")], cwd=PATH.parent.parent, capture_output=True,
+                         text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    assert all(part in out for part in ("pack ", "answer ", "decode_results ", "us a task"))
