@@ -207,9 +207,8 @@ def test_a_task_that_kills_its_worker_reaches_the_dlq_shows_in_status_and_comes_
     tag = uuid.uuid4().hex[:8]  # queues of their own: a DLQ after 3 receives
     chaos.env.update(GRID_TASKS_QUEUE_NAME=f"crash-{tag}-tasks", GRID_RESULTS_QUEUE_NAME=f"crash-{tag}-results")
     make_queues(chaos, max_receive_count=3)
-    # alone in the queue: a worker takes up to 100 messages a step, and the crash takes its batch-mates down with it
-    # (their receive counts grow with the crash's, so they reach the DLQ too)
-    submitted = grid_command(chaos, "submit", str(crash), "--job", "cc")
+    # with batch-mates: the crash takes them down with it once; delivered again, each message is tried alone first
+    submitted = grid_command(chaos, "submit", str(crash), "91", "8051", "--job", "cc")
     assert submitted.returncode == 0, submitted.stderr
     chaos.start("collector")
     crashes = 0
@@ -221,9 +220,10 @@ def test_a_task_that_kills_its_worker_reaches_the_dlq_shows_in_status_and_comes_
         if worker.poll() is not None:
             assert worker.returncode == 70, chaos.log(f"worker-{crashes}")[-2000:]
             crashes += 1
-        assert crashes <= 3, "the task should be in the DLQ after 3 receives"
-    assert grid_command(chaos, "submit", "91", "8051", "--job", "cd").returncode == 0
-    wait_for_roles("the next tasks answered", lambda: stored(chaos) >= 2, chaos, allowed=set(chaos.procs))
+        assert crashes <= 1, "delivered again, the task should kill only the process that tries it alone"
+    assert grid_command(chaos, "submit", "15", "21", "--job", "cd").returncode == 0
+    wait_for_roles("the next tasks answered", lambda: stored(chaos) >= 4, chaos, allowed=set(chaos.procs))
+    assert "killed the process that computed it alone (exit code 70)" in chaos.log(f"worker-{crashes}")
     status = grid_command(chaos, "status")
     assert status.returncode == 0, status.stderr
     assert f"DLQ {chaos.env['GRID_TASKS_QUEUE_NAME']}{DLQ_SUFFIX}: 1\n" in status.stdout, status.stdout
@@ -233,9 +233,11 @@ def test_a_task_that_kills_its_worker_reaches_the_dlq_shows_in_status_and_comes_
     assert redrive.returncode == 0, redrive.stderr
     assert dead_letters(chaos) == 0 and counts(chaos).visible == 1
     with open_store(chaos.env["GRID_RESULT_STORE"], create=False) as store:
-        assert list(store.results("cc")) == [] and sorted(int(r.n) for r in store.results("cd")) == [91, 8051]
-    report(capsys, f"a task that kills its worker: {crashes} crashes, then the DLQ (max_receive_count 3); "
-                   f"grid status shows it; grid dlq redrive brought it back")
+        assert sorted(int(r.n) for r in store.results("cc")) == [91, 8051]  # its batch-mates
+        assert sorted(int(r.n) for r in store.results("cd")) == [15, 21]
+    report(capsys, f"a task that kills its worker: {crashes} crash (then tried alone in a child process), its "
+                   f"batch-mates answered, the task in the DLQ (max_receive_count 3); grid status shows it; "
+                   f"grid dlq redrive brought it back")
 
 
 def grid_command(grid: Grid, *args: str) -> subprocess.CompletedProcess:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import threading
@@ -168,6 +169,42 @@ def test_a_worker_fault_is_not_answered_nor_deleted_and_reaches_the_dlq(sqlite_b
     found = results_by_task(drain(w.results))
     assert "bad" not in found and [r.factors for r in found["good"]] == [(3, 5), (3, 5)]
     assert w.metrics.counts["worker_faults"] == 2
+
+
+def test_a_message_delivered_again_is_tried_alone_first_and_one_that_kills_its_process_takes_no_batch_mate(
+        sqlite_broker, monkeypatch, caplog):
+    real_run, real_factorize = primes.factor_run, primes.factorize
+
+    def crashing_run(numbers, *args, **kwargs):  # a crash in the kernel, as of a segfault
+        if 77 in numbers:
+            os._exit(70)
+        return real_run(numbers, *args, **kwargs)
+
+    def crashing(n, *args, **kwargs):
+        if n == 77:
+            os._exit(70)
+        return real_factorize(n, *args, **kwargs)
+
+    forks = []
+    real_fork = os.fork
+
+    def fork():
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(primes, "factor_run", crashing_run)
+    monkeypatch.setattr(primes, "factorize", crashing)
+    monkeypatch.setattr(os, "fork", fork)
+    w = started(sqlite_broker, worker_cfg("crash", max_receive_count=3, visibility_timeout=30))
+    before = send(w.tasks, [encode_tasks([Task(n=77, id="crash")]), encode_tasks([Task(n=21, id="harmless")])])
+    assert sorted(m.message_id for m in w.tasks.receive(2, visibility_timeout=0)) == sorted(before)  # a worker died
+    send(w.tasks, [encode_tasks([Task(n=15, id="mate")])])
+    assert w.run_once()
+    found = results_by_task(drain(w.results))
+    assert "crash" not in found and [r.factors for r in found["mate"]] == [(3, 5)]
+    assert [r.factors for r in found["harmless"]] == [(3, 7)]
+    assert w.tasks.counts().in_flight == 1 and len(forks) == 2  # the two delivered before, each alone
+    assert "killed the process that computed it alone (exit code 70)" in caplog.text
 
 
 class Refusing:

@@ -8,7 +8,9 @@ messages are released (visibility 0).
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -239,9 +241,13 @@ class Worker(lifecycle.Daemon):
 
     # -- compute -----------------------------------------------------------------------------------------------
     def _compute(self, batch: Sequence[InHand]) -> None:
-        """Solve the batch's numbers: in this thread with one kernel thread, else in pieces on the pool's threads."""
+        """Solve the batch's numbers: in this thread with one kernel thread, else in pieces on the pool's threads. A
+        message delivered before is tried alone first (`_survives`); one that kills its process is left unanswered."""
+        again = [h for h in batch if h.message.receive_count > 1 and h.tasks.numbers and not self.stopping]
+        for hand in again:
+            self._solve_alone(hand)
         parts = 1 if self.concurrency == 1 else self.concurrency * CHUNKS_PER_THREAD
-        chunks = _split(batch, parts)
+        chunks = _split([hand for hand in batch if not hand.started], parts)
         with self.metrics.timer("execution_time"):
             if self.pool is None:
                 for chunk in chunks:
@@ -249,6 +255,50 @@ class Worker(lifecycle.Daemon):
             else:
                 for future in [self.pool.submit(self._solve_all, chunk) for chunk in chunks]:
                     future.result()
+
+    def _solve_alone(self, hand: InHand) -> None:
+        """Answer `hand` in a process of its own, a fork of this one, and take its answers. A message delivered again
+        may have killed the worker that had it (a crash in the kernel): tried alone, it takes only itself to the
+        dead-letter queue (left unanswered here), not the messages that were in hand with it, nor this worker."""
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: this thread only; no queue call; leaves without clean-up
+            try:
+                os.close(read)
+                self._lock = threading.Lock()  # the parent's may have been held by another thread at the fork
+                self._solve(hand, 0, len(hand.tasks.numbers))
+                with os.fdopen(write, "wb") as out:
+                    out.write(_answers_of(hand))
+            finally:
+                os._exit(0)
+        os.close(write)
+        try:
+            with os.fdopen(read, "rb") as answers:
+                found = answers.read()
+            status = os.waitpid(pid, 0)[1]
+        except BaseException:  # a second signal (ForcedExit): the child goes too
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        hand.started = True
+        if status == 0 and found:
+            self._take_answers(hand, found)
+            return
+        code = os.waitstatus_to_exitcode(status)
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        self.log.error("message %s (received %d times) killed the process that computed it alone (%s): it is left "
+                       "unanswered, and after max_receive_count receives it goes to the dead-letter queue",
+                       hand.message.message_id, hand.message.receive_count, how)
+        hand.faults = set(range(len(hand.tasks.numbers)))
+
+    def _take_answers(self, hand: InHand, found: bytes) -> None:
+        """The answers `_answers_of` wrote, in `hand`."""
+        hand.factors, hand.started_at, hand.completed_at, errors, faults = json.loads(found)
+        tasks = hand.tasks
+        hand.errors = {int(i): Result(tasks.ids[int(i)], tasks.jobs[int(i)], str(tasks.numbers[int(i)]), None, code,
+                                      message, self.worker_id, tasks.submitted_at[int(i)], started, completed)
+                       for i, (code, message, started, completed) in errors.items()} or None
+        hand.faults = set(faults) or None
 
     def _heartbeat(self, receipts: list[str]) -> None:
         failed: dict[str, str] = {}
@@ -480,6 +530,12 @@ def _id_key(task_id: str) -> tuple[str, int]:
 def _chunks(items: list) -> list[list]:
     """`items` in pieces of at most MAX_BATCH: one queue call each."""
     return [items[i : i + MAX_BATCH] for i in range(0, len(items), MAX_BATCH)]
+
+
+def _answers_of(hand: InHand) -> bytes:
+    """A hand's answers as JSON, for the process that computed it alone to give them to its parent."""
+    errors = {i: (r.error_code, r.error_message, r.started_at, r.completed_at) for i, r in (hand.errors or {}).items()}
+    return json.dumps([hand.factors, hand.started_at, hand.completed_at, errors, sorted(hand.faults or ())]).encode()
 
 
 def _split(batch: Sequence[InHand], parts: int) -> list[list[tuple[InHand, int, int]]]:
