@@ -87,12 +87,13 @@ class Producer(lifecycle.Daemon):
         return True
 
     def teardown(self) -> None:
-        self._finish_sends()
-        try:
-            while self._pending and self._send():  # what is in hand: one more try
-                pass
-        except QueueError as e:
-            self.log.error("could not send the last batch: %s", e)
+        if not self.forced:  # a second signal leaves at once
+            self._finish_sends()
+            try:
+                while self._pending and self._send():  # what is in hand: one more try
+                    pass
+            except QueueError as e:
+                self.log.error("could not send the last batch: %s", e)
         self._network.shutdown(wait=not self.forced, cancel_futures=True)
         unsent = sum(n for _, n in self._pending)
         self.log.info("job %s: %d tasks sent, %d generated but not sent", self.job, self.sent, unsent)
