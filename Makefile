@@ -7,7 +7,7 @@ EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
 .PHONY: test test-fast test-python test-packer test-security audit lock test-ops lint-ops test-terraform test-terraform-static \
-	terraform-exports chaos demo bench bench-kernel bench-queues bench-grid bench-client bench-sqs wheel clean FORCE
+	terraform-exports chaos fuzz demo bench bench-kernel bench-queues bench-grid bench-client bench-sqs wheel clean FORCE
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ lint-ops: $(STAMP)
 # Faults on the SQS path (tests/test_chaos.py), longer: more tasks and kills, 30 s outages; a report line per fault.
 chaos: $(STAMP) $(EXT) $(PYC)
 	GRID_CHAOS=long $(BIN)/python -m pytest -q -p no:logging tests/test_chaos.py
+
+# The fuzz targets (tests/test_fuzz.py: the wire decoders, the configuration loader), longer: FUZZ_EXAMPLES examples
+# each, new ones every run, where make test runs 200, the same ones every time.
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP) $(EXT) $(PYC)
+	GRID_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:logging tests/test_fuzz.py
 
 # The demo's story, ~40 s (docs/demo.md); `grid local --tasks N` is the quick throughput run.
 demo: $(STAMP) $(EXT) $(PYC)

@@ -144,7 +144,8 @@ def summary_lines(progress: Progress, job: str | None = None) -> list[str]:
 
 def _status_parser(commands) -> None:
     p = commands.add_parser("status", help="queue depths, in flight, DLQ depths, fleet size, last results")
-    p.add_argument("--last", type=int, default=5, metavar="N", help="how many of the last results to show")
+    p.add_argument("--last", type=config.positive(int), default=5, metavar="N",
+                   help="how many of the last results to show")
     _with_params(p, "broker_url", "tasks_queue_name", "results_queue_name", "result_store", "worker_asg_name")
     p.set_defaults(handler=status)
 
@@ -220,7 +221,7 @@ def _dlq_parser(commands) -> None:
     p = commands.add_parser("dlq", help="the dead-letter queues: peek, redrive, purge")
     p.add_argument("action", choices=("peek", "redrive", "purge"))
     p.add_argument("--queue", choices=QUEUES, default="tasks", help="whose dead-letter queue (default: tasks)")
-    p.add_argument("--max", type=int, default=None, metavar="N", help="at most N messages (peek: 10)")
+    p.add_argument("--max", type=config.positive(int), default=None, metavar="N", help="at most N messages (peek: 10)")
     _with_params(p, "broker_url", "tasks_queue_name", "results_queue_name")
     p.set_defaults(handler=dlq)
 

@@ -114,8 +114,9 @@ def _to_int(raw: object) -> int:
 
 
 def _to_float(raw: object) -> float:
-    try:
-        value = float(raw) if type(raw) in (int, float) or isinstance(raw, str) else math.nan
+    readable = type(raw) in (int, float) or (isinstance(raw, str) and raw.isascii() and "_" not in raw)
+    try:  # text in ASCII only, as for integers: float() also reads "1_000" and other scripts' digits
+        value = float(raw) if readable else math.nan
     except (ValueError, OverflowError):
         value = math.nan
     if not math.isfinite(value):

@@ -1,5 +1,5 @@
 """Fixtures: one broker per backend (embedded SQLite, moto in process, moto's HTTP server), AWS test credentials, the
-root logger restored."""
+root logger restored; the fuzz targets' hypothesis profile."""
 from __future__ import annotations
 
 import logging
@@ -9,11 +9,19 @@ import threading
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, settings
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import SQSBackend
 
 from grid.queues import open_broker
+
+FUZZ_PROFILE = "grid-fuzz"  # the fuzz targets' budget (tests/test_fuzz.py)
+# make test: a bounded run, the same examples every time; make fuzz: GRID_FUZZ_EXAMPLES of them, new ones each run
+settings.register_profile(FUZZ_PROFILE, max_examples=int(os.environ.get("GRID_FUZZ_EXAMPLES") or 200),
+                          derandomize="GRID_FUZZ_EXAMPLES" not in os.environ, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                 HealthCheck.filter_too_much])
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -245,9 +245,8 @@ def build_parser(daemon_cls: type[Daemon], prog: str | None = None) -> argparse.
     parser = argparse.ArgumentParser(prog=prog or f"grid {daemon_cls.role}", description=daemon_cls.__doc__)
     config.add_arguments(parser, daemon_cls.role)
     daemon_cls.add_arguments(parser)
-    parser.add_argument(
-        "--max-seconds", type=float, default=None, metavar="S", help="stop after S seconds (tests and demos)"
-    )
+    parser.add_argument("--max-seconds", type=config.positive(float), default=None, metavar="S",
+                        help="stop after S seconds (tests and demos)")
     return parser
 
 

@@ -35,7 +35,10 @@ def parse_broker_url(url: str) -> tuple[str, str, dict[str, str]]:
     """(scheme, path or '', options) of a broker URL."""
     if not isinstance(url, str):
         raise _bad(url, "it is not a string")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # e.g. an unclosed '[' (an IPv6 host)
+        raise _bad(url, f"malformed URL ({e})") from None
     if parts.scheme not in _OPTIONS:
         raise _bad(url, f"unknown scheme {parts.scheme!r}")
     if parts.fragment:

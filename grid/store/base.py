@@ -105,7 +105,10 @@ def parse_store_location(location: object) -> tuple[str, str | tuple[str, str]]:
         return "sqlite", location
     if scheme[1].lower() != "s3":
         raise _bad_location(location, f"unknown scheme {scheme[1]!r}")
-    parts = urlsplit(location)
+    try:
+        parts = urlsplit(location)
+    except ValueError as e:  # e.g. an unclosed '[' (an IPv6 host)
+        raise _bad_location(location, f"malformed URL ({e})") from None
     if parts.query or parts.fragment:
         raise _bad_location(location, "an s3:// URL takes no ?query or #fragment")
     bucket, prefix = parts.netloc, parts.path.strip("/")

@@ -19,6 +19,7 @@ REQUEST_MESSAGE_ID = "requestMessageId"  # message attribute on results: the tas
 ECHO_CHARS = 64  # a rejected input is echoed back in the error result only up to this length
 INPUT_LIMIT = 10**MAX_INPUT_DIGITS
 MAX_SECONDS = 1e12  # epoch seconds: about the year 33658, far past any clock
+MIN_ERROR_CODE, MAX_ERROR_CODE = 100, 599  # what a result's error code may be: HTTP's status codes, as Code's
 _DIGITS = re.compile(r"[0-9]+")
 _NEGATIVE = re.compile(r"-[0-9]+")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from grid.errors import MessageError
-from grid.wire.fields import (TYPE_DECIMAL, Code, echo, kind, parse_echo, parse_name, parse_number, parse_time,
-                              parse_type, short)
+from grid.wire.fields import (MAX_ERROR_CODE, MAX_ID_CHARS, MIN_ERROR_CODE, REQUEST_MESSAGE_ID, TYPE_DECIMAL, Code,
+                              echo, kind, parse_echo, parse_name, parse_number, parse_time, parse_type, short)
 from grid.wire.model import Rejected
 
 
@@ -93,7 +93,7 @@ def decode_result(item: object, shared: dict, fallback_id: str | None) -> tuple:
         raise MessageError(f"a result must be a JSON object, got {kind(item)}", Code.BAD_INPUT)
     fields = {**shared, **item} if shared else item
     get = fields.get
-    task_id = parse_name("id", get("id"), required=fallback_id is None) or fallback_id
+    task_id = parse_name("id", get("id"), required=fallback_id is None) or _fallback_id(fallback_id)
     parse_type(get("type"))
     factors, code, message = _parse_outcome(fields)
     return (task_id, parse_echo(get("input")), factors, code, message, parse_name("job", get("job")),
@@ -115,4 +115,16 @@ def _parse_outcome(fields: dict) -> tuple[tuple[int, ...] | None, int | None, st
     if type(code) is not int or not isinstance(message, str):
         raise MessageError(f"'error' must be {{\"message\": str, \"code\": int}}, got {short(error)}",
                            Code.BAD_INPUT)
+    if not MIN_ERROR_CODE <= code <= MAX_ERROR_CODE:  # a store keeps it in a 64-bit column: one too large crashed it
+        raise MessageError(f"'error' code {short(code)} is not an error code: must be {MIN_ERROR_CODE}.."
+                           f"{MAX_ERROR_CODE}, as the grid's 400, 413, 422 and 500", Code.BAD_INPUT)
     return None, code, message
+
+
+def _fallback_id(fallback_id: str) -> str:
+    """The id of a result that has none: its message's (requestMessageId), checked as an id is."""
+    try:
+        return parse_name("id", fallback_id, required=True)
+    except MessageError:
+        raise MessageError(f"a result without an 'id' is named by its message's {REQUEST_MESSAGE_ID}, which must be "
+                           f"1..{MAX_ID_CHARS} characters, got {short(fallback_id)}", Code.BAD_INPUT) from None
