@@ -37,7 +37,10 @@ DEFAULT_BROKER_URL = "sqlite://" + os.path.join(STATE_DIR, "grid.db")
 QUEUE_NAME = r"[A-Za-z0-9_-]{1,80}"
 ASG_NAME = r"[\x21-\x7e ]{1,255}"
 STATS_PREFIX = r"[A-Za-z0-9_.-]{0,100}"
+INSTANCE_AUTO, INSTANCE_OFF = "auto", "off"  # the worker's instance_id: this EC2 instance's, or none
+INSTANCE_ID = rf"i-[0-9a-f]{{8}}|i-[0-9a-f]{{17}}|{INSTANCE_AUTO}|{INSTANCE_OFF}"
 _PATTERN_WORDS = {
+    INSTANCE_ID: f"{INSTANCE_AUTO}, {INSTANCE_OFF}, or an EC2 instance id (i- and 8 or 17 hex digits)",
     QUEUE_NAME: "1..80 letters, digits, '-' or '_' (an SQS queue name)",
     ASG_NAME: "1..255 printable ASCII characters (an Auto Scaling group name)",
     STATS_PREFIX: "up to 100 letters, digits, '_', '.' or '-'",
@@ -209,8 +212,13 @@ _DECLARATIONS = [
     _declare(("worker",), "pipeline_depth", int, 0,
              "batches a worker keeps received ahead and being answered while it computes (0: as the queue's latency "
              "asks; 1: receive, compute, answer one after the other)", min=0, max=16),
-    _declare(("supervisor",), "worker_asg_name", str, "awsgrid-with-sqs-worker-asg",
-             "Auto Scaling group of the workers", pattern=ASG_NAME),
+    _declare(("worker",), "instance_id", str, INSTANCE_AUTO,
+             "EC2 instance the worker runs on, which it protects from scale-in in worker_asg_name while it has tasks "
+             f"in hand ({INSTANCE_AUTO}: this instance, found in the instance metadata (IMDSv2) on EC2 with an sqs:// "
+             f"broker, else none; {INSTANCE_OFF}: none)", pattern=INSTANCE_ID),
+    _declare(("worker", "supervisor"), "worker_asg_name", str, "awsgrid-with-sqs-worker-asg",
+             "Auto Scaling group of the workers (the supervisor sizes it; a worker protects its instance in it)",
+             pattern=ASG_NAME),
     _declare(("supervisor",), "supervisor_asg_name", str, "awsgrid-with-sqs-supervisor-asg",
              "Auto Scaling group of the supervisors (the dimension of the published metrics)", pattern=ASG_NAME),
     _declare(("supervisor",), "metric_interval", int, 15, "seconds between scaling decisions and metrics",

@@ -89,6 +89,12 @@ locals {
           Action   = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"]
           Resource = module.results_queue.arn
         },
+        {
+          Sid      = "ProtectOwnInstance" # from scale-in while its worker has tasks in hand (instance_id)
+          Effect   = "Allow"
+          Action   = "autoscaling:SetInstanceProtection"
+          Resource = local.asg_arns.worker
+        },
       ],
       [for statement in [
         {

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from grid import primes
 from grid.errors import MessageError, QueueError
 from grid.queues.base import MAX_BATCH, Message, SendEntry
-from grid.daemons import lifecycle
+from grid.daemons import lifecycle, protection
 from grid.daemons.batching import Ahead, receive_while_full
 from grid.daemons.heartbeat import Heartbeat
 from grid.daemons.pace import Pace
@@ -102,6 +102,7 @@ class Worker(lifecycle.Daemon):
         self._pace = Pace()
         self._last_depth = 1
         self._lock = threading.Lock()
+        self.protection: protection.Protection | None = None
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -115,8 +116,10 @@ class Worker(lifecycle.Daemon):
         self.heartbeat = Heartbeat(self._heartbeat, self.heartbeat_interval)
         if cfg.queue_repolling_sleep_time > 0 or cfg.queue_polling_wait_time > 0:
             self.idle_backoff = (cfg.queue_repolling_sleep_time, cfg.queue_repolling_sleep_time)
-        self.log.info("worker %s: %d kernel threads, heartbeat every %.1f s", self.worker_id, self.concurrency,
-                      self.heartbeat_interval)
+        self.protection = protection.for_worker(cfg)
+        self.log.info("worker %s: %d kernel threads, heartbeat every %.1f s, scale-in protection %s", self.worker_id,
+                      self.concurrency, self.heartbeat_interval,
+                      "off" if self.protection is None else f"of {self.protection.what} while busy")
 
     def run_once(self) -> bool:
         self._collect(wait=False)
@@ -125,10 +128,14 @@ class Worker(lifecycle.Daemon):
             messages = self._receive()
             self._ahead.full = len(messages) == self.cfg.batch_size  # what the queue said last
         if not messages:
+            if self.protection is not None and not self._answering:
+                self.protection.idle()
             return False
         if self.stopping:
             self._release([m.receipt for m in messages])
             return True
+        if self.protection is not None:
+            self.protection.busy()  # before any task starts: a scale-in from now on leaves this instance
         self._batch = [self._open(m) for m in messages]
         full = len(messages) == self.cfg.batch_size
         if full:
@@ -192,6 +199,8 @@ class Worker(lifecycle.Daemon):
             self.pool.shutdown(wait=not self.forced, cancel_futures=True)
         if getattr(self, "heartbeat", None) is not None:
             self.heartbeat.close()
+        if self.protection is not None and not self.forced:
+            self.protection.release()
         counts = self.metrics.counts
         self.log.info("worker stopping: %d tasks answered, %d errors, %d faults, %d messages released",
                       counts.get("tps", 0), counts.get("task_errors", 0), counts.get("worker_faults", 0),

@@ -92,6 +92,10 @@ run "least_privilege_and_encryption" {
     error_message = "The supervisor sizes the worker group only."
   }
   assert {
+    condition     = [for role, f in module.fleet : role if anytrue([for s in jsondecode(f.policy_json).Statement : s.Action == "autoscaling:SetInstanceProtection" && s.Resource == "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:*:autoScalingGroupName/awsgrid-with-sqs-worker-asg"])] == ["worker"]
+    error_message = "Workers alone protect instances from scale-in, in the worker group only."
+  }
+  assert {
     condition     = length([for s in jsondecode(module.fleet["producer"].policy_json).Statement : s if anytrue([for a in flatten([s.Action]) : startswith(a, "sqs:")])]) == 1
     error_message = "The producer has one SQS statement (send to the tasks queue)."
   }
