@@ -157,6 +157,7 @@ _OUT_OF_RANGE = {  # a value the type accepts that the parameter does not, where
     "results_queue_name": ("q" * 81, "1..80 letters, digits"),
     "worker_asg_name": ("gr\u00fcn", "1..255 printable ASCII"),
     "supervisor_asg_name": ("x" * 256, "1..255 printable ASCII"),
+    "instance_id": ("i-12", "auto, off, or an EC2 instance id"),
 }
 _AT_START = {  # any text is a value; what it names is found bad when the role starts
     "statsd_host": ("a..b", "cannot resolve the statsd address"),
