@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -313,3 +314,13 @@ def load_packer(name: str) -> dict:
     """packer/<name>.pkr.hcl, parsed."""
     with open(PACKER / f"{name}.pkr.hcl") as f:
         return plain(hcl2.load(f))
+
+
+def check_results(grid, job: str, count: int) -> None:
+    """Every task of `job` (ids job-1 .. job-count) has exactly one stored, correct result in `grid`'s result store."""
+    with open_store(grid.env["GRID_RESULT_STORE"], create=False) as store:
+        results = list(store.results(job))
+        assert store.counts(job).errors == 0
+    assert sorted(r.task_id for r in results) == sorted(f"{job}-{i}" for i in range(1, count + 1))
+    for r in results:
+        assert r.ok and math.prod(r.factors) == int(r.n) and all(sympy.isprime(f) for f in r.factors), r

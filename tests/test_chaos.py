@@ -6,7 +6,6 @@ same tests longer (GRID_CHAOS=long: more tasks, more kills, longer outages) and 
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import re
@@ -20,12 +19,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-import sympy
 
 from grid.queues import open_broker
 from grid.queues.base import DLQ_SUFFIX
 from grid.store import open_store
-from helpers import FlakyProxy, Grid, alive, stored_count, wait_for_roles
+from helpers import FlakyProxy, Grid, alive, check_results, stored_count, wait_for_roles
 
 LONG = os.environ.get("GRID_CHAOS") == "long"
 FAULTS = Path(__file__).resolve().parent / "faults"  # a sitecustomize that injects faults into the roles
@@ -71,16 +69,6 @@ def stored(grid: Grid) -> int:
 def counts(grid: Grid, which: str = "TASKS"):
     with open_broker(grid.broker_url) as broker:
         return broker.open_queue(grid.env[f"GRID_{which}_QUEUE_NAME"]).counts()
-
-
-def check_results(grid: Grid, job: str, count: int) -> None:
-    """Every task of `job` has exactly one stored, correct result."""
-    with open_store(grid.env["GRID_RESULT_STORE"], create=False) as store:
-        results = list(store.results(job))
-        assert store.counts(job).errors == 0
-    assert sorted(r.task_id for r in results) == sorted(f"{job}-{i}" for i in range(1, count + 1))
-    for r in results:
-        assert r.ok and math.prod(r.factors) == int(r.n) and all(sympy.isprime(f) for f in r.factors), r
 
 
 def duplicates_dropped(grid: Grid, name: str = "collector") -> int:

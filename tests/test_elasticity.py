@@ -28,8 +28,7 @@ from grid.daemons.protection import IDLE_SECONDS, Protection, for_worker
 from grid.fleet.policy import desired_workers
 from grid.queues import open_broker
 from grid.store import open_store
-from helpers import Grid, PATIENCE, stored_count, wait_for_roles
-from test_chaos import check_results
+from helpers import PATIENCE, Grid, check_results, stored_count, wait_for_roles
 
 TASKS = 5000
 # moto's SQS slows down with the messages a queue holds (here: 1,000 single-task messages took 16 s to send, 2,000
