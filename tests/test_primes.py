@@ -181,10 +181,18 @@ def test_prime_powers(p, k):
     assert not is_prime(p**k)
 
 
+@pytest.mark.parametrize("powers", [{1009: 4, 1013: 3}, {1009: 3, 1013: 2, 1019: 2}, {1031: 3, 1033: 2},
+                                    {4099: 5, 4111: 2}, {65537: 7}, {1013: 7, 3: 1}])
+def test_powers_of_small_primes_that_every_ecm_curve_meets_at_once(powers):
+    """Every curve's point reaches (0 : 0) modulo each of these primes, and the gcd is n: rho takes over."""
+    n = math.prod(p**k for p, k in powers.items())
+    assert factorize(n) == expected(n)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(2**19, 2**32), min_size=2, max_size=3))
 def test_products_of_20_to_32_bit_primes(starts):
-    """The 64-bit ECM (Suyama's curves) from 2^52 on, rho and Hart below."""
+    """The 64-bit ECM (Suyama's curves) from 2^40 on, rho and Hart below."""
     primes = sorted(sympy.nextprime(x) for x in starts)
     assert factorize(math.prod(primes)) == primes
 
