@@ -1,14 +1,20 @@
-"""Kernel benchmark: grid against python-flint, gmpy2, sympy and the original's algorithm.
+"""Kernel benchmark: grid against python-flint, cypari2 (PARI), gmpy2, sympy and the original's algorithm.
 
 Every library gets the same seeded inputs in one process; a cell cycles through its inputs
 in order until its CPU time is up (at least one op), best of a few rounds, and prints ops per
 CPU second (time.thread_time: other load on the machine does not count) with
-the ratios to flint and to the original. `--quick` runs in a few seconds.
+the ratios to flint, cypari2 and the original, then the same cells as time per operation: ns
+per CPU second's op, and cycles where `perf stat -e cycles` counts them on this machine (the
+clock rate it measures over a busy loop of this process times the ns; in a VM whose
+hypervisor hides the PMU, perf prints "<not supported>" and the table says so and shows ns
+only). `--quick` runs in a few seconds.
 """
 import argparse
 import importlib.util
 import os
 import random
+import shutil
+import subprocess  # nosec B404: perf stat, a fixed argument list
 import sys
 import time
 
@@ -16,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # benchmarks/grid.py would shadow the grid package: drop this folder from the path
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 
+import cypari2  # noqa: E402
 import flint  # noqa: E402
 import gmpy2  # noqa: E402
 import sympy  # noqa: E402
@@ -26,7 +33,8 @@ _spec = importlib.util.spec_from_file_location("original", os.path.join(HERE, "o
 original = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(original)
 
-LIBS = ["grid", "flint", "gmpy2", "sympy", "original"]
+LIBS = ["grid", "flint", "cypari2", "gmpy2", "sympy", "original"]
+pari = cypari2.Pari()
 
 
 def _flint_random_prime(bits, rng):
@@ -51,15 +59,26 @@ def _sympy_random_prime(bits, rng):
     return p if p.bit_length() == bits else sympy.nextprime(low)
 
 
+def _pari_factor(n):
+    ps, es = pari.factorint(n)
+    return [int(p) for p, e in zip(ps, es) for _ in range(int(e))]
+
+
+def _pari_random_prime(bits, rng):
+    return int(pari.randomprime([1 << (bits - 1), (1 << bits) - 1]))
+
+
 FACTOR = {
     "grid": primes.factorize,
     "flint": lambda n: sorted(int(p) for p, e in flint.fmpz(n).factor() for _ in range(e)),
+    "cypari2": _pari_factor,
     "sympy": lambda n: sympy.factorint(n, multiple=True),
     "original": original.factorize,
 }
 IS_PRIME = {
     "grid": primes.is_prime,
     "flint": lambda n: flint.fmpz(n).is_prime(),
+    "cypari2": lambda n: bool(pari.isprime(n)),
     "gmpy2": gmpy2.is_prime,
     "sympy": sympy.isprime,
     "original": lambda n, _rng=random.Random(0): original.is_prime(n, _rng),
@@ -67,6 +86,7 @@ IS_PRIME = {
 RANDOM_PRIME = {
     "grid": primes.random_prime,
     "flint": _flint_random_prime,
+    "cypari2": _pari_random_prime,
     "gmpy2": _gmpy2_random_prime,
     "sympy": _sympy_random_prime,
     "original": original.random_prime,
@@ -142,6 +162,36 @@ def fmt(x):
     return "-" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.3g}")
 
 
+def clock_rate():
+    """(cycles per ns, None) as `perf stat -e cycles` counts them over a busy loop of a child Python, or
+    (None, why not)."""
+    perf = shutil.which("perf")
+    if perf is None:
+        return None, "perf is not installed"
+    loop = "import time\nt = time.thread_time()\nwhile time.thread_time() - t < 0.2: pass"
+    argv = [perf, "stat", "-x", ",", "-e", "cycles,task-clock", sys.executable, "-c", loop]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stderr  # nosec B603
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"perf stat failed: {e}"
+    return parse_perf(out)
+
+
+def parse_perf(out):
+    """(cycles per ns, None) from `perf stat -x , -e cycles,task-clock`'s lines, or (None, why not)."""
+    counts = {}
+    for line in out.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2:
+            counts[fields[2].split(":")[0]] = fields[0]
+    cycles, ms = counts.get("cycles", ""), counts.get("task-clock", "")
+    try:
+        return float(cycles) / (float(ms) * 1e6), None
+    except ValueError:
+        return None, (f"perf stat -e cycles counts {cycles or 'nothing'} here (a VM whose hypervisor "
+                      "does not expose the cycle counter)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds in all")
@@ -161,15 +211,37 @@ def main(argv=None):
         print(f"{wid:5} {what:34} " + " ".join(f"{n}={fmt(r)}" for n, r in rates.items()),
               file=sys.stderr)
     print(table(rows))
+    print()
+    print(time_table(rows, *clock_rate()))
+
+
+RATIOS = ["flint", "cypari2", "gmpy2", "original"]
 
 
 def table(rows):
-    head = "| id | workload | " + " | ".join(f"{n} ops/s" for n in LIBS) + " | grid/flint | grid/gmpy2 | grid/original |"
-    lines = [head, "|" + " --- |" * (len(LIBS) + 5)]
+    head = "| id | workload | " + " | ".join(f"{n} ops/s" for n in LIBS) + " | " + " | ".join(
+        f"grid/{n}" for n in RATIOS) + " |"
+    lines = [head, "|" + " --- |" * (len(LIBS) + len(RATIOS) + 2)]
     for wid, what, rates in rows:
         ratio = lambda other: fmt(rates["grid"] / rates[other]) + "x" if other in rates else "-"  # noqa: E731
-        lines.append(f"| {wid} | {what} | " + " | ".join(fmt(rates.get(n)) for n in LIBS)
-                     + f" | {ratio('flint')} | {ratio('gmpy2')} | {ratio('original')} |")
+        lines.append(f"| {wid} | {what} | " + " | ".join(fmt(rates.get(n)) for n in LIBS) + " | "
+                     + " | ".join(ratio(n) for n in RATIOS) + " |")
+    return "\n".join(lines)
+
+
+def time_table(rows, per_ns, why_not):
+    """The cells as ns per op, and as cycles per op when the clock rate is known."""
+    unit = "ns" if per_ns is None else "ns (cycles)"
+    note = (f"Time per operation, ns per CPU second's op; no cycles: {why_not}." if per_ns is None else
+            f"Time per operation: ns per CPU second's op (cycles at {per_ns:.2f} per ns, perf stat's rate).")
+    lines = [note, "", "| id | " + " | ".join(f"{n} {unit}" for n in LIBS) + " |",
+             "|" + " --- |" * (len(LIBS) + 1)]
+    for wid, _, rates in rows:
+        cells = []
+        for n in LIBS:
+            ns = 1e9 / rates[n] if rates.get(n) else None
+            cells.append(fmt(ns) if ns is None or per_ns is None else f"{fmt(ns)} ({fmt(ns * per_ns)})")
+        lines.append(f"| {wid} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -181,10 +181,18 @@ def test_prime_powers(p, k):
     assert not is_prime(p**k)
 
 
+@pytest.mark.parametrize("powers", [{1009: 4, 1013: 3}, {1009: 3, 1013: 2, 1019: 2}, {1031: 3, 1033: 2},
+                                    {4099: 5, 4111: 2}, {65537: 7}, {1013: 7, 3: 1}])
+def test_powers_of_small_primes_that_every_ecm_curve_meets_at_once(powers):
+    """Every curve's point reaches (0 : 0) modulo each of these primes, and the gcd is n: rho takes over."""
+    n = math.prod(p**k for p, k in powers.items())
+    assert factorize(n) == expected(n)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(2**19, 2**32), min_size=2, max_size=3))
 def test_products_of_20_to_32_bit_primes(starts):
-    """The 64-bit ECM (Suyama's curves) from 2^52 on, rho and Hart below."""
+    """The 64-bit ECM (Suyama's curves) from 2^40 on, rho and Hart below."""
     primes = sorted(sympy.nextprime(x) for x in starts)
     assert factorize(math.prod(primes)) == primes
 
@@ -288,6 +296,7 @@ P32 = sympy.prevprime(2**32)
 HARD_64 = P32 * sympy.prevprime(P32)
 HARD_128 = sympy.prevprime(2**62) * sympy.prevprime(2**64)  # neither rho nor ECM splits it soon
 HARD_BIG = HARD_128 * (2**127 - 1) * 2**3 * 1031
+SLOW_64 = (2**32 - 923) * (2**32 - 929)  # ECM's first curves miss both factors: ~60,000 steps to split
 
 
 @pytest.mark.parametrize("n, limit", [
@@ -373,10 +382,12 @@ def test_factor_run_answers_the_longest_run_of_64_bit_ints_as_sympy_does_with_ch
 def test_factor_run_stops_at_the_number_past_its_budget_with_what_factorize_would_raise():
     from grid.primes import factor_run
 
-    factors, started, completed, over = factor_run([15, HARD_64, 21], 1e-6, 0.0)
+    with pytest.raises(BudgetExceeded):  # the clock is read every few thousand steps: SLOW_64 takes many more
+        factorize(SLOW_64, max_iterations=20_000)
+    factors, started, completed, over = factor_run([15, SLOW_64, 21], 1e-6, 0.0)
     assert factors == [[3, 5]] and len(completed) == 1
-    assert isinstance(over, BudgetExceeded) and over.n == HARD_64
-    assert math.prod(over.factors) * over.remainder == HARD_64 and "1e-06 s" in str(over)
+    assert isinstance(over, BudgetExceeded) and over.n == SLOW_64
+    assert math.prod(over.factors) * over.remainder == SLOW_64 and "1e-06 s" in str(over)
 
 
 def test_the_kernel_imports_nothing_of_the_grid_above_it():
