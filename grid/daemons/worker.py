@@ -303,9 +303,7 @@ class Worker(lifecycle.Daemon):
     def _take_answers(self, hand: InHand, found: bytes) -> None:
         """The answers `_answers_of` wrote, in `hand`."""
         hand.factors, hand.started_at, hand.completed_at, errors, faults = json.loads(found)
-        tasks = hand.tasks
-        hand.errors = {int(i): Result(tasks.ids[int(i)], tasks.jobs[int(i)], str(tasks.numbers[int(i)]), None, code,
-                                      message, self.worker_id, tasks.submitted_at[int(i)], started, completed)
+        hand.errors = {int(i): self._error(hand, int(i), code, message, started, completed)
                        for i, (code, message, started, completed) in errors.items()} or None
         hand.faults = set(faults) or None
 
@@ -365,8 +363,7 @@ class Worker(lifecycle.Daemon):
 
     def _failed(self, hand: InHand, i: int, started: float, e: Exception) -> None:
         """Record the error result of task i, which raised `e`; or its fault (the message is kept for a retry)."""
-        tasks = hand.tasks
-        task_id = tasks.ids[i]
+        task_id = hand.tasks.ids[i]
         if isinstance(e, primes.BudgetExceeded):
             code, message = Code.OVER_BUDGET, f"over the work budget of {self.cfg.work_budget} s"
         elif isinstance(e, (ValueError, TypeError)):
@@ -377,10 +374,15 @@ class Worker(lifecycle.Daemon):
                 hand.faults = (hand.faults or set()) | {i}
             return
         self.log.warning("task %s: error %d: %s", task_id, code, message)
-        error = Result(task_id, tasks.jobs[i], str(tasks.numbers[i]), None, int(code), message, self.worker_id,
-                       tasks.submitted_at[i], started, time.time())
+        error = self._error(hand, i, int(code), message, started, time.time())
         with self._lock:
             hand.errors = {**(hand.errors or {}), i: error}
+
+    def _error(self, hand: InHand, i: int, code: int, message: str, started: float, completed: float) -> Result:
+        """The error result of hand's task i."""
+        tasks = hand.tasks
+        return Result(tasks.ids[i], tasks.jobs[i], str(tasks.numbers[i]), None, code, message, self.worker_id,
+                      tasks.submitted_at[i], started, completed)
 
     # -- answer ------------------------------------------------------------------------------------------------
     def _answer(self, batch: Sequence[InHand], ahead: bool) -> tuple[Sequence[InHand], list[InHand]]:
