@@ -324,3 +324,16 @@ def check_results(grid, job: str, count: int) -> None:
     assert sorted(r.task_id for r in results) == sorted(f"{job}-{i}" for i in range(1, count + 1))
     for r in results:
         assert r.ok and math.prod(r.factors) == int(r.n) and all(sympy.isprime(f) for f in r.factors), r
+
+
+def slowed(*queues, seconds=0.02, calls=("send_batch", "delete_batch", "receive"), threads=None) -> None:
+    """Each call of the queues waits `seconds` first, as a call to SQS does; with `threads`, the name of the thread that
+    made each call is appended to it, as (queue, call, thread)."""
+    for queue in queues:
+        for name in calls:
+            def wait_first(*a, _call=getattr(queue, name), _name=name, _queue=queue.name, **k):
+                if threads is not None:
+                    threads.append((_queue, _name, threading.current_thread().name))
+                time.sleep(seconds)
+                return _call(*a, **k)
+            setattr(queue, name, wait_first)

@@ -22,7 +22,7 @@ from grid.daemons.worker import Worker
 from grid.store import open_store
 from grid.store.s3 import S3ResultStore
 from grid.store.sqlite import ResultStore
-from helpers import record_statsd_before_waiting
+from helpers import record_statsd_before_waiting, slowed
 
 
 def answer(task_id, n=15, factors=(3, 5)):
@@ -214,6 +214,28 @@ def test_when_more_are_waiting_the_next_receive_is_taken_with_the_commit_and_giv
     assert store.counts().total == 100 and results.counts().in_flight == 10
     daemon.teardown()
     assert results.counts().visible == 10 and results.counts().in_flight == 0
+
+
+def test_on_a_slow_queue_deletes_go_on_in_the_background_while_the_next_results_are_received(setup):
+    """Where the queue's calls wait (SQS), a step neither waits for its deletes nor for the next receive: a result is
+    taken as it comes, not a round trip after a step (at the end of a run, the last results)."""
+    _, results, store = setup
+    daemon = Collector(collector_config(setup[0].cfg.broker_url, batch_size=2), setup[0].broker, Metrics("collector"),
+                       store=store)
+    daemon.setup()
+    calls = []
+    slowed(daemon.results, calls=("receive", "delete_batch"), threads=calls)
+    for start in range(0, 30, 3):
+        send(results, *[encode_results([answer(f"t{i}")]) for i in range(start, start + 3)])
+    drain(daemon)
+    assert {r.task_id for r in store.results()} == {f"t{i}" for i in range(30)} and daemon.stored == 30
+    daemon.teardown()
+    assert results.counts().total == 0  # each deleted once stored; the receives taken ahead, given back empty
+    deletes = [thread for _, call, thread in calls if call == "delete_batch"]
+    receives = [thread for _, call, thread in calls if call == "receive"]
+    # The first step's calls, in the daemon's own thread, showed that they wait; from then on, the network threads'
+    assert deletes[0] == receives[0] == "MainThread"
+    assert deletes[-1].startswith("grid-network") and any(t.startswith("grid-network") for t in receives)
 
 
 def test_the_collector_sends_what_it_counted_before_it_waits_for_more_results(tmp_path, statsd_socket):

@@ -19,7 +19,7 @@ from grid import config
 from grid.daemons.lifecycle import Stop
 from grid.local import plan as run_plan
 from grid.local import report
-from grid.local.command import NEAR_END, near_end, wait_for_next_sample
+from grid.local.command import wait_for_next_sample
 from grid.local.processes import Processes, role_env
 from grid.local.report import read_json
 from grid.local.view import live_percentiles
@@ -331,7 +331,7 @@ def test_on_a_terminal_the_view_is_a_live_table(tmp_path):
 
 
 class Drained:
-    """A run's `drained()` that finds the work done at its `after`th check."""
+    """A run's check for the end of the work that finds it done at its `after`th check."""
 
     def __init__(self, after: int):
         self.after, self.checks = after, 0
@@ -339,11 +339,6 @@ class Drained:
     def __call__(self) -> bool:
         self.checks += 1
         return self.checks >= self.after
-
-
-def sample_with(messages_left: int) -> report.Sample:
-    return report.Sample(t=1.0, produced=100, backlog=messages_left, in_flight=0, workers=2, target=2, running=2,
-                         done=0, errors=0, duplicates=0)
 
 
 def test_near_the_end_of_the_work_its_end_is_checked_for_between_samples_and_known_when_found():
@@ -355,12 +350,6 @@ def test_near_the_end_of_the_work_its_end_is_checked_for_between_samples_and_kno
 def test_far_from_the_end_a_run_only_samples():
     drained = Drained(after=1)
     assert wait_for_next_sample(0.001, False, drained, Stop()) is None and drained.checks == 0
-
-
-@pytest.mark.parametrize("producing, messages_left, near", [
-    (True, 0, False), (False, 2 * NEAR_END + 1, False), (False, 2 * NEAR_END, True), (False, 0, True)])
-def test_the_end_is_near_once_production_is_over_and_few_messages_are_left(producing, messages_left, near):
-    assert near_end(sample_with(messages_left), producing, max_workers=2) is near
 
 
 def test_a_ctrl_c_ends_the_wait_for_the_next_sample():

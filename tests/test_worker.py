@@ -22,7 +22,7 @@ from grid.queues.base import BatchResult, Message, SendEntry
 from grid.daemons.heartbeat import Heartbeat
 from grid.daemons import worker
 from grid.daemons.worker import InHand, Worker, _split
-from helpers import record_statsd_before_waiting
+from helpers import record_statsd_before_waiting, slowed
 
 
 def worker_cfg(name: str, **overrides) -> config.Config:
@@ -409,10 +409,7 @@ def test_a_heartbeat_keeps_each_item_on_its_own_time_and_stops_for_the_items_rel
 
 def test_the_automatic_depth_answers_in_the_background_when_the_queue_is_slow(sqlite_broker, caplog):
     w = started(sqlite_broker, worker_cfg("slow", pipeline_depth=0, concurrency=1, batch_size=1))
-    for queue in (w.tasks, w.results):
-        for name in ("send_batch", "delete_batch", "receive"):
-            call = getattr(queue, name)
-            setattr(queue, name, lambda *a, _call=call, **k: (time.sleep(0.02), _call(*a, **k))[1])
+    slowed(w.tasks, w.results)
     send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}") for n in range(6, 206)]) for _ in range(4)])
     with caplog.at_level("INFO", logger="grid.worker"):
         run_until_idle(w)
@@ -421,6 +418,22 @@ def test_the_automatic_depth_answers_in_the_background_when_the_queue_is_slow(sq
     depths = [int(r.getMessage().split()[2].rstrip(":")) for r in caplog.records if "pipeline depth" in r.getMessage()]
     assert depths and depths[0] >= 2  # 60 ms of waiting a batch against a few ms of computing
     assert w.tasks.counts().total == 0 and len(drain(w.results)) >= 4
+
+
+def test_on_a_slow_queue_the_first_batch_is_answered_in_the_background_while_the_next_computes(sqlite_broker):
+    """The first receive, made without a long poll, times a queue call's wait: the pipeline is deep from the first
+    batch on (at the start of a run, answers made in the daemon's thread would hold up the next batches)."""
+    w = started(sqlite_broker, worker_cfg("slowstart", pipeline_depth=0, concurrency=1, batch_size=1))
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"m{k}-{n}") for n in range(6, 106)]) for k in range(4)])
+    calls = []
+    slowed(w.tasks, w.results, threads=calls)
+    run_until_idle(w)
+    w.request_stop()
+    w.teardown()
+    first_receive, first_send = calls[0], next(call for call in calls if call[1] == "send_batch")
+    assert first_receive == ("slowstart-tasks", "receive", "MainThread")
+    assert first_send[2].startswith("grid-network")  # depth 1, as before: the daemon's own thread
+    assert w.tasks.counts().total == 0 and len(results_by_task(drain(w.results))) == 400
 
 
 def test_small_messages_are_taken_a_hundred_a_step_the_next_batch_ahead_and_given_back_on_stop(sqlite_broker):

@@ -8,10 +8,15 @@ queue, where `grid dlq peek` shows it.
 """
 from __future__ import annotations
 
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
 from grid.errors import MessageError, QueueError
 from grid.queues.base import MAX_BATCH, Message
 from grid.daemons import lifecycle
 from grid.daemons.batching import Ahead, receive_while_full
+from grid.daemons.pace import Pace
 from grid.store import Store, open_store
 from grid.wire import REQUEST_MESSAGE_ID, Results, decode_results
 
@@ -19,6 +24,8 @@ RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come 
 # as storing a receive's results
 LATENCY_SAMPLES = 100  # latency timings sent per step at most, evenly spread over its results: enough for the
 # percentiles of a live view, where a timing per result cost CPU the workers need (docs/benchmarks.md)
+RECEIVES_AHEAD = 4  # most receives on their way while the queue's calls wait (SQS): a result is taken as it comes,
+# and the next ones while a step stores; each may hold a batch of messages invisible until it is stored
 
 
 class Collector(lifecycle.Daemon):
@@ -33,6 +40,9 @@ class Collector(lifecycle.Daemon):
         self.duplicates = 0
         self._ahead = Ahead(cfg.batch_size, cfg.visibility_timeout, self.log, "results")
         self._more = False  # the last receive came full: more are waiting
+        self._pace = Pace()  # a step's store against a delete's wait
+        self._network = ThreadPoolExecutor(RECEIVES_AHEAD + 2, thread_name_prefix="grid-network")  # made when used
+        self._deleting: deque[Future] = deque()
 
     def setup(self) -> None:
         self.results = self.open_queue(self.cfg.results_queue_name)
@@ -42,6 +52,7 @@ class Collector(lifecycle.Daemon):
         self.log.info("collecting %s into %s", self.cfg.results_queue_name, self.store.location)
 
     def run_once(self) -> bool:
+        self._collect(wait=False)
         messages = self._receive()
         if not messages:
             return False
@@ -59,17 +70,41 @@ class Collector(lifecycle.Daemon):
         """A receive (or the one taken ahead), and more at once while they come full, up to RECEIVES_PER_STEP: one
         store commit for them."""
         cfg = self.cfg
+        depth = self._pace.depth(RECEIVES_AHEAD + 1)
         messages = self._ahead.take()
         if not messages:
             self.metrics.flush()  # the receive may wait: what was counted goes out first, not a long poll later
-            messages = self.results.receive(cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time,
-                                            visibility_timeout=cfg.visibility_timeout)
+            messages = self._ahead.take(wait=True) or self.results.receive(
+                cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
+        if depth > 1:
+            self._receive_ahead(depth - 1 if messages and self._ahead.full else 1)
+            return messages
         more, self._more = receive_while_full(self.broker, self.results, messages, cfg.batch_size,
                                               cfg.visibility_timeout, RECEIVES_PER_STEP - 1)
         return messages + more
 
+    def _receive_ahead(self, receives: int) -> None:
+        """While the queue's calls wait: keep `receives` on the network threads, long polls, so that the next results
+        are taken as they come, not a round trip after this step (one; more while the queue comes full)."""
+        while self._ahead.held() < receives and not self.stopping:
+            self._ahead.expect()
+            self._network.submit(self._ahead.receive, self.results, True, self.cfg.queue_polling_wait_time)
+
+    def _collect(self, wait: bool) -> None:
+        """The deletes made in the background, done; with `wait`, all of them. One that failed raises here, in the
+        daemon's own thread (its results are stored: the messages come back as duplicates, which the store drops)."""
+        while self._deleting and (wait or self._deleting[0].done()):
+            self._deleting.popleft().result()
+
     def teardown(self) -> None:
-        if ahead := self._ahead.take_all():
+        while self._deleting and not self.forced:
+            try:
+                self._deleting.popleft().result()
+            except QueueError as e:
+                self.log.warning("stored result messages not deleted (they will come back as duplicates): %s", e)
+        ahead = self._ahead.take_all(not self.forced)  # the receives on their way come in first (none is cancelled)
+        self._network.shutdown(wait=False)
+        if ahead:
             try:
                 self.results.change_visibility([m.receipt for m in ahead], 0)
             except QueueError as e:
@@ -77,6 +112,18 @@ class Collector(lifecycle.Daemon):
         if self.store is not None:
             self.store.close()
         self.log.info("collector stopping: %d results stored, %d duplicates dropped", self.stored, self.duplicates)
+
+    def _delete(self, receipts: list[str], ahead: bool) -> None:
+        """Delete the stored messages; with `ahead`, receive the next batch in the same commit (the embedded queue)."""
+        began, cpu = time.monotonic(), time.thread_time()
+        with self.broker.atomic():
+            failed = [reason for start in range(0, len(receipts), MAX_BATCH)
+                      for reason in self.results.delete_batch(receipts[start:start + MAX_BATCH]).failed.values()]
+            if ahead:
+                self._ahead.receive(self.results)
+        self._pace.waited(time.monotonic() - began - (time.thread_time() - cpu))
+        for reason in failed:
+            self.log.warning("stored result message not deleted (it will come back as a duplicate): %s", reason)
 
     def _decode(self, message: Message) -> Results | None:
         try:
@@ -89,14 +136,13 @@ class Collector(lifecycle.Daemon):
 
     def _store(self, results: list[Results], receipts: list[str]) -> None:
         with self.metrics.timer("store_time"):
+            began = time.monotonic()
             added = self.store.add(results)  # raises, and deletes nothing, when the results are not stored
-            with self.broker.atomic():  # the embedded queue: one commit for the step's deletes and the next receive
-                failed = [reason for start in range(0, len(receipts), MAX_BATCH)
-                          for reason in self.results.delete_batch(receipts[start:start + MAX_BATCH]).failed.values()]
-                if self._more and not self.stopping:
-                    self._ahead.receive(self.results)
-        for reason in failed:
-            self.log.warning("stored result message not deleted (it will come back as a duplicate): %s", reason)
+            self._pace.computed(time.monotonic() - began)
+            if self._pace.depth(2) > 1:  # the queue's calls wait: the deletes go on while the next step stores
+                self._deleting.append(self._network.submit(self._delete, receipts, False))
+            else:
+                self._delete(receipts, self._more and not self.stopping)
         self.stored += added.stored
         self.duplicates += added.duplicates
         self.metrics.incr("results_stored", added.stored)

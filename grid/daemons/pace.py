@@ -8,7 +8,7 @@ import math
 PIPELINE_FROM = 0.005  # seconds a queue call waits, on average, from which work goes to the background: below it (the
 # embedded queue, whose calls wait 1-3 ms for its write lock when busy) a step makes its calls in its own thread, which
 # the tiny tasks need (docs/benchmarks.md); SQS waits 10 ms and more
-WEIGHT = 0.3  # weight of the newest measure in the running averages
+WEIGHT = 0.3  # weight of the newest measure in the running averages; the first measure is the average
 
 
 class Pace:
@@ -16,16 +16,27 @@ class Pace:
 
     def __init__(self):
         self.compute = self.wait = 0.0
+        self._computed = self._waited = False
 
     def computed(self, seconds: float) -> None:
-        self.compute += WEIGHT * (seconds - self.compute)
+        self.compute = _average(self.compute, seconds, self._computed)
+        self._computed = True
 
     def waited(self, seconds: float) -> None:  # from the network threads: one float assigned at a time
-        self.wait += WEIGHT * (max(seconds, 0.0) - self.wait)
+        self.wait = _average(self.wait, max(seconds, 0.0), self._waited)
+        self._waited = True
 
     def depth(self, most: int) -> int:
-        """Units in hand and on the network at once: 1 while the calls wait less than PIPELINE_FROM; else as many
-        as cover a call's wait with computing, at most `most`."""
-        if self.wait < PIPELINE_FROM:
+        """Units in hand and on the network at once: 1 while the calls wait less than PIPELINE_FROM (or no wait was
+        measured yet), else as many as cover a call's wait with computing, at most `most` (2 before a unit was
+        computed: its time is not known yet)."""
+        if not self._waited or self.wait < PIPELINE_FROM:
             return 1
+        if not self._computed:
+            return min(most, 2)
         return max(1, min(most, 1 + math.ceil(self.wait / max(self.compute, 1e-4))))
+
+
+def _average(average: float, measure: float, before: bool) -> float:
+    """The running average with a new measure; the first measure alone, so the depth is right from the start."""
+    return average + WEIGHT * (measure - average) if before else measure

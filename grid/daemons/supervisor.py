@@ -96,6 +96,7 @@ class Supervisor(lifecycle.Daemon):
         self.publisher = publisher
         self.status_path = status_path
         self.last: Observation | None = None
+        self._seen: QueueCounts | None = None  # the backlog read that called the step early: the step decides on it
         self.history: list[Observation] = []
         self.activity: Activity | None = None
         self.needs = NeedWindow(cfg.scale_in_cooldown)
@@ -175,11 +176,13 @@ class Supervisor(lifecycle.Daemon):
             counts = self.tasks.counts()
         except QueueError:  # the step meets it again, and logs and backs off as it does for its own errors
             return True
-        return workers_needed(counts.visible, counts.in_flight, self.cfg.backlog_per_instance) > self.last.desired
+        more = workers_needed(counts.visible, counts.in_flight, self.cfg.backlog_per_instance) > self.last.desired
+        self._seen = counts if more else None  # not read again by the step: on SQS a round trip sooner
+        return more
 
     def step(self) -> Observation:
         """Read the backlog and the fleet, publish, and set the fleet's desired size."""
-        counts = self.tasks.counts()
+        counts, self._seen = self._seen or self.tasks.counts(), None
         size = self.fleet.size()
         desired, idle = self._decide(counts, size)
         obs = Observation(time.time(), counts.visible, counts.in_flight, size, desired,

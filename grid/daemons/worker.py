@@ -100,6 +100,7 @@ class Worker(lifecycle.Daemon):
         self._answering: deque[Future] = deque()
         self.network = ThreadPoolExecutor(2 * MAX_DEPTH, thread_name_prefix="grid-network")  # threads made when used
         self._pace = Pace()
+        self._polled = False  # the first receive was made
         self._last_depth = 1
         self._lock = threading.Lock()
         self.protection: protection.Protection | None = None
@@ -219,9 +220,22 @@ class Worker(lifecycle.Daemon):
         cfg = self.cfg
         self.metrics.flush()  # this receive may wait: what was counted goes out first, not a long poll later
         with self.metrics.timer("read_time"):
+            if not self._polled and (messages := self._first_receive()):
+                return messages
             return self.tasks.receive(
                 cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout
             )
+
+    def _first_receive(self) -> list[Message]:
+        """The worker's first receive, without a long poll: the time of one that brings messages is a queue call's
+        wait alone, which sets the pipeline's depth from the first batch (at the start of a run, on SQS, the first
+        answers would otherwise hold up the next batches for their round trips)."""
+        self._polled = True
+        began, cpu = time.monotonic(), time.thread_time()
+        messages = self.tasks.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
+        if messages:
+            self._pace.waited(time.monotonic() - began - (time.thread_time() - cpu))
+        return messages
 
     def _take_more(self, batch: list[InHand]) -> bool:
         """After a full receive of small messages, more receives in one write transaction while they come full, up to

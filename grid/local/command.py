@@ -42,7 +42,6 @@ SCALE_IN_PATIENCE = 30.0  # seconds, beyond the policy's halving steps and coold
 COLLECT_PATIENCE = 10.0  # seconds the collector gets to store what is on the results queue after a Ctrl-C
 SAMPLE_PERIOD = 0.1  # seconds between samples of the run (the view shows one every --interval)
 END_POLL = 0.01  # seconds between checks for the end of the work once it is near: the end is known to within this
-NEAR_END = 20  # task messages left per worker, production over: the end is near
 INTERRUPT_POLL = 0.05  # seconds: how soon grid local's sleeps notice a Ctrl-C
 
 
@@ -105,19 +104,14 @@ def story_text(phases: list[Phase]) -> str:
     return ", ".join(map(what, phases))
 
 
-def near_end(last: report.Sample, producing: bool, max_workers: int) -> bool:
-    """Production is over and few task messages are left: the end of the work is worth looking for between samples."""
-    return not producing and last.backlog + last.in_flight <= NEAR_END * max_workers
-
-
-def wait_for_next_sample(period: float, near: bool, drained: Callable[[], bool], stop: lifecycle.Stop) -> float | None:
-    """Wait `period` seconds (less after a Ctrl-C) for the next sample. When the end is `near`, check `drained()` every
+def wait_for_next_sample(period: float, near: bool, done: Callable[[], bool], stop: lifecycle.Stop) -> float | None:
+    """Wait `period` seconds (less after a Ctrl-C) for the next sample. When the end is `near`, check `done()` every
     END_POLL meanwhile: the monotonic time it was first found true (read after the check: never before the end), or
     None."""
     due = time.monotonic() + period
     while near and not stop.requested and time.monotonic() < due:
         stop.sleep(min(END_POLL, due - time.monotonic()))
-        if drained():
+        if done():
             return time.monotonic()
     stop.sleep(due - time.monotonic())
     return None
@@ -204,7 +198,7 @@ class Session:
                 shown = time.monotonic()
             if failure := self.daemons.failed() or self.sender_error:
                 return failure
-            if self.timeline.drained_at is None and (ended is not None or self.drained()):
+            if self.timeline.drained_at is None and (ended is not None or self.finished()):
                 self.timeline.drained_at = sample.t if ended is None else ended
             if self.timeline.drained_at is not None and self.scaled_in(sample) and self.story_over(sample):
                 return None
@@ -237,9 +231,20 @@ class Session:
 
     def _until_next_sample(self, last: report.Sample) -> float | None:
         """Wait for the next sample; near the end of the work, the session's time when the end was found (or None)."""
-        near = self.timeline.drained_at is None and near_end(last, self.producing(), self.max_workers)
-        found = wait_for_next_sample(min(self.interval, SAMPLE_PERIOD), near, self.drained, self.interrupts)
+        near = self.timeline.drained_at is None and not self.producing()  # all_stored is cheap: no queue call
+        found = wait_for_next_sample(min(self.interval, SAMPLE_PERIOD), near, self.all_stored, self.interrupts)
         return None if found is None else found - self._start
+
+    def finished(self) -> bool:
+        """The work is done: every task has a stored result, or none is left to do (`drained`: the tasks that went to
+        a dead-letter queue have none)."""
+        return self.all_stored() or self.drained()
+
+    def all_stored(self) -> bool:
+        """Every task of the plan has a stored result: the collector's count, no queue call (the end is known when the
+        last result is stored, not a queue read later: on SQS a round trip or two)."""
+        stored = self.stored_before.total + self._stat("collector", "results_stored")
+        return stored >= self.plan.tasks and not self.producing()
 
     def drained(self) -> bool:
         """Everything produced, and no task or result message left anywhere but the dead-letter queues."""
