@@ -108,6 +108,8 @@ def test_workers_and_the_collector_sigkilled_at_random_lose_nothing_and_store_ea
         held_at_kills.append(held)
     chaos.start("worker", name="worker-last")
     wait_for_roles(f"{tasks} results stored", lambda: stored(chaos) >= tasks and producer.poll() == 0, chaos)
+    # The killed workers may have done all the work: the last one is stopped once it runs, not as it starts
+    wait_for_roles("the last worker running", lambda: "kernel threads" in chaos.log("worker-last"), chaos)
     codes = chaos.stop()
     check_results(chaos, "ck", tasks)
     assert set(codes.values()) == {0}, codes

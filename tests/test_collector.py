@@ -11,7 +11,7 @@ from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
 from grid import config
-from grid.errors import StoreError, StoreNotFound
+from grid.errors import QueueError, StoreError, StoreNotFound
 from grid.wire import REQUEST_MESSAGE_ID, Code, Result, encode_results, pack_results
 from grid.metrics import Metrics
 from grid.metrics import metrics as registry_metrics
@@ -216,19 +216,21 @@ def test_when_more_are_waiting_the_next_receive_is_taken_with_the_commit_and_giv
     assert results.counts().visible == 10 and results.counts().in_flight == 0
 
 
-def test_on_a_slow_queue_deletes_go_on_in_the_background_while_the_next_results_are_received(setup):
-    """Where the queue's calls wait (SQS), a step neither waits for its deletes nor for the next receive: a result is
-    taken as it comes, not a round trip after a step (at the end of a run, the last results)."""
+def test_on_a_slow_queue_deletes_go_on_in_the_background_and_the_next_results_are_received_at_once(setup):
+    """Where the queue's calls wait (SQS), a step does not wait for its deletes (the next receive follows the store at
+    once: at the end of a run, the last results a round trip sooner), and while results come fast the next receives
+    are made together, not one after the other."""
     _, results, store = setup
     daemon = Collector(collector_config(setup[0].cfg.broker_url, batch_size=2), setup[0].broker, Metrics("collector"),
                        store=store)
     daemon.setup()
     calls = []
     slowed(daemon.results, calls=("receive", "delete_batch"), threads=calls)
-    for start in range(0, 30, 3):
-        send(results, *[encode_results([answer(f"t{i}")]) for i in range(start, start + 3)])
-    drain(daemon)
-    assert {r.task_id for r in store.results()} == {f"t{i}" for i in range(30)} and daemon.stored == 30
+    for wave in range(2):  # the first step measures the calls' wait, in the daemon's own thread
+        for start in range(wave * 30, wave * 30 + 30, 3):
+            send(results, *[encode_results([answer(f"t{i}")]) for i in range(start, start + 3)])
+        drain(daemon)
+    assert {r.task_id for r in store.results()} == {f"t{i}" for i in range(60)} and daemon.stored == 60
     daemon.teardown()
     assert results.counts().total == 0  # each deleted once stored; the receives taken ahead, given back empty
     deletes = [thread for _, call, thread in calls if call == "delete_batch"]
@@ -236,6 +238,38 @@ def test_on_a_slow_queue_deletes_go_on_in_the_background_while_the_next_results_
     # The first step's calls, in the daemon's own thread, showed that they wait; from then on, the network threads'
     assert deletes[0] == receives[0] == "MainThread"
     assert deletes[-1].startswith("grid-network") and any(t.startswith("grid-network") for t in receives)
+
+
+@pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)
+def test_a_background_delete_that_fails_raises_in_the_next_step_and_what_waited_is_deleted_later(setup):
+    _, results, store = setup
+    daemon = Collector(collector_config(setup[0].cfg.broker_url, batch_size=2), setup[0].broker, Metrics("collector"),
+                       store=store)
+    daemon.setup()
+    slowed(daemon.results, calls=("receive", "delete_batch"))
+    send(results, *[encode_results([answer(f"a{i}")]) for i in range(2)])
+    assert daemon.run_once()  # its delete, in the daemon's thread, finds that the calls wait
+    deletes, failures = daemon.results.delete_batch, []
+
+    def fail_once(receipts):
+        if not failures:
+            failures.append(list(receipts))
+            raise QueueError("the endpoint did not answer")
+        return deletes(receipts)
+
+    daemon.results.delete_batch = fail_once
+    send(results, *[encode_results([answer(f"b{i}")]) for i in range(2)])
+    assert daemon.run_once()  # stored; its delete fails on a network thread
+    daemon._deleting[-1].exception()  # wait for it
+    send(results, *[encode_results([answer(f"c{i}")]) for i in range(2)])
+    with pytest.raises(QueueError, match="did not answer"):
+        daemon.run_once()  # as if the daemon's own call had failed: the outage logic takes it
+    drain(daemon)
+    daemon.teardown()
+    assert len(failures) == 1 and {r.task_id for r in ResultStore(store.path).results()} == {
+        "a0", "a1", "b0", "b1", "c0", "c1"}
+    counts = results.counts()  # b's messages, not deleted, come back after the timeout (duplicates, dropped)
+    assert counts.visible + counts.in_flight == 2
 
 
 def test_the_collector_sends_what_it_counted_before_it_waits_for_more_results(tmp_path, statsd_socket):

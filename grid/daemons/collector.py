@@ -8,6 +8,7 @@ queue, where `grid dlq peek` shows it.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,8 +25,8 @@ RECEIVES_PER_STEP = 10  # receives stored with one commit when the results come 
 # as storing a receive's results
 LATENCY_SAMPLES = 100  # latency timings sent per step at most, evenly spread over its results: enough for the
 # percentiles of a live view, where a timing per result cost CPU the workers need (docs/benchmarks.md)
-RECEIVES_AHEAD = 4  # most receives on their way while the queue's calls wait (SQS): a result is taken as it comes,
-# and the next ones while a step stores; each may hold a batch of messages invisible until it is stored
+RECEIVES_AHEAD = 4  # most receives on their way while the queue's calls wait (SQS) and results come fast; each may
+# hold a batch of messages invisible until it is stored
 
 
 class Collector(lifecycle.Daemon):
@@ -42,7 +43,10 @@ class Collector(lifecycle.Daemon):
         self._more = False  # the last receive came full: more are waiting
         self._pace = Pace()  # a step's store against a delete's wait
         self._network = ThreadPoolExecutor(RECEIVES_AHEAD + 2, thread_name_prefix="grid-network")  # made when used
-        self._deleting: deque[Future] = deque()
+        self._deleting: deque[Future] = deque()  # the background deletes: one at a time, each of what waited for it
+        self._to_delete: list[str] = []  # receipts stored, waiting for the delete on its way
+        self._deleter_on = False  # a delete loop runs on a network thread
+        self._delete_lock = threading.Lock()
 
     def setup(self) -> None:
         self.results = self.open_queue(self.cfg.results_queue_name)
@@ -77,18 +81,19 @@ class Collector(lifecycle.Daemon):
             messages = self._ahead.take(wait=True) or self.results.receive(
                 cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
         if depth > 1:
-            self._receive_ahead(depth - 1 if messages and self._ahead.full else 1)
+            if len(messages) == cfg.batch_size:  # more are waiting: taken while this step stores
+                self._receive_ahead(depth - 1)
             return messages
         more, self._more = receive_while_full(self.broker, self.results, messages, cfg.batch_size,
                                               cfg.visibility_timeout, RECEIVES_PER_STEP - 1)
         return messages + more
 
     def _receive_ahead(self, receives: int) -> None:
-        """While the queue's calls wait: keep `receives` on the network threads, long polls, so that the next results
-        are taken as they come, not a round trip after this step (one; more while the queue comes full)."""
+        """While the queue's calls wait: `receives` on the network threads, at once (the embedded queue's
+        receive_while_full makes them one after the other in a commit; on SQS that would be a round trip each)."""
         while self._ahead.held() < receives and not self.stopping:
             self._ahead.expect()
-            self._network.submit(self._ahead.receive, self.results, True, self.cfg.queue_polling_wait_time)
+            self._network.submit(self._ahead.receive, self.results, True)
 
     def _collect(self, wait: bool) -> None:
         """The deletes made in the background, done; with `wait`, all of them. One that failed raises here, in the
@@ -102,6 +107,11 @@ class Collector(lifecycle.Daemon):
                 self._deleting.popleft().result()
             except QueueError as e:
                 self.log.warning("stored result messages not deleted (they will come back as duplicates): %s", e)
+        if self._to_delete and not self.forced:  # left by a delete that failed
+            try:
+                self._delete(self._to_delete, False)
+            except QueueError as e:
+                self.log.warning("stored result messages not deleted (they will come back as duplicates): %s", e)
         ahead = self._ahead.take_all(not self.forced)  # the receives on their way come in first (none is cancelled)
         self._network.shutdown(wait=False)
         if ahead:
@@ -112,6 +122,32 @@ class Collector(lifecycle.Daemon):
         if self.store is not None:
             self.store.close()
         self.log.info("collector stopping: %d results stored, %d duplicates dropped", self.stored, self.duplicates)
+
+    def _delete_later(self, receipts: list[str]) -> None:
+        """Delete on a network thread: at once if no delete is on its way, else right after it, together with every
+        receipt that waited for it (small steps would otherwise each make a request)."""
+        with self._delete_lock:
+            self._to_delete += receipts
+            if self._deleter_on:
+                return
+            self._deleter_on = True
+        self._deleting.append(self._network.submit(self._delete_waiting))
+
+    def _delete_waiting(self) -> None:
+        """On a network thread: delete what waits until nothing does. A failed call raises (in the daemon's thread,
+        at its next step); what waited after it goes with the next delete."""
+        while True:
+            with self._delete_lock:
+                receipts, self._to_delete = self._to_delete, []
+                self._deleter_on = bool(receipts)
+                if not receipts:
+                    return
+            try:
+                self._delete(receipts, False)
+            except BaseException:
+                with self._delete_lock:
+                    self._deleter_on = False
+                raise
 
     def _delete(self, receipts: list[str], ahead: bool) -> None:
         """Delete the stored messages; with `ahead`, receive the next batch in the same commit (the embedded queue)."""
@@ -140,7 +176,7 @@ class Collector(lifecycle.Daemon):
             added = self.store.add(results)  # raises, and deletes nothing, when the results are not stored
             self._pace.computed(time.monotonic() - began)
             if self._pace.depth(2) > 1:  # the queue's calls wait: the deletes go on while the next step stores
-                self._deleting.append(self._network.submit(self._delete, receipts, False))
+                self._delete_later(receipts)
             else:
                 self._delete(receipts, self._more and not self.stopping)
         self.stored += added.stored
