@@ -72,6 +72,20 @@ def test_is_prime_matches_sympy_below_2_32(n):
     assert is_prime(n) == sympy.isprime(n)
 
 
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(min_value=-2**36, max_value=2**36), st.sampled_from([2**32, 2**60, 2**61, 2**62, 2**63]))
+def test_is_prime_matches_sympy_around_the_bounds_of_its_paths(offset, bound):
+    """Below 2^62 the base-2 test runs on values in [0, 2n) with no final subtraction: its edges, and 2^32's."""
+    n = bound + offset
+    assert is_prime(n) == sympy.isprime(n)
+
+
+def test_is_prime_of_the_primes_just_below_2_62_and_their_products():
+    below = [p for p in range(2**62 - 2000, 2**62) if sympy.isprime(p)]
+    assert below and all(is_prime(p) for p in below)
+    assert not any(is_prime(p * q) for p, q in zip([3, 5, 7, 4294967291], below))
+
+
 def sprp2(n):
     """Strong probable prime to base 2, from the definition (odd n > 2): the reference for the table."""
     s = ((n - 1) & -(n - 1)).bit_length() - 1
@@ -377,6 +391,16 @@ def test_factor_run_answers_the_longest_run_of_64_bit_ints_as_sympy_does_with_ch
     assert all(type(p) is int for found in factors for p in found)
     assert started[:1] == [began][:k] and started[1:] == completed[:-1]
     assert all(s <= c for s, c in zip(started, completed))
+
+
+def test_factor_run_leaves_its_lists_of_ints_to_reference_counting():
+    """They cannot be in a cycle; the worker keeps them until it sends them, and tracked they cost full collections."""
+    import gc
+    from grid.primes import factor_run
+
+    factors, _, _, _ = factor_run([15, 7, 2**64 - 1, 1], 60.0, 0.0)
+    assert factors == [[3, 5], [7], sympy.factorint(2**64 - 1, multiple=True), []]
+    assert not any(gc.is_tracked(found) for found in factors)
 
 
 def test_factor_run_stops_at_the_number_past_its_budget_with_what_factorize_would_raise():
