@@ -211,6 +211,20 @@ def test_products_of_20_to_32_bit_primes(starts):
     assert factorize(math.prod(primes)) == primes
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2**28, 2**31), st.integers(-2**20, 2**20))
+def test_semiprimes_around_2_60(p, offset):
+    """ECM below 2^60 never reduces its sums and differences (values below 4n), above it does: both sides."""
+    p = sympy.nextprime(p)
+    q = sympy.nextprime(max(2, (2**60 + offset * 2**30) // p))
+    assert factorize(p * q) == sorted([p, q])
+
+
+@pytest.mark.parametrize("n", [(2**30 - 35) * (2**30 - 41), 1009**6, 65537**3 * 251, (2**20 - 3)**3])
+def test_prime_powers_and_products_just_below_2_60(n):
+    assert n < 2**60 and factorize(n) == expected(n)
+
+
 def test_semiprimes_just_below_2_64():
     primes = [4294967291, 4294967279, 4294967231, 4294967197]
     for p in primes:
