@@ -220,6 +220,15 @@ def test_semiprimes_around_2_60(p, offset):
     assert factorize(p * q) == sorted([p, q])
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2**30, 2**36), st.integers(-2**40, 2**40))
+def test_products_around_2_124(p, offset):
+    """The 128-bit ECM's side of the same bound: below 2^124 no reductions but the product's, above it every one."""
+    p = sympy.nextprime(p)
+    q = sympy.nextprime((2**124 + offset * 2**80) // p)
+    assert factorize(p * q) == sorted([p, q])
+
+
 @pytest.mark.parametrize("n", [(2**30 - 35) * (2**30 - 41), 1009**6, 65537**3 * 251, (2**20 - 3)**3])
 def test_prime_powers_and_products_just_below_2_60(n):
     assert n < 2**60 and factorize(n) == expected(n)
