@@ -234,6 +234,21 @@ def test_prime_powers_and_products_just_below_2_60(n):
     assert n < 2**60 and factorize(n) == expected(n)
 
 
+def test_prac_chains_take_a_point_to_its_prime_multiple_with_every_add_knowing_its_difference():
+    """_chain_ops runs the steps on integers and asserts each add's difference; the rarer rules (6-9) come from
+    the other choices of v, all of which are checked."""
+    rules = set()
+    for q in sympy.primerange(3, 3000):
+        assert _primes._chain_ops(_primes._prac_chain(q))[1] == q
+        for v in _primes._PRAC_V:
+            found = _primes._prac_steps(q, v)
+            if found is not None:
+                assert _primes._chain_ops(found[1])[1] == q
+                rules |= {step & 15 for step in found[1]}
+    assert set(range(1, 10)) <= rules
+    assert _primes._chain_ops(_primes._prac_chain(2) * 3 + _primes._prac_chain(5))[1] == 40
+
+
 def test_semiprimes_just_below_2_64():
     primes = [4294967291, 4294967279, 4294967231, 4294967197]
     for p in primes:
