@@ -7,7 +7,9 @@ the ratios to flint, cypari2 and the original, then the same cells as time per o
 per CPU second's op, and cycles where `perf stat -e cycles` counts them on this machine (the
 clock rate it measures over a busy loop of this process times the ns; in a VM whose
 hypervisor hides the PMU, perf prints "<not supported>" and the table says so and shows ns
-only). `--quick` runs in a few seconds.
+only). `--quick` runs in a few seconds. The rows "A run" and "B run" time the worker's own path, grid's
+`factor_run` over bundles of BUNDLE numbers (the default tasks per message), in ops per CPU second per number;
+the peers have no such call.
 """
 import argparse
 import importlib.util
@@ -34,6 +36,7 @@ original = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(original)
 
 LIBS = ["grid", "flint", "cypari2", "gmpy2", "sympy", "original"]
+BUNDLE = 200  # numbers per factor_run call: the default tasks per message
 pari = cypari2.Pari()
 
 
@@ -93,6 +96,15 @@ RANDOM_PRIME = {
 }
 
 
+def run_bundle(bundle):
+    """The worker's call on a message's numbers (each within 60 s); its factor lists."""
+    return primes.factor_run(bundle, 60.0, 0.0)[0]
+
+
+def bundles(numbers):
+    return [numbers[i:i + BUNDLE] for i in range(0, len(numbers) - BUNDLE + 1, BUNDLE)]
+
+
 def semiprimes(low, high, count, seed):
     rng = random.Random(seed)
     return [primes.task_number(low, high, 2, rng) for _ in range(count)]
@@ -100,19 +112,22 @@ def semiprimes(low, high, count, seed):
 
 def workloads(count):
     """(id, what, functions, inputs, call): call(function, input, rng) runs one op;
-    the inputs of C are the bit sizes."""
+    the inputs of C are the bit sizes, those of the run rows bundles of BUNDLE numbers (an op each)."""
     rng = random.Random(2026)
     odd64 = [rng.getrandbits(64) | 1 | (1 << 63) for _ in range(count)]
     primes64 = [primes.random_prime(64, rng) for _ in range(count)]
     factor = lambda f, n, _: f(n)  # noqa: E731
     draw = lambda f, bits, rng: f(bits, rng)  # noqa: E731
+    a, b = semiprimes(20, 30, count, 1), [primes.task_number(20, 30, 1, rng) for _ in range(count)]
+    run = {"grid": run_bundle}
     return [
-        ("A", "factor p*q, p, q of 20-30 bits", FACTOR, semiprimes(20, 30, count, 1), factor),
+        ("A", "factor p*q, p, q of 20-30 bits", FACTOR, a, factor),
+        ("A run", "A through factor_run, per number", run, bundles(a), factor),
         ("A16", "factor p*q, p, q of 16 bits", FACTOR, semiprimes(16, 16, count, 2), factor),
         ("A32", "factor p*q, p, q of 32 bits", FACTOR, semiprimes(32, 32, count, 3), factor),
         ("A40", "factor p*q, p, q of 40 bits", FACTOR, semiprimes(40, 40, count, 4), factor),
-        ("B", "factor a prime of 20-30 bits", FACTOR,
-         [primes.task_number(20, 30, 1, rng) for _ in range(count)], factor),
+        ("B", "factor a prime of 20-30 bits", FACTOR, b, factor),
+        ("B run", "B through factor_run, per number", run, bundles(b), factor),
         ("C", "random_prime of 20-30 bits", RANDOM_PRIME,
          [rng.randint(20, 30) for _ in range(count)], draw),
         ("C64", "random_prime of 64 bits", RANDOM_PRIME, [64] * count, draw),
@@ -148,6 +163,8 @@ def measure(function, inputs, call, seconds, rounds):
 
 
 def check(wid, name, inputs, results):
+    if wid.endswith(" run"):  # a bundle an op: check its numbers one by one
+        inputs, results = sum(inputs, []), sum(results, [])
     if wid.startswith(("A", "B")):
         bad = [n for n, f in zip(inputs, results) if primes.factorize(n) != sorted(f)]
     elif wid.startswith("D"):
@@ -206,6 +223,7 @@ def main(argv=None):
         for name in LIBS:
             if name in functions:
                 rates[name], results = measure(functions[name], inputs, call, seconds, rounds)
+                rates[name] *= BUNDLE if wid.endswith(" run") else 1  # per number
                 check(wid, name, inputs, results)
         rows.append((wid, what, rates))
         print(f"{wid:5} {what:34} " + " ".join(f"{n}={fmt(r)}" for n, r in rates.items()),

@@ -1,7 +1,7 @@
 """Two builds of the kernel side by side in one process: this checkout's grid._primes against another build's.
 
-`python -P benchmarks/kernel_ab.py OTHER/grid/_primes.cpython-311-x86_64-linux-gnu.so [--only A,C128]`. Both get
-the inputs of benchmarks/kernel.py, in alternating chunks of CPU time, so that the machine's load falls on both
+`python -P benchmarks/kernel_ab.py OTHER/grid/_primes.cpython-311-x86_64-linux-gnu.so [--only "A,B run"]`. Both get
+the inputs of benchmarks/kernel.py (the run rows: factor_run on its bundles, per number), in alternating chunks of CPU time, so that the machine's load falls on both
 alike (runs of `make bench-kernel` minutes apart differ by far more than a change of the kernel does). Prints each
 row's ops per CPU second for both (the median chunk) and their ratio. Two builds may find the same factors in
 another order. The calls are the kernel's own (factor,
@@ -39,6 +39,8 @@ def load(path: str):
 
 
 def call(kernel, wid: str):
+    if wid.endswith(" run"):
+        return lambda bundle, rng, run=kernel.factor_run: run(bundle, 60.0, 0.0)[0]
     if wid.startswith(("A", "B")):
         return lambda n, rng, factor=kernel.factor: factor(n, math.inf, UNLIMITED)
     if wid.startswith("C"):
@@ -73,13 +75,15 @@ def main(argv=None) -> None:
         ours, theirs = call(_primes, wid), call(other, wid)
         sample = inputs[:20]
         same = (lambda r: (sorted(r[0]), r[1])) if wid.startswith(("A", "B")) else (lambda r: r)  # noqa: E731
+        same = (lambda r: r) if wid.endswith(" run") else same
         if [same(ours(x, random.Random(1))) for x in sample] != [same(theirs(x, random.Random(1))) for x in sample]:
             sys.exit(f"{wid}: the two builds disagree on the first inputs")
         rates = {ours: [], theirs: []}
         for k in range(args.chunks):
             for op in (ours, theirs) if k % 2 == 0 else (theirs, ours):
                 rates[op].append(rate(op, inputs, args.seconds))
-        a, b = statistics.median(rates[ours]), statistics.median(rates[theirs])
+        per = kernel_bench.BUNDLE if wid.endswith(" run") else 1  # the run rows: per number
+        a, b = per * statistics.median(rates[ours]), per * statistics.median(rates[theirs])
         print(f"| {wid} | {what} | {a:,.0f} | {b:,.0f} | {a / b:.2f} |", flush=True)
 
 

@@ -31,6 +31,17 @@ def test_a_quick_row_runs_every_factoring_peer_and_prints_both_tables():
     assert any(line.startswith("| A16 | ") and "factor" not in line for line in lines)
 
 
+def test_the_run_rows_time_factor_run_alone_and_check_every_number():
+    run = subprocess.run([sys.executable, "-P", str(SCRIPT), "--quick", "--only", "B run,A run"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert " ! " not in run.stderr, run.stderr
+    for wid in ("A run", "B run"):
+        row = next(line for line in run.stdout.splitlines() if line.startswith(f"| {wid} | "))
+        rates = [cell.strip() for cell in row.strip("|").split("|")][2:2 + len(bench().LIBS)]
+        assert rates[0] != "-" and set(rates[1:]) == {"-"}  # grid only: the peers have no such call
+
+
 def test_perf_stat_gives_a_clock_rate_or_the_reason_it_has_none():
     module = bench()
     counted = "2600000000,,cycles,1000000000,100.00,,\n1000.0,msec,task-clock,1000000000,100.00,1.0,CPUs utilized\n"

@@ -72,6 +72,20 @@ def test_is_prime_matches_sympy_below_2_32(n):
     assert is_prime(n) == sympy.isprime(n)
 
 
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(min_value=-2**36, max_value=2**36), st.sampled_from([2**32, 2**60, 2**61, 2**62, 2**63]))
+def test_is_prime_matches_sympy_around_the_bounds_of_its_paths(offset, bound):
+    """Below 2^62 the base-2 test runs on values in [0, 2n) with no final subtraction: its edges, and 2^32's."""
+    n = bound + offset
+    assert is_prime(n) == sympy.isprime(n)
+
+
+def test_is_prime_of_the_primes_just_below_2_62_and_their_products():
+    below = [p for p in range(2**62 - 2000, 2**62) if sympy.isprime(p)]
+    assert below and all(is_prime(p) for p in below)
+    assert not any(is_prime(p * q) for p, q in zip([3, 5, 7, 4294967291], below))
+
+
 def sprp2(n):
     """Strong probable prime to base 2, from the definition (odd n > 2): the reference for the table."""
     s = ((n - 1) & -(n - 1)).bit_length() - 1
@@ -195,6 +209,44 @@ def test_products_of_20_to_32_bit_primes(starts):
     """The 64-bit ECM (Suyama's curves) from 2^40 on, rho and Hart below."""
     primes = sorted(sympy.nextprime(x) for x in starts)
     assert factorize(math.prod(primes)) == primes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2**28, 2**31), st.integers(-2**20, 2**20))
+def test_semiprimes_around_2_60(p, offset):
+    """ECM below 2^60 never reduces its sums and differences (values below 4n), above it does: both sides."""
+    p = sympy.nextprime(p)
+    q = sympy.nextprime(max(2, (2**60 + offset * 2**30) // p))
+    assert factorize(p * q) == sorted([p, q])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2**30, 2**36), st.integers(-2**40, 2**40))
+def test_products_around_2_124(p, offset):
+    """The 128-bit ECM's side of the same bound: below 2^124 no reductions but the product's, above it every one."""
+    p = sympy.nextprime(p)
+    q = sympy.nextprime((2**124 + offset * 2**80) // p)
+    assert factorize(p * q) == sorted([p, q])
+
+
+@pytest.mark.parametrize("n", [(2**30 - 35) * (2**30 - 41), 1009**6, 65537**3 * 251, (2**20 - 3)**3])
+def test_prime_powers_and_products_just_below_2_60(n):
+    assert n < 2**60 and factorize(n) == expected(n)
+
+
+def test_prac_chains_take_a_point_to_its_prime_multiple_with_every_add_knowing_its_difference():
+    """_chain_ops runs the steps on integers and asserts each add's difference; the rarer rules (6-9) come from
+    the other choices of v, all of which are checked."""
+    rules = set()
+    for q in sympy.primerange(3, 3000):
+        assert _primes._chain_ops(_primes._prac_chain(q))[1] == q
+        for v in _primes._PRAC_V:
+            found = _primes._prac_steps(q, v)
+            if found is not None:
+                assert _primes._chain_ops(found[1])[1] == q
+                rules |= {step & 15 for step in found[1]}
+    assert set(range(1, 10)) <= rules
+    assert _primes._chain_ops(_primes._prac_chain(2) * 3 + _primes._prac_chain(5))[1] == 40
 
 
 def test_semiprimes_just_below_2_64():
@@ -377,6 +429,16 @@ def test_factor_run_answers_the_longest_run_of_64_bit_ints_as_sympy_does_with_ch
     assert all(type(p) is int for found in factors for p in found)
     assert started[:1] == [began][:k] and started[1:] == completed[:-1]
     assert all(s <= c for s, c in zip(started, completed))
+
+
+def test_factor_run_leaves_its_lists_of_ints_to_reference_counting():
+    """They cannot be in a cycle; the worker keeps them until it sends them, and tracked they cost full collections."""
+    import gc
+    from grid.primes import factor_run
+
+    factors, _, _, _ = factor_run([15, 7, 2**64 - 1, 1], 60.0, 0.0)
+    assert factors == [[3, 5], [7], sympy.factorint(2**64 - 1, multiple=True), []]
+    assert not any(gc.is_tracked(found) for found in factors)
 
 
 def test_factor_run_stops_at_the_number_past_its_budget_with_what_factorize_would_raise():
