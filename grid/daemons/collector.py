@@ -71,8 +71,8 @@ class Collector(lifecycle.Daemon):
         return True
 
     def _receive(self) -> list[Message]:
-        """A receive (or the one taken ahead), and more at once while they come full, up to RECEIVES_PER_STEP: one
-        store commit for them."""
+        """A receive (or the one taken ahead) and, while they come full, more: where the queue's calls wait, the next
+        on a network thread while this step stores; else at once, up to RECEIVES_PER_STEP, for one store commit."""
         cfg = self.cfg
         depth = self._pace.depth(RECEIVES_AHEAD + 1)
         messages = self._ahead.take()
@@ -102,16 +102,13 @@ class Collector(lifecycle.Daemon):
             self._deleting.popleft().result()
 
     def teardown(self) -> None:
-        while self._deleting and not self.forced:
-            try:
-                self._deleting.popleft().result()
-            except QueueError as e:
-                self.log.warning("stored result messages not deleted (they will come back as duplicates): %s", e)
-        if self._to_delete and not self.forced:  # left by a delete that failed
-            try:
-                self._delete(self._to_delete, False)
-            except QueueError as e:
-                self.log.warning("stored result messages not deleted (they will come back as duplicates): %s", e)
+        if not self.forced:  # the deletes on their way, then what a failed one left
+            rest = [lambda: self._to_delete and self._delete(self._to_delete, False)]
+            for finish in [future.result for future in self._deleting] + rest:
+                try:
+                    finish()
+                except QueueError as e:
+                    self.log.warning("stored result messages not deleted (they will come back as duplicates): %s", e)
         ahead = self._ahead.take_all(not self.forced)  # the receives on their way come in first (none is cancelled)
         self._network.shutdown(wait=False)
         if ahead:

@@ -189,7 +189,7 @@ class Session:
         shown = time.monotonic()
         sample = self.timeline.samples[-1]
         while not self.interrupts.requested:
-            ended = self._until_next_sample(sample)
+            ended = self._until_next_sample()
             show = time.monotonic() - shown >= self.interval * 0.99
             sample = self.sample(latency=show)
             self.play(sample)
@@ -229,7 +229,7 @@ class Session:
         """No story, or its last phase's time is up (the session then also waits for the fleet at zero)."""
         return self.next_phase >= len(self.phases) and sample.t >= self.phase_due
 
-    def _until_next_sample(self, last: report.Sample) -> float | None:
+    def _until_next_sample(self) -> float | None:
         """Wait for the next sample; near the end of the work, the session's time when the end was found (or None)."""
         near = self.timeline.drained_at is None and not self.producing()  # all_stored is cheap: no queue call
         found = wait_for_next_sample(min(self.interval, SAMPLE_PERIOD), near, self.all_stored, self.interrupts)
