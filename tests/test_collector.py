@@ -241,6 +241,28 @@ def test_on_a_slow_queue_deletes_go_on_in_the_background_and_the_next_results_ar
 
 
 @pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)
+def test_on_a_slow_queue_a_receive_that_brought_several_results_sends_the_next_at_once_and_one_alone_does_not(setup):
+    """Results that come faster than a receive a round trip are taken by a receive on its way while a step stores (at
+    the end of a run, the last ones sooner); a trickle of one at a time waits in a long poll, with no extra request."""
+    _, results, store = setup
+    daemon = Collector(collector_config(setup[0].cfg.broker_url, batch_size=10), setup[0].broker,
+                       Metrics("collector"), store=store)
+    daemon.setup()
+    calls = []
+    slowed(daemon.results, calls=("receive", "delete_batch"), threads=calls)
+    ahead = lambda: sum(1 for _, call, thread in calls if call == "receive" and thread.startswith("grid-network"))
+    for i in range(2):  # the first step measures the calls' wait; then one result at a time
+        send(results, encode_results([answer(f"t{i}")]))
+        assert daemon.run_once()
+    assert ahead() == 0
+    send(results, *[encode_results([answer(f"t{i}")]) for i in range(2, 5)])
+    assert daemon.run_once()
+    assert ahead() == 1
+    daemon.teardown()
+    assert daemon.stored == 5 and results.counts().total == 0
+
+
+@pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)
 def test_a_background_delete_that_fails_raises_in_the_next_step_and_what_waited_is_deleted_later(setup):
     _, results, store = setup
     daemon = Collector(collector_config(setup[0].cfg.broker_url, batch_size=2), setup[0].broker, Metrics("collector"),

@@ -436,6 +436,22 @@ def test_on_a_slow_queue_the_first_batch_is_answered_in_the_background_while_the
     assert w.tasks.counts().total == 0 and len(results_by_task(drain(w.results))) == 400
 
 
+def test_where_only_answers_wait_the_worker_keeps_one_batch_ahead_and_many_answers_on_the_network(sqlite_broker):
+    """Batches received ahead are set by a receive's own wait, answers in flight by theirs: held beyond what the receives
+    ask, batches would wait in this worker while another finds the queue empty at its end."""
+    w = started(sqlite_broker, worker_cfg("aheadwait", pipeline_depth=0, concurrency=1, batch_size=1))
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"m{k}-{n}") for n in range(6, 56)]) for k in range(10)])
+    slowed(w.tasks, w.results, seconds=0.2, calls=("send_batch", "delete_batch"))
+    held, answering = [], []
+    while w.run_once():
+        held.append(w._ahead.held())
+        answering.append(len(w._answering))
+    w.request_stop()
+    w.teardown()
+    assert max(held) == 1 and max(answering) >= 3
+    assert w.tasks.counts().total == 0 and len(results_by_task(drain(w.results))) == 500
+
+
 def test_small_messages_are_taken_a_hundred_a_step_the_next_batch_ahead_and_given_back_on_stop(sqlite_broker):
     w = started(sqlite_broker, worker_cfg("ahead", concurrency=1))
     send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in range(6, 121)])

@@ -17,7 +17,7 @@ from grid.errors import MessageError, QueueError
 from grid.queues.base import MAX_BATCH, Message
 from grid.daemons import lifecycle
 from grid.daemons.batching import Ahead, receive_while_full
-from grid.daemons.pace import Pace
+from grid.daemons.pace import Pace, clocks
 from grid.store import Store, open_store
 from grid.wire import REQUEST_MESSAGE_ID, Results, decode_results
 
@@ -81,7 +81,7 @@ class Collector(lifecycle.Daemon):
             messages = self._ahead.take(wait=True) or self.results.receive(
                 cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
         if depth > 1:
-            if len(messages) == cfg.batch_size:  # more are waiting: taken while this step stores
+            if len(messages) > 1:  # results come faster than a receive a round trip: the next goes out while this step stores
                 self._receive_ahead(depth - 1)
             return messages
         more, self._more = receive_while_full(self.broker, self.results, messages, cfg.batch_size,
@@ -148,13 +148,13 @@ class Collector(lifecycle.Daemon):
 
     def _delete(self, receipts: list[str], ahead: bool) -> None:
         """Delete the stored messages; with `ahead`, receive the next batch in the same commit (the embedded queue)."""
-        began, cpu = time.monotonic(), time.thread_time()
+        since = clocks()
         with self.broker.atomic():
             failed = [reason for start in range(0, len(receipts), MAX_BATCH)
                       for reason in self.results.delete_batch(receipts[start:start + MAX_BATCH]).failed.values()]
             if ahead:
                 self._ahead.receive(self.results)
-        self._pace.waited(time.monotonic() - began - (time.thread_time() - cpu))
+        self._pace.waited_since(since)
         for reason in failed:
             self.log.warning("stored result message not deleted (it will come back as a duplicate): %s", reason)
 

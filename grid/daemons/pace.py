@@ -4,6 +4,7 @@ flight by it; the producer, its sends."""
 from __future__ import annotations
 
 import math
+import time
 
 PIPELINE_FROM = 0.005  # seconds a queue call waits, on average, from which work goes to the background: below it (the
 # embedded queue, whose calls wait 1-3 ms for its write lock when busy) a step makes its calls in its own thread, which
@@ -26,6 +27,12 @@ class Pace:
         self.wait = _average(self.wait, max(seconds, 0.0), self._waited)
         self._waited = True
 
+    def waited_since(self, clocks: tuple[float, float], units: int = 1) -> None:
+        """What the calls made since `clocks` (see `clocks()`) waited, for each of `units`: the wall time less the
+        thread's CPU time (the call's own work is not a wait: on the embedded queue it is all there is)."""
+        began, cpu = clocks
+        self.waited((time.monotonic() - began - (time.thread_time() - cpu)) / units)
+
     def depth(self, most: int) -> int:
         """Units in hand and on the network at once: 1 while the calls wait less than PIPELINE_FROM (or no wait was
         measured yet), else as many as cover a call's wait with computing, at most `most` (2 before a unit was
@@ -35,6 +42,11 @@ class Pace:
         if not self._computed:
             return min(most, 2)
         return max(1, min(most, 1 + math.ceil(self.wait / max(self.compute, 1e-4))))
+
+
+def clocks() -> tuple[float, float]:
+    """The wall clock and this thread's CPU clock now, for `Pace.waited_since`."""
+    return time.monotonic(), time.thread_time()
 
 
 def _average(average: float, measure: float, before: bool) -> float:

@@ -16,7 +16,7 @@ from grid.client import new_job_id
 from grid.errors import QueueError
 from grid.queues.base import BatchResult, SendEntry
 from grid.daemons import lifecycle
-from grid.daemons.pace import Pace
+from grid.daemons.pace import Pace, clocks
 from grid.wire import Tasks, pack_tasks
 
 PACE_SLICE = 0.1  # seconds of tasks sent at once when a rate is set, so the flow is smooth, not bursty
@@ -160,20 +160,20 @@ class Producer(lifecycle.Daemon):
         size = self.cfg.batch_size
         batches = [self._pending[i : i + size] for i in range(0, size * self._sends_per_step(), size)]
         batches = [batch for batch in batches if batch]
-        began, cpu = time.monotonic(), time.thread_time()
+        since = clocks()
         with self.broker.atomic():
             outcomes = [self._send_batch(batch, timed=False) for batch in batches]
-        self._pace.waited((time.monotonic() - began - (time.thread_time() - cpu)) / len(batches))
+        self._pace.waited_since(since, len(batches))
         self._pending = self._pending[sum(map(len, batches)) :]  # not before: a call that raised leaves them pending
         return self._accepted(batches, outcomes)
 
     def _send_batch(self, batch: Pending, timed: bool = True) -> BatchResult:
         """One send_batch call; `timed`, its wait counts in the pace (a call in a commit is timed with the commit)."""
-        began, cpu = time.monotonic(), time.thread_time()
+        since = clocks()
         with self.metrics.timer("send_msg_time"):
             outcome = self.tasks.send_batch([SendEntry(str(i), body) for i, (body, _) in enumerate(batch)])
         if timed:
-            self._pace.waited(time.monotonic() - began - (time.thread_time() - cpu))
+            self._pace.waited_since(since)
         return outcome
 
     def _accepted(self, batches: list[Pending], outcomes: list[BatchResult]) -> int:

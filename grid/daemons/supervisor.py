@@ -163,13 +163,17 @@ class Supervisor(lifecycle.Daemon):
         return cfg.scale_out_poll_interval if room and cfg.scale_out_poll_interval < cfg.metric_interval else None
 
     def _wait_for_step(self) -> None:
-        """Until the next step is due, or sooner once the backlog needs more workers than the last step asked for."""
+        """Until the next step is due, or sooner once the backlog needs more workers than the last step asked for: a
+        read every `poll` seconds from the start of the last (on SQS a read's round trip is part of the period)."""
         poll = self.scale_out_poll()
         if poll is None:
             self.sleep_until(self._next_step)
             return
-        while not self.stopping and time.monotonic() < self._next_step and not self._needs_more():
-            self.sleep_until(min(self._next_step, time.monotonic() + poll))
+        while not self.stopping and time.monotonic() < self._next_step:
+            began = time.monotonic()
+            if self._needs_more():
+                return
+            self.sleep_until(min(self._next_step, began + poll))
 
     def _needs_more(self) -> bool:
         try:

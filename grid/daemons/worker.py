@@ -25,7 +25,7 @@ from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.daemons import lifecycle, protection
 from grid.daemons.batching import Ahead, receive_while_full
 from grid.daemons.heartbeat import Heartbeat
-from grid.daemons.pace import Pace
+from grid.daemons.pace import Pace, clocks
 from grid.wire import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Ids, Rejected, Result, Results, Tasks,
                        decode_tasks, id_run, pack_results, split_id)
 
@@ -99,7 +99,8 @@ class Worker(lifecycle.Daemon):
         self._ahead = Ahead(cfg.batch_size, cfg.visibility_timeout, self.log, "batch", self._hold)
         self._answering: deque[Future] = deque()
         self.network = ThreadPoolExecutor(2 * MAX_DEPTH, thread_name_prefix="grid-network")  # threads made when used
-        self._pace = Pace()
+        self._pace = Pace()  # an answer's calls against a batch's computing: the answers in flight
+        self._receives = Pace()  # a receive's wait against a batch's computing: the batches received ahead
         self._polled = False  # the first receive was made
         self._last_depth = 1
         self._lock = threading.Lock()
@@ -144,24 +145,26 @@ class Worker(lifecycle.Daemon):
         self.metrics.incr("tasks_handled", sum(h.size for h in self._batch))  # once a batch
         self._hold([h.message for h in self._batch])
         depth = self._depth()
-        self._prefetch(depth - 1, full)
+        self._prefetch(self._batches_ahead(depth), full)
         began = time.monotonic()
         self._compute(self._batch)
-        self._pace.computed(time.monotonic() - began)
+        for pace in (self._pace, self._receives):
+            pace.computed(time.monotonic() - began)
         batch, self._batch = self._batch, []  # not on a second signal (ForcedExit): teardown gives the batch back
-        ahead = full and self._ahead.full and self._ahead.held() < depth and not self.stopping
+        ahead = depth == 1 and full and self._ahead.full and not self._ahead.held() and not self.stopping
         if ahead:
             self._ahead.expect()
         if depth == 1:
             self._count(*self._answer(batch, ahead))
         else:
             self._answering.append(self.network.submit(self._answer, batch, ahead))
-            self._collect(wait=len(self._answering) >= depth)
+            self._collect(wait=len(self._answering) >= self._answers_at_once(depth))
         return True
 
     def _depth(self) -> int:
-        """Batches to keep ahead and being answered: pipeline_depth, or as many as the time an answer waits (for its
-        queue calls) over the time a batch computes asks, within what the visibility timeout allows."""
+        """Batches in hand and being answered at once (those received ahead: `_batches_ahead`, fewer): pipeline_depth,
+        or as many as the time an answer waits (for its queue calls) over the time a batch computes asks, within what
+        the visibility timeout allows."""
         if self.cfg.pipeline_depth:
             return self.cfg.pipeline_depth
         pace = self._pace
@@ -173,11 +176,35 @@ class Worker(lifecycle.Daemon):
             self._last_depth = depth
         return depth
 
+    def _answers_at_once(self, depth: int) -> int:
+        """Answers on the network at most: pipeline_depth's, else MAX_DEPTH (a bound on threads and memory): they hold
+        no work another worker could take, and each waits for its own calls only, so one slow call (the long tail of
+        SQS's latency) does not hold up the computing."""
+        return depth if self.cfg.pipeline_depth else MAX_DEPTH
+
+    def _batches_ahead(self, depth: int) -> int:
+        """Batches to keep received ahead: none at depth 1 (the next comes in the commit of the last one's answers);
+        depth - 1 at a fixed pipeline_depth; else as many as a receive's own wait asks and one more for its spread
+        (one made as a batch starts comes in before those ahead are computed, though SQS's latency has a long tail),
+        within what the visibility timeout allows. Held beyond that, they would wait in this worker while another
+        finds the queue empty at its end."""
+        if depth == 1:
+            return 0
+        if self.cfg.pipeline_depth:
+            return depth - 1
+        allowed = int(self.cfg.visibility_timeout / (2 * max(self._receives.compute, 1e-4)))
+        return max(1, min(self._receives.depth(MAX_DEPTH), allowed - 1))
+
     def _prefetch(self, batches: int, full: bool) -> None:
         """Receives on the network threads until `batches` are ahead, while the queue came full."""
         while full and self._ahead.full and self._ahead.held() < batches and not self.stopping:
             self._ahead.expect()
-            self.network.submit(self._ahead.receive, self.tasks, True)
+            self.network.submit(self._receive_ahead)
+
+    def _receive_ahead(self) -> None:
+        since = clocks()
+        self._ahead.receive(self.tasks, expected=True)
+        self._receives.waited_since(since)
 
     def _collect(self, wait: bool) -> None:
         """Count the answers made in the background; with `wait`, wait for the oldest first. An answer that failed
@@ -231,10 +258,11 @@ class Worker(lifecycle.Daemon):
         wait alone, which sets the pipeline's depth from the first batch (at the start of a run, on SQS, the first
         answers would otherwise hold up the next batches for their round trips)."""
         self._polled = True
-        began, cpu = time.monotonic(), time.thread_time()
+        since = clocks()
         messages = self.tasks.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
         if messages:
-            self._pace.waited(time.monotonic() - began - (time.thread_time() - cpu))
+            for pace in (self._pace, self._receives):
+                pace.waited_since(since)
         return messages
 
     def _take_more(self, batch: list[InHand]) -> bool:
@@ -400,10 +428,11 @@ class Worker(lifecycle.Daemon):
 
     # -- answer ------------------------------------------------------------------------------------------------
     def _answer(self, batch: Sequence[InHand], ahead: bool) -> tuple[Sequence[InHand], list[InHand]]:
-        """Send the results, delete what was answered and, if `ahead` (an expected receive), take the next batch: on
-        the embedded queue in one commit; on SQS in three calls. Runs in the daemon's thread or on a network thread;
-        returns the batch and the messages deleted, for `_count` in the daemon's thread."""
-        began, cpu = time.monotonic(), time.thread_time()
+        """Send the results, delete what was answered and, if `ahead` (an expected receive, at depth 1), take the next
+        batch, in one commit on the embedded queue (where calls wait, batches ahead are received on their own, by
+        `_prefetch`). Runs in the daemon's thread or on a network thread; returns the batch and the messages deleted,
+        for `_count` in the daemon's thread."""
+        since = clocks()
         self.heartbeat.release(h.message.receipt for h in batch)  # the beats' third of the timeout covers what is left
         try:
             released = [h.message.receipt for h in batch if h.skipped]
@@ -422,7 +451,7 @@ class Worker(lifecycle.Daemon):
         finally:
             if ahead:
                 self._ahead.cancel()
-        self._pace.waited(time.monotonic() - began - (time.thread_time() - cpu))
+        self._pace.waited_since(since)
         return batch, deleted
 
     def _outgoing(self, hands: Sequence[InHand]) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:

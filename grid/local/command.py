@@ -157,11 +157,11 @@ class Session:
         failure = None
         with self.interrupts.on_signals():
             try:
+                self.start_daemons()  # before the first sample: on SQS its queue read is a round trip
                 first = self.sample()
                 self.view = View(self.timeline, self.plan.tasks, self.folder.path)
                 with self.view:
                     self.play(first)
-                    self.start_daemons()
                     failure = self.watch()
                     self.stop_daemons(clean=failure is None and not self.interrupts.requested)
                     self.close()
