@@ -437,8 +437,8 @@ def test_on_a_slow_queue_the_first_batch_is_answered_in_the_background_while_the
 
 
 def test_where_only_answers_wait_the_worker_keeps_one_batch_ahead_and_many_answers_on_the_network(sqlite_broker):
-    """Batches received ahead are set by a receive's own wait, answers in flight by theirs: held beyond what the receives
-    ask, batches would wait in this worker while another finds the queue empty at its end."""
+    """Batches received ahead are set by a receive's own wait, answers in flight by theirs: held beyond what the
+    receives ask, batches would wait in this worker while another finds the queue empty at its end."""
     w = started(sqlite_broker, worker_cfg("aheadwait", pipeline_depth=0, concurrency=1, batch_size=1))
     send(w.tasks, [encode_tasks([Task(n=n, id=f"m{k}-{n}") for n in range(6, 56)]) for k in range(10)])
     slowed(w.tasks, w.results, seconds=0.2, calls=("send_batch", "delete_batch"))

@@ -81,7 +81,7 @@ class Collector(lifecycle.Daemon):
             messages = self._ahead.take(wait=True) or self.results.receive(
                 cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
         if depth > 1:
-            if len(messages) > 1:  # results come faster than a receive a round trip: the next goes out while this step stores
+            if len(messages) > 1:  # results come faster than one a round trip: the next goes out while this step stores
                 self._receive_ahead(depth - 1)
             return messages
         more, self._more = receive_while_full(self.broker, self.results, messages, cfg.batch_size,
