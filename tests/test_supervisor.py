@@ -198,6 +198,27 @@ def test_below_max_workers_a_step_follows_the_backlog_long_before_the_metric_int
     assert arriving.reads == 9 and supervisor.scale_out_poll() is None
 
 
+def test_backlog_reads_come_every_poll_interval_from_the_start_of_the_last_not_after_its_round_trip(embedded):
+    """On SQS a read takes a round trip: the interval counts it, so a tasks' arrival is seen that much sooner."""
+    cfg, broker = embedded
+    fast = supervisor_config(cfg.broker_url, metric_interval=3600, scale_out_poll_interval=0.02)
+    supervisor = make(fast, broker, MemoryFleet())
+    starts, wakes = [], []
+
+    class Slow(Arriving):
+        def counts(self):
+            starts.append(time.monotonic())
+            time.sleep(0.03)  # longer than the interval
+            return super().counts()
+
+    supervisor.tasks = Slow(broker.queue("tasks"), {5: 5})
+    sleep_until = supervisor.sleep_until
+    supervisor.sleep_until = lambda wake: (wakes.append(wake), sleep_until(wake))
+    assert run_until_stepped(supervisor, 2) == [0, 1]
+    polls = starts[1:4]  # the reads between the steps that found no task; the fifth saw them
+    assert len(wakes) >= 4 and all(start <= wake <= start + 0.02 for start, wake in zip(polls, wakes[1:4]))
+
+
 def test_scale_out_polling_is_off_when_it_is_not_sooner_than_the_metric_interval_or_nothing_can_grow(embedded):
     cfg, broker = embedded
     for flags in ({"scale_out_poll_interval": 1.0, "metric_interval": 1}, {"max_workers": 0, "min_workers": 0}):
