@@ -113,16 +113,28 @@ def parse_echo(value: object) -> str | None:
                        f"{kind(value)} {short(value)}", Code.BAD_INPUT)
 
 
+_ASCII_DIGITS = b"0123456789"
+_DIGITS_AS_ZEROS = bytes.maketrans(_ASCII_DIGITS, b"0" * len(_ASCII_DIGITS))
+_TOO_MANY_DIGITS = b"0" * (MAX_INPUT_DIGITS + 1)
+
+
 def plain_texts(texts: list) -> bool:
     """Whether every one of `texts` is a decimal string of a positive number within the digit limit: checked on
-    the strings, a scan in C, where converting them one by one cost about a microsecond each."""
-    if not (all_of_type(texts, str) and all(texts)) or max(map(len, texts), default=0) > MAX_INPUT_DIGITS:
+    the strings joined, a few scans in C, where converting them one by one cost about a microsecond each (and
+    str.isdigit, which knows every script's digits, five times what bytes' scans cost)."""
+    if not texts:
+        return True
+    if not (all_of_type(texts, str) and all(texts)):
         return False
     joined = ",".join(texts)
-    digits = joined.replace(",", "")
-    if texts and not (digits.isascii() and digits.isdigit() and len(digits) == len(joined) - len(texts) + 1):
+    if not joined.isascii():
         return False
-    leading_zero = joined.startswith("0") or ",0" in joined  # rare: only then convert, to tell "007" from "00"
+    raw = joined.encode("ascii")
+    if raw.translate(None, _ASCII_DIGITS + b",") or raw.count(b",") != len(texts) - 1:  # not a digit; a comma in an item
+        return False
+    if _TOO_MANY_DIGITS in raw.translate(_DIGITS_AS_ZEROS):
+        return False
+    leading_zero = raw.startswith(b"0") or b",0" in raw  # rare: only then convert, to tell "007" from "00"
     return not leading_zero or min(map(int, texts)) >= 1
 
 
