@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import sympy
@@ -264,6 +265,26 @@ def test_semiprimes_of_40_bit_primes(seed):
     assert factorize(p * q * 2**70) == [2] * 70 + sorted([p, q])
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2**32, 2**46), st.integers(2**32, 2**46))
+def test_products_of_33_to_47_bit_primes_on_suyamas_128_bit_curves(a, b):
+    """n from 2^64 on: the 128-bit ECM on Suyama's curves, each set up with a 128-bit inverse."""
+    primes = sorted(sympy.nextprime(x) for x in (a, b))
+    assert factorize(math.prod(primes)) == primes
+
+
+@pytest.mark.parametrize("n", [sympy.nextprime(2**32) * sympy.nextprime(2**32 + 2**20), 2**64 + 13,
+                               sympy.prevprime(2**40) * sympy.nextprime(2**24) * sympy.nextprime(2**30)])
+def test_composites_just_above_2_64(n):
+    assert n > 2**64 and factorize(n) == expected(n)
+
+
+@pytest.mark.parametrize("powers", [{1009: 7, 1013: 3}, {65537: 5}, {4099: 5, 4111: 2, 1019: 2}])
+def test_powers_of_small_primes_that_every_128_bit_curve_meets_at_once(powers):
+    n = math.prod(p**k for p, k in powers.items())
+    assert n > 2**64 and factorize(n) == expected(n)
+
+
 @pytest.mark.parametrize("n", [2**64 + 13, 10**30 + 7, 2**300 + 1])
 def test_big_composites_match_sympy(n):
     assert factorize(n) == expected(n)
@@ -429,6 +450,22 @@ def test_factor_run_answers_the_longest_run_of_64_bit_ints_as_sympy_does_with_ch
     assert all(type(p) is int for found in factors for p in found)
     assert started[:1] == [began][:k] and started[1:] == completed[:-1]
     assert all(s <= c for s, c in zip(started, completed))
+
+
+def test_factor_run_reads_the_clock_after_its_last_number_whatever_came_before():
+    """Primes read the clock only every few numbers: the end of a run of them is read all the same, on both exits."""
+    from grid.primes import factor_run
+
+    long_ago = time.time() - 1000.0
+    for numbers in ([7] * 21, [15] + [7] * 10, [7, 15, 7, 7]):
+        before = time.time()
+        factors, started, completed, over = factor_run(numbers, 60.0, long_ago)
+        assert over is None and factors == [expected(n) for n in numbers]
+        assert started[0] == long_ago and started[1:] == completed[:-1]
+        assert all(s <= c for s, c in zip(started, completed)) and before <= completed[-1] <= time.time()
+    before = time.time()
+    factors, started, completed, over = factor_run([7, 11, SLOW_64], 1e-6, long_ago)
+    assert factors == [[7], [11]] and over is not None and before <= completed[-1] <= time.time()
 
 
 def test_factor_run_leaves_its_lists_of_ints_to_reference_counting():
