@@ -219,6 +219,27 @@ def test_backlog_reads_come_every_poll_interval_from_the_start_of_the_last_not_a
     assert len(wakes) >= 4 and all(start <= wake <= start + 0.02 for start, wake in zip(polls, wakes[1:4]))
 
 
+def test_steps_come_every_metric_interval_from_the_start_of_the_last_not_after_its_calls(embedded):
+    """A step's calls take a while on SQS and Auto Scaling: the interval counts them, or each step would drift later
+    by its own calls' time (and a scale-in, cooldown and halvings later, with it)."""
+    cfg, broker = embedded
+    every = supervisor_config(cfg.broker_url, metric_interval=1, max_workers=0, min_workers=0)
+    supervisor = make(every, broker, MemoryFleet())
+    starts, wakes = [], []
+
+    class Slow(Arriving):
+        def counts(self):
+            starts.append(time.monotonic())
+            time.sleep(0.3)
+            return super().counts()
+
+    supervisor.tasks = Slow(broker.queue("tasks"), {})
+    sleep_until = supervisor.sleep_until
+    supervisor.sleep_until = lambda wake: (wakes.append(wake), sleep_until(wake))
+    assert run_until_stepped(supervisor, 2) == [0, 0]
+    assert starts[0] < wakes[1] <= starts[0] + 1.0  # not the step's end + 1 s: at least starts[0] + 1.3
+
+
 def test_scale_out_polling_is_off_when_it_is_not_sooner_than_the_metric_interval_or_nothing_can_grow(embedded):
     cfg, broker = embedded
     for flags in ({"scale_out_poll_interval": 1.0, "metric_interval": 1}, {"max_workers": 0, "min_workers": 0}):

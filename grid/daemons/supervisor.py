@@ -138,16 +138,17 @@ class Supervisor(lifecycle.Daemon):
         self._wait_for_step()
         if self.stopping:
             return False
+        began = time.monotonic()
         try:
             self.step()
             self._errors.recovered()
-            delay, self._retrying = self.cfg.metric_interval, False
+            # every metric_interval from the step's start: on SQS and Auto Scaling a step's calls take a while
+            self._next_step, self._retrying = began + self.cfg.metric_interval, False
         except (FleetError, QueueError) as e:
             if e.exit_code != 1:
                 raise
-            delay, self._retrying = self._errors.failed(e), True
+            self._next_step, self._retrying = time.monotonic() + self._errors.failed(e), True
             self.metrics.incr("errors")
-        self._next_step = time.monotonic() + delay
         return True
 
     @property
