@@ -30,8 +30,7 @@ class Pace:
     def waited_since(self, clocks: tuple[float, float], units: int = 1) -> None:
         """What the calls made since `clocks` (see `clocks()`) waited, for each of `units`: the wall time less the
         thread's CPU time (the call's own work is not a wait: on the embedded queue it is all there is)."""
-        began, cpu = clocks
-        self.waited((time.monotonic() - began - (time.thread_time() - cpu)) / units)
+        self.waited(wait_since(clocks) / units)
 
     def depth(self, most: int) -> int:
         """Units in hand and on the network at once: 1 while the calls wait less than PIPELINE_FROM (or no wait was
@@ -47,6 +46,12 @@ class Pace:
 def clocks() -> tuple[float, float]:
     """The wall clock and this thread's CPU clock now, for `Pace.waited_since`."""
     return time.monotonic(), time.thread_time()
+
+
+def wait_since(clocks: tuple[float, float]) -> float:
+    """Seconds the calls made since `clocks` waited: the wall time less the thread's CPU time."""
+    began, cpu = clocks
+    return time.monotonic() - began - (time.thread_time() - cpu)
 
 
 def _average(average: float, measure: float, before: bool) -> float:

@@ -25,7 +25,7 @@ from grid.queues.base import MAX_BATCH, Message, SendEntry
 from grid.daemons import lifecycle, protection
 from grid.daemons.batching import Ahead, receive_while_full
 from grid.daemons.heartbeat import Heartbeat
-from grid.daemons.pace import Pace, clocks
+from grid.daemons.pace import Pace, clocks, wait_since
 from grid.wire import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Code, Ids, Rejected, Result, Results, Tasks,
                        decode_tasks, id_run, pack_results, split_id)
 
@@ -148,8 +148,9 @@ class Worker(lifecycle.Daemon):
         self._prefetch(self._batches_ahead(depth), full)
         began = time.monotonic()
         self._compute(self._batch)
+        computed = time.monotonic() - began
         for pace in (self._pace, self._receives):
-            pace.computed(time.monotonic() - began)
+            pace.computed(computed)
         batch, self._batch = self._batch, []  # not on a second signal (ForcedExit): teardown gives the batch back
         ahead = depth == 1 and full and self._ahead.full and not self._ahead.held() and not self.stopping
         if ahead:
@@ -261,8 +262,9 @@ class Worker(lifecycle.Daemon):
         since = clocks()
         messages = self.tasks.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
         if messages:
+            waited = wait_since(since)
             for pace in (self._pace, self._receives):
-                pace.waited_since(since)
+                pace.waited(waited)
         return messages
 
     def _take_more(self, batch: list[InHand]) -> bool:

@@ -114,7 +114,7 @@ def parse_echo(value: object) -> str | None:
 
 
 _ASCII_DIGITS = b"0123456789"
-_DIGITS_AS_ZEROS = bytes.maketrans(_ASCII_DIGITS, b"0" * len(_ASCII_DIGITS))
+DIGITS_AS_ZEROS = bytes.maketrans(_ASCII_DIGITS, b"0" * len(_ASCII_DIGITS))  # a text's shape: its runs of digits
 _TOO_MANY_DIGITS = b"0" * (MAX_INPUT_DIGITS + 1)
 
 
@@ -132,7 +132,7 @@ def plain_texts(texts: list) -> bool:
     raw = joined.encode("ascii")
     if raw.translate(None, _ASCII_DIGITS + b",") or raw.count(b",") != len(texts) - 1:  # not a digit; a comma in an item
         return False
-    if _TOO_MANY_DIGITS in raw.translate(_DIGITS_AS_ZEROS):
+    if _TOO_MANY_DIGITS in raw.translate(DIGITS_AS_ZEROS):
         return False
     leading_zero = raw.startswith(b"0") or b",0" in raw  # rare: only then convert, to tell "007" from "00"
     return not leading_zero or min(map(int, texts)) >= 1

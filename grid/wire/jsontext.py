@@ -8,12 +8,11 @@ import orjson
 
 from grid.errors import MessageError
 from grid.queues.base import MAX_MESSAGE_BYTES
-from grid.wire.fields import MAX_BODY_BYTES, MAX_INPUT_DIGITS, Code, Oversized, kind, short
+from grid.wire.fields import DIGITS_AS_ZEROS, MAX_BODY_BYTES, MAX_INPUT_DIGITS, Code, Oversized, kind, short
 
 FORMAT_VERSION = 2  # the newest this grid reads and writes (the compact bundle); the other shapes are written as 1
 V1 = 1
 # orjson reads integer literals past 64 bits as floats: a body with a run of digits that long goes to the stdlib.
-_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"0" * 9)
 _LONG_RUNS = (b"0" * 20, b"-" + b"0" * 19)  # past 2**64 - 1, or below -2**63, may need that many digits
 
 
@@ -63,7 +62,7 @@ def load(body: str | bytes) -> dict:
 def parse_json(text: str) -> object:
     """orjson (several times faster) where it reads what the stdlib reads; else the stdlib, its hooks and messages."""
     raw = text.encode("utf-8", "surrogatepass")
-    shape = raw.translate(_DIGITS_AS_ZEROS)
+    shape = raw.translate(DIGITS_AS_ZEROS)
     if not any(run in shape for run in _LONG_RUNS):
         try:
             return orjson.loads(raw)
