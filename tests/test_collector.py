@@ -22,7 +22,7 @@ from grid.daemons.worker import Worker
 from grid.store import open_store
 from grid.store.s3 import S3ResultStore
 from grid.store.sqlite import ResultStore
-from helpers import record_statsd_before_waiting, slowed
+from helpers import eventually, record_statsd_before_waiting, slowed
 
 
 def answer(task_id, n=15, factors=(3, 5)):
@@ -241,9 +241,9 @@ def test_on_a_slow_queue_deletes_go_on_in_the_background_and_the_next_results_ar
 
 
 @pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)
-def test_on_a_slow_queue_a_receive_that_brought_several_results_sends_the_next_at_once_and_one_alone_does_not(setup):
-    """Results that come faster than a receive a round trip are taken by a receive on its way while a step stores (at
-    the end of a run, the last ones sooner); a trickle of one at a time waits in a long poll, with no extra request."""
+def test_on_a_slow_queue_a_receive_that_brought_results_sends_the_next_at_once_and_an_empty_one_does_not(setup):
+    """While results come, the next receive goes out while a step stores (the last results of a run come one at a
+    time, each worker's last batch in a message); once a receive comes back empty, the next step makes its own."""
     _, results, store = setup
     daemon = Collector(collector_config(setup[0].cfg.broker_url, batch_size=10), setup[0].broker,
                        Metrics("collector"), store=store)
@@ -251,15 +251,40 @@ def test_on_a_slow_queue_a_receive_that_brought_several_results_sends_the_next_a
     calls = []
     slowed(daemon.results, calls=("receive", "delete_batch"), threads=calls)
     ahead = lambda: sum(1 for _, call, thread in calls if call == "receive" and thread.startswith("grid-network"))
-    for i in range(2):  # the first step measures the calls' wait; then one result at a time
+    send(results, encode_results([answer("t0")]))
+    assert daemon.run_once()  # the first step measures the calls' wait
+    assert ahead() == 0
+    for i in range(1, 4):  # then one result at a time: each step sends the next receive
         send(results, encode_results([answer(f"t{i}")]))
         assert daemon.run_once()
-    assert ahead() == 0
-    send(results, *[encode_results([answer(f"t{i}")]) for i in range(2, 5)])
-    assert daemon.run_once()
-    assert ahead() == 1
+        eventually(lambda: ahead() == i, what=f"receive {i} taken ahead", patience=10)
+    assert not daemon.run_once()  # the receive ahead came back empty, and so did the step's own: none ahead
+    assert ahead() == 3
     daemon.teardown()
-    assert daemon.stored == 5 and results.counts().total == 0
+    assert daemon.stored == 4 and results.counts().total == 0
+
+
+@pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)
+def test_on_a_slow_queue_the_receive_taken_ahead_is_a_long_poll_that_brings_a_result_sent_while_it_waits(setup):
+    """The last results of a run come while the receive taken ahead waits: they come with it, not with a receive made
+    after it came back empty (a round trip later)."""
+    _, results, store = setup
+    daemon = Collector(collector_config(setup[0].cfg.broker_url, batch_size=10, queue_polling_wait_time=1),
+                       setup[0].broker, Metrics("collector"), store=store)
+    daemon.setup()
+    calls = []
+    slowed(daemon.results, calls=("receive", "delete_batch"), threads=calls)
+    for wave in range(2):  # the first step measures the calls' wait; the second sends a receive ahead
+        send(results, *[encode_results([answer(f"t{wave}-{i}")]) for i in range(3)])
+        assert daemon.run_once()
+    time.sleep(0.3)  # far past the receive's own wait: a receive that does not poll has come back empty
+    made = len(calls)
+    send(results, encode_results([answer("last")]))
+    assert daemon.run_once()
+    assert "last" in {r.task_id for r in store.results()}
+    assert [thread for _, call, thread in calls[made:] if call == "receive" and thread == "MainThread"] == []
+    daemon.teardown()
+    assert daemon.stored == 7 and results.counts().total == 0
 
 
 @pytest.mark.parametrize("broker_url", ["sqlite"], indirect=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import logging.handlers
+import gc
 import os
 import signal
 import threading
@@ -70,6 +71,13 @@ def test_run_calls_setup_steps_until_stopped_then_teardown():
     assert d.run() == 0
     assert d.calls == ["setup", "step", "step", "step", "step", "teardown"]
     assert d.stopping
+
+
+def test_what_setup_made_is_out_of_the_garbage_collectors_passes_while_the_steps_run_and_back_after():
+    frozen = []
+    d = Scripted([lambda: frozen.append(gc.get_freeze_count()) or "busy", "stop"])
+    assert d.run() == 0
+    assert frozen[0] > 0 and gc.get_freeze_count() == 0
 
 
 def test_idle_steps_back_off_and_work_resets_the_backoff():

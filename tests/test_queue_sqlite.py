@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from grid.errors import ConfigError, QueueError
 from grid.queues import SendEntry, open_broker
-from grid.queues.base import MAX_MESSAGE_BYTES, entry_problem
+from grid.queues.base import MAX_MESSAGE_BYTES, entry_problem, printable_ascii
 from grid.queues.sqlite import SqliteBroker
 from grid.queues.sqlite.broker import SCHEMA_VERSION
 from helpers import holding_the_write_lock
@@ -265,6 +266,19 @@ def one_queue(tmp_path_factory):
 def test_send_batch_refuses_an_entry_exactly_as_sqs_would(one_queue, batch):
     for entry in batch:  # in turn: attribute names accepted once may be checked another way after
         assert one_queue.send_batch([entry]).failed.get("0") == entry_problem(entry)
+
+
+# What SQS accepts in a body, from its documentation: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to
+# #x10FFFF.
+SQS_REFUSES = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text() | st.text(st.characters(max_codepoint=0x7F)) | st.sampled_from(["", "a\x7f", "\x1f", " ~"]))
+def test_the_quick_check_of_printable_ascii_is_the_unicode_definition(text):
+    assert printable_ascii(text) == (text != "" and text.isascii() and text.isprintable())
+    refused = entry_problem(SendEntry("0", text)) if text else None
+    assert (refused is not None and "character" in refused) == (SQS_REFUSES.search(text) is not None)
 
 
 def test_the_database_folder_is_made_on_first_use(tmp_path):

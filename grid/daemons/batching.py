@@ -57,12 +57,13 @@ class Ahead:
         """An expected receive that will not be made."""
         self._arrived([], expected=True)
 
-    def receive(self, queue: Queue, expected: bool = False) -> None:
-        """Receive the next batch now (an `expected` one: see `expect`); a queue error leaves it to a later step's own
-        receive (a commit goes on)."""
+    def receive(self, queue: Queue, expected: bool = False, wait_seconds: float = 0) -> None:
+        """Receive the next batch now (an `expected` one: see `expect`), in a long poll of `wait_seconds` if given (off a
+        commit); a queue error leaves it to a later step's own receive (a commit goes on)."""
         messages: list[Message] = []
         try:
-            messages = queue.receive(self._batch_size, visibility_timeout=self._visibility_timeout)
+            messages = queue.receive(self._batch_size, wait_seconds=wait_seconds,
+                                     visibility_timeout=self._visibility_timeout)
         except QueueError as e:
             self._log.warning("could not take the next %s ahead: %s", self._what, e)
         finally:

@@ -81,7 +81,7 @@ class Collector(lifecycle.Daemon):
             messages = self._ahead.take(wait=True) or self.results.receive(
                 cfg.batch_size, wait_seconds=cfg.queue_polling_wait_time, visibility_timeout=cfg.visibility_timeout)
         if depth > 1:
-            if len(messages) > 1:  # results come faster than one a round trip: the next goes out while this step stores
+            if messages:  # results come: the next receive waits for more while this step stores
                 self._receive_ahead(depth - 1)
             return messages
         more, self._more = receive_while_full(self.broker, self.results, messages, cfg.batch_size,
@@ -90,10 +90,12 @@ class Collector(lifecycle.Daemon):
 
     def _receive_ahead(self, receives: int) -> None:
         """While the queue's calls wait: `receives` on the network threads, at once (the embedded queue's
-        receive_while_full makes them one after the other in a commit; on SQS that would be a round trip each)."""
+        receive_while_full makes them one after the other in a commit; on SQS that would be a round trip each). Each
+        is a long poll, the one the next step would make: a result sent while it waits comes at once (at the end of a
+        run, the last ones a round trip sooner)."""
         while self._ahead.held() < receives and not self.stopping:
             self._ahead.expect()
-            self._network.submit(self._ahead.receive, self.results, True)
+            self._network.submit(self._ahead.receive, self.results, True, self.cfg.queue_polling_wait_time)
 
     def _collect(self, wait: bool) -> None:
         """The deletes made in the background, done; with `wait`, all of them. One that failed raises here, in the

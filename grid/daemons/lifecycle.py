@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import argparse
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -193,6 +194,9 @@ class Daemon(abc.ABC):
         with self._stop.on_signals():
             try:
                 self.setup()
+                # What start-up made (modules, configuration, clients) lives as long as the daemon: out of the garbage
+                # collector's passes, which scanned it all again and again (a few % of a worker's and a collector's CPU).
+                gc.freeze()
                 self._loop(deadline)
                 return 0
             except ForcedExit as e:
@@ -200,6 +204,7 @@ class Daemon(abc.ABC):
                 self.log.warning("second stop signal: leaving now")
                 return int(e.code)
             finally:
+                gc.unfreeze()  # for a caller that goes on (a daemon run in process)
                 try:
                     self.teardown()
                 finally:

@@ -148,6 +148,15 @@ _QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_QUEUE_NAME)
 _ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)(?!.*\.$)(?!(?i:aws\.|amazon\.))[A-Za-z0-9_.-]{1,256}")
 # Characters SQS accepts in a body or attribute value (XML 1.0 characters).
 _BAD_CHARACTER = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def printable_ascii(text: object) -> bool:
+    """A non-empty string of printable ASCII (U+0020..U+007E): characters SQS accepts, each one byte. Checked by
+    scans of its bytes in C: str.isprintable looks each character up in Unicode's tables, and the regular expression
+    of what SQS refuses steps through it, each about 4x the time (a result message is ~160 KB)."""
+    return (type(text) is str and text != "" and text.isascii()
+            and not text.encode("ascii").translate(None, _PRINTABLE_ASCII))
 
 
 def check_queue_name(name: str, *, create: bool = False) -> None:
@@ -213,7 +222,7 @@ def entry_problem(entry: SendEntry) -> str | None:
             return f"attribute name {name!r}: use 1..256 of A-Z a-z 0-9 _ - . (no leading, trailing or double dot)"
         if not isinstance(value, str) or not value or _BAD_CHARACTER.search(value):
             return f"attribute {name!r}: the value must be a non-empty string of characters SQS accepts"
-    if _BAD_CHARACTER.search(entry.body):
+    if not printable_ascii(entry.body) and _BAD_CHARACTER.search(entry.body):
         return "the body holds a character SQS refuses (allowed: tab, newline, CR, U+0020..U+D7FF, U+E000..U+FFFD, ...)"
     size = entry_size(entry)
     if size > MAX_MESSAGE_BYTES:

@@ -29,6 +29,7 @@ from grid.queues.base import (
     check_redrive_limit,
     check_visibility_timeout,
     entry_problem,
+    printable_ascii,
 )
 from grid.queues.sqlite import waking
 
@@ -219,10 +220,10 @@ def _entry_problem(entry: SendEntry) -> str | None:
     """entry_problem(entry), with a quick yes for the usual entry (printable ASCII, no delay, known attribute names):
     its regular expressions and UTF-8 encodings are a good part of a send's CPU (docs/benchmarks.md)."""
     body, attributes = entry.body, entry.attributes
-    if _plain(body) and entry.delay_seconds == 0 and len(attributes) <= MAX_ATTRIBUTES:
+    if printable_ascii(body) and entry.delay_seconds == 0 and len(attributes) <= MAX_ATTRIBUTES:
         size = len(body)
         for name, value in attributes.items():
-            if name not in _ACCEPTED_NAMES or not _plain(value):
+            if name not in _ACCEPTED_NAMES or not printable_ascii(value):
                 break
             size += len(name) + len("String") + len(value)
         else:
@@ -232,11 +233,6 @@ def _entry_problem(entry: SendEntry) -> str | None:
     if problem is None and len(_ACCEPTED_NAMES) < _MAX_ACCEPTED_NAMES:
         _ACCEPTED_NAMES.update(attributes)
     return problem
-
-
-def _plain(text: object) -> bool:
-    """A non-empty string of printable ASCII: characters SQS accepts, each one byte."""
-    return type(text) is str and text != "" and text.isascii() and text.isprintable()
 
 
 def _attributes_json(attributes) -> str | None:
