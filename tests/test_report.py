@@ -187,7 +187,7 @@ def test_the_live_table_and_the_line_show_the_same_figures():
 
 
 def test_the_listener_adds_up_counters_with_their_sample_rate_and_keeps_latency_timings():
-    listener = StatsListener("c_latency")
+    listener, before = StatsListener("c_latency"), time.monotonic()
     client = statsd.StatsClient("127.0.0.1", listener.port)
     raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -205,5 +205,8 @@ def test_the_listener_adds_up_counters_with_their_sample_rate_and_keeps_latency_
         raw.close()
     assert listener.count("p_throughput") == 30
     assert listener.count("c_duplicates") == 2
+    count, changed = listener.counted("c_duplicates")
+    assert count == 2 and before < changed < time.monotonic()
+    assert listener.counted("never_sent") == (0, None)
     assert listener.take_latencies() == [0.0025]
     assert listener.take_latencies() == []

@@ -104,15 +104,15 @@ def story_text(phases: list[Phase]) -> str:
     return ", ".join(map(what, phases))
 
 
-def wait_for_next_sample(period: float, near: bool, done: Callable[[], bool], stop: lifecycle.Stop) -> float | None:
+def wait_for_next_sample(period: float, near: bool, done: Callable[[], float | None],
+                         stop: lifecycle.Stop) -> float | None:
     """Wait `period` seconds (less after a Ctrl-C) for the next sample. When the end is `near`, check `done()` every
-    END_POLL meanwhile: the monotonic time it was first found true (read after the check: never before the end), or
-    None."""
+    END_POLL meanwhile: the monotonic time it says the end came, once it does, or None."""
     due = time.monotonic() + period
     while near and not stop.requested and time.monotonic() < due:
         stop.sleep(min(END_POLL, due - time.monotonic()))
-        if done():
-            return time.monotonic()
+        if (end := done()) is not None:
+            return end
     stop.sleep(due - time.monotonic())
     return None
 
@@ -199,7 +199,7 @@ class Session:
             if failure := self.daemons.failed() or self.sender_error:
                 return failure
             if self.timeline.drained_at is None and (ended is not None or self.finished()):
-                self.timeline.drained_at = sample.t if ended is None else ended
+                self.timeline.drained_at = ended if ended is not None else self._since_start(self.stored_at(), sample.t)
             if self.timeline.drained_at is not None and self.scaled_in(sample) and self.story_over(sample):
                 return None
         return None
@@ -231,9 +231,13 @@ class Session:
 
     def _until_next_sample(self) -> float | None:
         """Wait for the next sample; near the end of the work, the session's time when the end was found (or None)."""
-        near = self.timeline.drained_at is None and not self.producing()  # all_stored is cheap: no queue call
-        found = wait_for_next_sample(min(self.interval, SAMPLE_PERIOD), near, self.all_stored, self.interrupts)
-        return None if found is None else found - self._start
+        near = self.timeline.drained_at is None and not self.producing()  # stored_at is cheap: no queue call
+        found = wait_for_next_sample(min(self.interval, SAMPLE_PERIOD), near, self.stored_at, self.interrupts)
+        return self._since_start(found, None)
+
+    def _since_start(self, at: float | None, otherwise: float | None) -> float | None:
+        """A monotonic time as seconds since the session started; `otherwise` when it is None."""
+        return otherwise if at is None else at - self._start
 
     def finished(self) -> bool:
         """The work is done: every task has a stored result, or none is left to do (`drained`: the tasks that went to
@@ -241,10 +245,17 @@ class Session:
         return self.all_stored() or self.drained()
 
     def all_stored(self) -> bool:
-        """Every task of the plan has a stored result: the collector's count, no queue call (the end is known when the
-        last result is stored, not a queue read later: on SQS a round trip or two)."""
-        stored = self.stored_before.total + self._stat("collector", "results_stored")
-        return stored >= self.plan.tasks and not self.producing()
+        return self.stored_at() is not None
+
+    def stored_at(self) -> float | None:
+        """When every task of the plan had a stored result (time.monotonic()), else None: when the collector's count
+        that completed them came, with no queue call. Not when a check found it: this process may have been in a
+        queue read of its own meanwhile (on SQS a round trip)."""
+        name = self.cfg["collector"].stats_prefix + "results_stored"
+        stored, at = self.stats.counted(name)
+        if self.stored_before.total + stored < self.plan.tasks or self.producing():
+            return None
+        return time.monotonic() if at is None else at
 
     def drained(self) -> bool:
         """Everything produced, and no task or result message left anywhere but the dead-letter queues."""

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 class StatsListener:
-    """A statsd server on a loopback port: counter totals and the latency timings since the last `take`."""
+    """A statsd server on a loopback port: counter totals (and when each last changed) and the latency timings since
+    the last `take`."""
 
     def __init__(self, latency_name: str):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -16,6 +18,7 @@ class StatsListener:
         self.port = self.sock.getsockname()[1]
         self.latency_name = latency_name
         self.counters: dict[str, float] = {}
+        self.changed: dict[str, float] = {}  # counter name -> time.monotonic() of the datagram that last added to it
         self._latencies: list[float] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -25,6 +28,11 @@ class StatsListener:
     def count(self, name: str) -> int:
         with self._lock:
             return round(self.counters.get(name, 0))
+
+    def counted(self, name: str) -> tuple[int, float | None]:
+        """A counter's total and when it last changed (time.monotonic(); None: never)."""
+        with self._lock:
+            return round(self.counters.get(name, 0)), self.changed.get(name)
 
     def take_latencies(self) -> list[float]:
         """Latencies (seconds) received since the last call."""
@@ -51,12 +59,13 @@ class StatsListener:
             data = self.sock.recv(65536)
         except (TimeoutError, BlockingIOError):
             return False
+        arrived = time.monotonic()
         with self._lock:
             for line in data.decode(errors="replace").splitlines():
-                self._record(line)
+                self._record(line, arrived)
         return True
 
-    def _record(self, line: str) -> None:
+    def _record(self, line: str, arrived: float) -> None:
         name, _, rest = line.partition(":")
         if name != self.latency_name and "|c" not in rest:  # only counters and the latency are shown
             return
@@ -68,5 +77,6 @@ class StatsListener:
             return
         if kind == "c":
             self.counters[name] = self.counters.get(name, 0) + amount
+            self.changed[name] = arrived
         elif kind == "ms" and name == self.latency_name:
             self._latencies.append(float(value) / 1000)
