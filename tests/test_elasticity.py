@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import boto3
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from grid.daemons.protection import IDLE_SECONDS, Protection, for_worker
 from grid.fleet.policy import desired_workers
@@ -150,8 +151,8 @@ class Ec2:
             try:
                 self.autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=free[0],
                                                                           ShouldDecrementDesiredCapacity=False)
-            except (BotoCoreError, ClientError):  # moto's 500 for an instance a scale-in took since the read
-                return
+            except (BotoCoreError, ClientError, ResponseParserError):  # moto's 500 (an HTML page, not AWS's XML) for
+                return  # an instance a scale-in took since the read
             self.surplus_terminated.append(free[0])
 
 

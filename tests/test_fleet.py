@@ -8,13 +8,14 @@ import sys
 from fractions import Fraction
 
 import boto3
+from botocore.awsrequest import AWSResponse
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
 from grid.errors import ConfigError
-from grid.fleet import FleetSize
+from grid.fleet import FleetError, FleetSize
 from grid.fleet.asg import AsgFleet
 from grid.fleet.policy import (Activity, NeedWindow, backlog_per_instance, desired_workers, observe_activity,
                                workers_needed)
@@ -227,6 +228,20 @@ def test_asg_fleet_target_mode_sizes_only_a_group_at_zero(asg):
 def test_asg_fleet_names_a_missing_group(asg):
     with pytest.raises(ConfigError, match="worker_asg_name='nope'"):
         AsgFleet("nope", client=asg).size()
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_asg_fleet_an_answer_that_is_not_aws_xml_is_a_fleet_error_the_supervisor_retries(asg, status):
+    """A proxy's or a test server's HTML error page where Auto Scaling's XML should be: botocore cannot parse it and
+    raises an error of its own that is not a BotoCoreError; the supervisor must back off and retry, not die of it."""
+    def html_page(request, **_):
+        response = AWSResponse(request.url, status, {"Content-Type": "text/html"}, None)
+        response._content = b"<!doctype html><title>Internal Server Error</title><h1>Internal Server Error</h1>"
+        return response
+
+    asg.meta.events.register_first("before-send.auto-scaling", html_page)
+    with pytest.raises(FleetError, match=r"Auto Scaling describe_auto_scaling_groups on 'grid-workers' failed: .*parse"):
+        AsgFleet("grid-workers", client=asg).size()
 
 
 def test_asg_fleet_rejects_an_unknown_mode(asg):

@@ -55,6 +55,7 @@ class AsgFleet(Fleet):
     def _call(self, operation: str, **kwargs):
         # Here, not at the top: a supervisor of local processes never loads botocore (start-up).
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.parsers import ResponseParserError
 
         try:
             return getattr(self._client, operation)(**kwargs)
@@ -66,5 +67,6 @@ class AsgFleet(Fleet):
             if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId"):
                 raise ConfigError(f"Auto Scaling {operation} on {self.name!r} denied: {code}: {text}") from exc
             raise FleetError(f"Auto Scaling {operation} on {self.name!r} failed: {code}: {text}") from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, ResponseParserError) as exc:  # the second: an answer not in AWS's XML (an HTML 5xx page
+            # of a proxy or a test server), which botocore cannot parse and which is no BotoCoreError
             raise FleetError(f"Auto Scaling {operation} on {self.name!r} failed: {exc}") from exc
