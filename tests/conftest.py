@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 
 import pytest
@@ -48,13 +49,21 @@ def moto_server_url():
 
     moto's receive_message takes no lock, so two concurrent requests can both take one message
     (seen here: two processes got the same messages); SQS does not do that within a visibility window.
-    The server's receives are serialized so the suite tests our backend, not moto's race.
+    Each queue's receives take their messages one at a time, so the suite tests our backend, not moto's race; a long
+    poll waits for messages outside that lock, as on SQS (one lock held through long polls let a collector's wait on
+    the results queue hold every worker's receive of the tasks queue back for its whole wait).
     """
-    unlocked, lock = SQSBackend.receive_message, threading.Lock()
+    unlocked, locks = SQSBackend.receive_message, {}
 
-    def serialized(*args, **kwargs):
-        with lock:
-            return unlocked(*args, **kwargs)
+    def serialized(self, queue_name, count, wait_seconds_timeout, visibility_timeout, *args, **kwargs):
+        end = time.monotonic() + wait_seconds_timeout
+        while True:
+            with locks.setdefault(queue_name, threading.Lock()):
+                got = unlocked(self, queue_name, count, 0, visibility_timeout, *args, **kwargs)
+            left = end - time.monotonic()
+            if got or left <= 0:
+                return got
+            self.get_queue(queue_name).wait_for_messages(left)
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

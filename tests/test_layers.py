@@ -30,6 +30,7 @@ DEFERRED = {
     ("grid.aws", "botocore.loaders"): "the same",
     ("grid.config", "botocore.exceptions"): "the same",
     ("grid.fleet.asg", "botocore.exceptions"): "the same",
+    ("grid.fleet.asg", "botocore.parsers"): "the same",
     ("grid.store.s3", "botocore.exceptions"): "the same",
     ("grid.daemons.supervisor", "botocore.exceptions"): "the same",
     ("grid.queues.url", "grid.queues.sqs"): "the same: the SQS backend imports botocore",
