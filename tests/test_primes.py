@@ -250,6 +250,27 @@ def test_prac_chains_take_a_point_to_its_prime_multiple_with_every_add_knowing_i
     assert _primes._chain_ops(_primes._prac_chain(2) * 3 + _primes._prac_chain(5))[1] == 40
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2**30, 2**32 - 6), st.integers(2**30, 2**32 - 6))
+def test_semiprimes_of_31_and_32_bit_primes_from_2_60_to_2_64(a, b):
+    """The 64-bit ECM with every reduction (n from 2^60 on; B1 = 165 from 2^58, 205 from 2^62), where every
+    product ends in mulm64's select between hi - qh and hi + n - qh: both sides of it, n up to 2^64."""
+    primes = sorted(sympy.nextprime(x) for x in (a, b))
+    assert factorize(math.prod(primes)) == primes
+
+
+@pytest.mark.parametrize("bits", [40, 44, 48, 52, 58, 62])
+@pytest.mark.parametrize("side", [-1, 1])
+def test_semiprimes_on_each_side_of_the_bounds_of_ecms_b1(bits, side):
+    """ecm64_b1 changes B1 (and its stage 2 plan) above each of these sizes: balanced n on each side of each."""
+    rng = random.Random(bits * side)
+    for _ in range(5):
+        p = sympy.prevprime(2**(bits // 2) - rng.getrandbits(bits // 4))
+        q = (sympy.nextprime if side > 0 else sympy.prevprime)(2**bits // p)
+        assert (p * q > 2**bits) == (side > 0)
+        assert factorize(p * q) == sorted([p, q])
+
+
 def test_semiprimes_just_below_2_64():
     primes = [4294967291, 4294967279, 4294967231, 4294967197]
     for p in primes:
