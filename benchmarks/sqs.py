@@ -167,28 +167,14 @@ def local_run(delay: str, count: int, bits: tuple[int, int], seed: int) -> dict:
 
 
 def serve_moto(port: int) -> None:
-    """moto's server on a loopback port until SIGTERM. Two concurrent receives of moto may take one message twice,
-    which SQS does not: each queue's receives take their messages one at a time, and wait for messages outside that
-    lock (tests/conftest.py serializes whole receives, long polls included: here a long poll of the results queue
-    would hold the workers' receives back, which SQS does not either)."""
-    import threading
-
+    """moto's server on a loopback port until SIGTERM, its receives SQS's (tests/moto_sqs.py)."""
     from moto.server import ThreadedMotoServer
     from moto.sqs.models import SQSBackend
 
-    unlocked, locks = SQSBackend.receive_message, {}
-
-    def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_timeout, *args, **kwargs):
-        end = time.monotonic() + wait_seconds_timeout
-        while True:
-            with locks.setdefault(queue_name, threading.Lock()):
-                got = unlocked(self, queue_name, count, 0, visibility_timeout, *args, **kwargs)
-            left = end - time.monotonic()
-            if got or left <= 0:
-                return got
-            self.get_queue(queue_name).wait_for_messages(left)
-
-    SQSBackend.receive_message = receive_message
+    spec = importlib.util.spec_from_file_location("moto_sqs", os.path.join(HERE, os.pardir, "tests", "moto_sqs.py"))
+    moto_sqs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(moto_sqs)
+    SQSBackend.receive_message = moto_sqs.like_sqs(SQSBackend.receive_message)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     signal.sigwait([signal.SIGTERM, signal.SIGINT])

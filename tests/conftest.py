@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
-import time
 import uuid
 
 import pytest
@@ -16,6 +14,7 @@ from moto.server import ThreadedMotoServer
 from moto.sqs.models import SQSBackend
 
 from grid.queues import open_broker
+from moto_sqs import like_sqs
 
 FUZZ_PROFILE = "grid-fuzz"  # the fuzz targets' budget (tests/test_fuzz.py)
 # make test: a bounded run, the same examples every time; make fuzz: GRID_FUZZ_EXAMPLES of them, new ones each run
@@ -47,29 +46,13 @@ def aws_env(monkeypatch):
 def moto_server_url():
     """moto's standalone SQS-compatible HTTP server on a free loopback port, shared by the session.
 
-    moto's receive_message takes no lock, so two concurrent requests can both take one message
-    (seen here: two processes got the same messages); SQS does not do that within a visibility window.
-    Each queue's receives take their messages one at a time, so the suite tests our backend, not moto's race; a long
-    poll waits for messages outside that lock, as on SQS (one lock held through long polls let a collector's wait on
-    the results queue hold every worker's receive of the tasks queue back for its whole wait).
+    Its receives are SQS's (tests/moto_sqs.py).
     """
-    unlocked, locks = SQSBackend.receive_message, {}
-
-    def serialized(self, queue_name, count, wait_seconds_timeout, visibility_timeout, *args, **kwargs):
-        end = time.monotonic() + wait_seconds_timeout
-        while True:
-            with locks.setdefault(queue_name, threading.Lock()):
-                got = unlocked(self, queue_name, count, 0, visibility_timeout, *args, **kwargs)
-            left = end - time.monotonic()
-            if got or left <= 0:
-                return got
-            self.get_queue(queue_name).wait_for_messages(left)
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(SQSBackend, "receive_message", serialized)
+        patch.setattr(SQSBackend, "receive_message", like_sqs(SQSBackend.receive_message))
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         yield f"http://127.0.0.1:{port}"
