@@ -116,6 +116,32 @@ def test_below_capacity_the_last_worker_stays_until_the_queue_was_idle_for_the_c
         assert fleet.started == 1  # never stopped and restarted in between
 
 
+def test_a_steps_time_is_its_start_so_a_slow_read_at_an_earlier_step_does_not_hold_scale_in_a_step_longer(
+        sqlite_url):
+    with open_broker(sqlite_url) as broker:
+        fleet = ProcessFleet(SLEEPER, stop_timeout=5)
+        supervisor = make(supervisor_config(sqlite_url, scale_in_cooldown=10), broker, fleet)
+        step_at, tasks = stepper(supervisor), broker.queue("tasks")
+        read, slow = supervisor.tasks.counts, {"seconds": 0.0}
+
+        def counts():  # a read that takes `slow` seconds of the supervisor's clock
+            answer = read()
+            supervisor.clock.now += slow["seconds"]
+            return answer
+
+        supervisor.tasks.counts = counts
+        try:
+            fill(tasks, 3)
+            assert step_at(0) == 1
+            consume(tasks, 0)
+            slow["seconds"] = 3.0
+            assert step_at(5) == 1  # the queue seen empty, after 3 s of reading; in use at the step before
+            slow["seconds"] = 0.0
+            assert step_at(15) == 0  # idle since the step at 5: the cooldown is over
+        finally:
+            supervisor.teardown()
+
+
 def test_on_sqs_only_messages_seen_at_a_step_count_as_use(aws):
     cfg = supervisor_config("sqs://?region=us-east-1", scale_mode="direct", worker_asg_name="grid-workers",
                             scale_in_cooldown=10)

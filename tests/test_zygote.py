@@ -16,12 +16,24 @@ from helpers import alive, eventually
 # A zygote forks in its owner, which also becomes a subreaper: each test owns one in a process of its own, never in
 # the test process. The owner has no GRID_ variable: what a role gets comes from the environment it is given.
 OWNER = """
-import json, os, sys
+import gc, json, os, sys
 from grid.daemons import producer
 from grid.fleet.zygote import Zygote
-zygote = Zygote({"producer": producer.main}, stop_with_parent=False)
+frozen = lambda argv: print(f"objects frozen: {gc.get_freeze_count()}")  # a role that says what gc passes over
+zygote = Zygote({"producer": producer.main, "frozen": frozen}, stop_with_parent=False, spares=int(sys.argv[1]))
 print(json.dumps({"owner": os.getpid(), "zygote": zygote.pid}), flush=True)
 procs = {}
+
+
+def spare(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f, open(f"/proc/{pid}/comm") as g:
+            state, parent = f.read().rsplit(")", 1)[1].split()[:2]
+            return g.read().strip() == "grid-spare" and int(parent) == os.getpid() and state != "Z"
+    except FileNotFoundError:
+        return False
+
+
 for line in sys.stdin:
     command = json.loads(line)
     if command["do"] == "fork":
@@ -38,6 +50,12 @@ for line in sys.stdin:
         reply = {}
     elif command["do"] == "wait":
         reply = {"code": procs[command["pid"]].wait(60)}
+    elif command["do"] == "spares":  # this process's children waiting as spares
+        reply = {"pids": sorted(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if spare(pid))}
+    elif command["do"] == "close":
+        zygote.close()
+        reply = {"spares": [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if spare(pid)],
+                 "zygote": os.path.exists(f"/proc/{zygote.pid}")}
     elif command["do"] == "kill the zygote":
         os.kill(zygote.pid, 9)
         os.waitpid(zygote.pid, 0)
@@ -46,11 +64,20 @@ for line in sys.stdin:
 """
 
 
+@pytest.fixture(params=[0, 2], ids=["no spare", "2 spares"])
+def owner(request):
+    yield from own_zygote(request.param)
+
+
 @pytest.fixture
-def owner():
+def owner_of_spares():
+    yield from own_zygote(2)
+
+
+def own_zygote(spares: int):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRID_")}
-    proc = subprocess.Popen([sys.executable, "-c", OWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen([sys.executable, "-c", OWNER, str(spares)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
     proc.started = json.loads(proc.stdout.readline())
     yield proc
     if proc.poll() is None:
@@ -118,3 +145,68 @@ def test_the_zygote_goes_with_its_owner_and_a_role_forked_without_stop_with_pare
     finally:
         os.kill(pid, signal.SIGTERM)
     eventually(lambda: "grid producer stopped (exit code 0)" in text(log), "the orphaned producer drained")
+
+
+def spares(owner: subprocess.Popen, count: int) -> list[int]:
+    """The owner's spares, once there are `count`."""
+    eventually(lambda: len(tell(owner, do="spares")["pids"]) == count, f"{count} spares waiting")
+    return tell(owner, do="spares")["pids"]
+
+
+def test_a_spare_waits_as_its_owners_child_in_its_own_session_and_takes_the_next_role_then_another_replaces_it(
+        tmp_path, owner_of_spares):
+    owner = owner_of_spares
+    waiting = spares(owner, 2)
+    for pid in waiting:
+        assert tell(owner, do="look", pid=pid) == {"parent": owner.started["owner"], "session": pid,
+                                                   "name": "grid-spare"}
+    log = tmp_path / "producer.log"
+    pid = tell(owner, do="fork", argv=["producer", "--rate", "50"], env=role_env(tmp_path), output=str(log))["pid"]
+    assert pid == waiting[0]
+    eventually(lambda: f"grid producer starting (pid {pid}, broker sqlite://{tmp_path}/grid.db)" in text(log),
+               "the spare runs the producer, on the broker its request's environment names")
+    assert tell(owner, do="look", pid=pid) == {"parent": owner.started["owner"], "session": pid,
+                                               "name": "grid-producer"}
+    replaced = spares(owner, 2)
+    assert waiting[1] in replaced and pid not in replaced
+    tell(owner, do="term", pid=pid)
+    assert tell(owner, do="wait", pid=pid) == {"code": 0}
+
+
+def test_a_spare_killed_is_passed_over_and_the_role_still_starts(tmp_path, owner_of_spares):
+    owner = owner_of_spares
+    for pid in spares(owner, 2):
+        os.kill(pid, signal.SIGKILL)
+    eventually(lambda: not tell(owner, do="spares")["pids"], "the spares killed")
+    log = tmp_path / "producer.log"
+    forked = tell(owner, do="fork", argv=["producer", "--count", "1"], env=role_env(tmp_path, GRID_PRIME_MIN_BITS="0"),
+                  output=str(log))
+    assert forked["kind"] == "Forked"
+    assert tell(owner, do="wait", pid=forked["pid"]) == {"code": 2}
+    assert "grid producer: error: prime_min_bits=0 from env GRID_PRIME_MIN_BITS" in text(log)
+
+
+def test_the_spares_go_with_the_zygote(owner_of_spares):
+    waiting = spares(owner_of_spares, 2)
+    tell(owner_of_spares, do="kill the zygote")
+    eventually(lambda: not any(alive(pid) for pid in waiting), "the spares gone with their zygote")
+
+
+def test_a_role_starts_with_what_it_shares_with_the_zygote_out_of_the_garbage_collectors_passes(tmp_path, owner):
+    log = tmp_path / "frozen.log"
+    pid = tell(owner, do="fork", argv=["frozen"], env=role_env(tmp_path), output=str(log))["pid"]
+    assert tell(owner, do="wait", pid=pid) == {"code": 0}
+    frozen = int(text(log).removeprefix("objects frozen: "))
+    assert frozen > 10_000  # the modules the owner imported, not a handful
+
+
+def test_closed_the_zygote_and_its_spares_are_gone_and_reaped_when_close_returns_and_a_role_starts_anew(
+        tmp_path, owner_of_spares):
+    waiting = spares(owner_of_spares, 2)
+    assert tell(owner_of_spares, do="close") == {"spares": [], "zygote": False}
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in waiting)  # not even zombies: reaped
+    log = tmp_path / "producer.log"
+    started = tell(owner_of_spares, do="fork", argv=["producer", "--count", "1"],
+                   env=role_env(tmp_path, GRID_PRIME_MIN_BITS="0"), output=str(log))
+    assert started["kind"] == "Popen"
+    assert tell(owner_of_spares, do="wait", pid=started["pid"]) == {"code": 2}

@@ -39,6 +39,7 @@ from grid.queues.url import broker_region, parse_broker_url
 
 FLEETS = ("auto", "asg", "local")  # auto: an Auto Scaling group on SQS, local worker processes on the embedded queue
 DRAIN_MARGIN = 10.0  # seconds a stopped worker gets beyond its task's work budget before SIGKILL
+SPARE_WORKERS = 2  # local worker processes forked ahead at most: the first of a scale-out start at once
 STATUS_FILE = "supervisor-status.json"  # next to the embedded queue's database: what `grid status` shows
 
 
@@ -95,6 +96,7 @@ class Supervisor(lifecycle.Daemon):
         self.fleet = fleet
         self.publisher = publisher
         self.status_path = status_path
+        self.zygote: Zygote | None = None  # what starts a local fleet's workers: ended with the fleet
         self.last: Observation | None = None
         self._seen: QueueCounts | None = None  # the backlog read that called the step early: the step decides on it
         self.history: list[Observation] = []
@@ -116,13 +118,18 @@ class Supervisor(lifecycle.Daemon):
 
     @classmethod
     def prefork(cls, cfg, args: argparse.Namespace) -> None:
-        """A local fleet on Linux starts its workers from a zygote, forked now (see `grid.fleet.zygote`)."""
-        args.zygote = make_zygote({"worker": worker.main}) if _local(cfg, args.fleet) else None
+        """A local fleet on Linux starts its workers from a zygote, forked now, with a spare for each worker of a
+        scale-out from zero up to SPARE_WORKERS (see `grid.fleet.zygote`)."""
+        spares = min(cfg.max_workers, SPARE_WORKERS)
+        args.zygote = make_zygote({"worker": worker.main}, spares=spares) if _local(cfg, args.fleet) else None
 
     @classmethod
     def from_args(cls, cfg, broker, metrics, args: argparse.Namespace) -> Supervisor:
-        fleet, publisher = build_fleet(cfg, args.fleet, args.worker_arg, getattr(args, "zygote", None))
-        return cls(cfg, broker, metrics, fleet=fleet, publisher=publisher, status_path=status_path(cfg.broker_url))
+        zygote = getattr(args, "zygote", None)
+        fleet, publisher = build_fleet(cfg, args.fleet, args.worker_arg, zygote)
+        supervisor = cls(cfg, broker, metrics, fleet=fleet, publisher=publisher, status_path=status_path(cfg.broker_url))
+        supervisor.zygote = zygote
+        return supervisor
 
     def setup(self) -> None:
         self.tasks = self.open_queue(self.cfg.tasks_queue_name)
@@ -186,10 +193,13 @@ class Supervisor(lifecycle.Daemon):
         return more
 
     def step(self) -> Observation:
-        """Read the backlog and the fleet, publish, and set the fleet's desired size."""
+        """Read the backlog and the fleet, publish, and set the fleet's desired size. The step's time is its start:
+        steps start an interval apart, and a cooldown counted in them is not cut short by a read that took longer at
+        an earlier step (on SQS and Auto Scaling a step's reads take a while, longer on a loaded machine)."""
+        now = self.clock()
         counts, self._seen = self._seen or self.tasks.counts(), None
         size = self.fleet.size()
-        desired, idle = self._decide(counts, size)
+        desired, idle = self._decide(counts, size, now)
         obs = Observation(time.time(), counts.visible, counts.in_flight, size, desired,
                           backlog_per_instance(counts.visible, counts.in_flight, size.in_service), self.fleet.name,
                           idle)
@@ -205,9 +215,9 @@ class Supervisor(lifecycle.Daemon):
                      size.desired, desired, obs.backlog_per_instance)
         return obs
 
-    def _decide(self, counts: QueueCounts, size: FleetSize) -> tuple[int, float | None]:
-        """The policy's size for this step, and the seconds the queue has been idle (None: not seen in use)."""
-        cfg, now = self.cfg, self.clock()
+    def _decide(self, counts: QueueCounts, size: FleetSize, now: float) -> tuple[int, float | None]:
+        """The policy's size for this step at `now`, and the seconds the queue has been idle (None: not seen in use)."""
+        cfg = self.cfg
         self.activity = observe_activity(self.activity, counts, now)
         idle = self.activity.idle_for(now)
         recent = self.needs.add(now, workers_needed(counts.visible, counts.in_flight, cfg.backlog_per_instance))
@@ -219,6 +229,8 @@ class Supervisor(lifecycle.Daemon):
     def teardown(self) -> None:
         if self.fleet is not None:  # after a second signal, don't wait for the workers to drain
             self.fleet.close(wait=not self.forced)
+        if self.zygote is not None:
+            self.zygote.close()
 
     def _publish(self, obs: Observation) -> None:
         self.metrics.gauge(names.BACKLOG_PER_INSTANCE, obs.backlog_per_instance)

@@ -31,7 +31,7 @@ from grid.fleet.zygote import make_zygote
 from grid.local import report
 from grid.local.plan import (DEFAULT_DIR, DEFAULT_TASKS, WORK_PER_MESSAGE, Phase, Plan, RunFolder, default_dir,
                              make_plan, paced_batch, resume_plan)
-from grid.local.processes import MAINS, SCALE_IN_COOLDOWN, Processes, role_env
+from grid.local.processes import MAINS, SCALE_IN_COOLDOWN, STARTED, Processes, role_env
 from grid.local.stats import StatsListener
 from grid.local.view import View, live_percentiles
 from grid.queues import open_broker
@@ -126,7 +126,7 @@ class Session:
         self.folder, self.plan, self.interval = folder, plan, interval
         self.max_workers = max_workers
         # Before a thread, socket or database exists; the worker's modules too, for the supervisor's own zygote.
-        zygote = make_zygote(MAINS, stop_with_parent=False)
+        zygote = make_zygote(MAINS, stop_with_parent=False, spares=len(STARTED))
         self.stats = StatsListener("")
         self.env = role_env(folder, plan, max_workers, self.stats.port)
         self.cfg = {role: config.load(role, environ=self.env) for role in ("producer", "worker", "collector")}
@@ -176,11 +176,12 @@ class Session:
         return 0
 
     def start_daemons(self) -> None:
-        """All at once: the supervisor, at zero workers, scales out as soon as it sees the first task."""
-        worker_args = [f"--worker-arg=--log-filename={self.folder.log('workers')}"]
-        self.daemons.start("supervisor", "--fleet", "local", *worker_args)
+        """All at once, the producer first: the first task is the start of the chain that ends in a computing worker
+        (the supervisor, at zero workers, scales out as soon as it sees it)."""
         if not self.phases:
             self.start_production()
+        worker_args = [f"--worker-arg=--log-filename={self.folder.log('workers')}"]
+        self.daemons.start("supervisor", "--fleet", "local", *worker_args)
         self.daemons.start("collector")
 
     def watch(self) -> str | None:
@@ -285,6 +286,8 @@ class Session:
         self.closed = True
         for role in list(self.daemons.procs):
             self.daemons.stop(role)
+        if self.daemons.zygote is not None:
+            self.daemons.zygote.close()
         self.folder.record_pids(None)
         self.stop_production()
         self.stats.close()
