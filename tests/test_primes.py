@@ -271,6 +271,55 @@ def test_semiprimes_on_each_side_of_the_bounds_of_ecms_b1(bits, side):
         assert factorize(p * q) == sorted([p, q])
 
 
+UNLIMITED = (1 << 63) - 1
+
+
+def _semiprimes(bits, count, seed):
+    """Balanced semiprimes of about `bits` bits (both factors above 257)."""
+    rng = random.Random(seed)
+    out = []
+    while len(out) < count:
+        p = sympy.nextprime(rng.getrandbits(bits // 2) | 1 << (bits // 2 - 1))
+        q = sympy.nextprime(rng.getrandbits(bits - p.bit_length()) | 1 << (bits - p.bit_length() - 1))
+        if p != q and (p * q).bit_length() == bits:
+            out.append(p * q)
+    return out
+
+
+@pytest.mark.parametrize("bits, b1, b2", [(59, 165, 25 * 165), (60, 165, 25 * 165), (61, 165, 25 * 165),
+                                          (63, 205, 25 * 205), (64, 205, 25 * 205), (64, 100, 3000)])
+def test_a_pair_of_64_bit_curves_answers_as_one_of_its_two_curves_would(bits, b1, b2):
+    """ecm64_pair runs the curves c and c + 1 side by side (factor takes it from 2^60 on; on either side of that
+    here, with the bounds of ecm64_b1 and their stage 2 plans, and bounds with none): its answer is 1 when both curves' are,
+    a proper divisor only when one of theirs is (either, when both split n), n only when a curve met every prime
+    of n at once. Each case below occurs (both curves split n, only the second does)."""
+    seen = set()
+    for n in _semiprimes(bits, 12, bits * b1):
+        for c in range(1, 80, 2):
+            d, over = _primes._ecm64(n, c, b1, b2, UNLIMITED, True)
+            one, two = (_primes._ecm64(n, k, b1, b2, UNLIMITED, False)[0] for k in (c, c + 1))
+            assert not over and d and n % d == 0
+            proper = {s for s in (one, two) if s not in (1, n)}
+            assert (d == 1) == (one == two == 1)
+            assert d in proper if 1 < d < n else d == 1 or n in (one, two)
+            seen.add((one in proper, two in proper))
+    assert {(True, True), (False, True)} <= seen
+
+
+def test_pairs_of_64_bit_curves_stop_on_their_budget():
+    """Both stages of a pair charge the budget (a stage 1 chunk of 12 steps a bit, a giant step of stage 2 two
+    per pair), and ecm_until_split stops on it, by steps or by the clock, on a prime that no curve splits."""
+    n = next(n for n in _semiprimes(64, 20, 7) if _primes._ecm64(n, 1, 205, 25 * 205, UNLIMITED, True)[0] == 1)
+    answers = [_primes._ecm64(n, 1, 205, 25 * 205, steps, True) for steps in range(100, 8000, 100)]
+    assert answers[0] == (0, True) and answers[-1] == (1, False)
+    first = answers.index((1, False))
+    assert set(answers[:first]) == {(0, True)} and set(answers[first:]) == {(1, False)}
+    assert 100 * (first + 1) > 12 * 298  # more than stage 1 charges at most (12 a bit of lcm(1..205), 298 bits)
+    assert _primes._ecm_until_split(P64, 205, 25 * 205, math.inf, 1_000_000) == (0, True)
+    began = time.monotonic()
+    assert _primes._ecm_until_split(P64, 205, 25 * 205, began + 0.05, UNLIMITED) == (0, True)
+
+
 def test_semiprimes_just_below_2_64():
     primes = [4294967291, 4294967279, 4294967231, 4294967197]
     for p in primes:
@@ -416,8 +465,19 @@ def test_budget_large_enough_changes_nothing():
     assert factorize(n, budget=60.0, max_iterations=10**9) == [4294967279, 4294967291]
 
 
-def test_kernel_releases_the_gil():
-    """A Python thread keeps counting while the main thread spends 0.3 s in the kernel.
+def _factorize_hard_128():
+    with pytest.raises(BudgetExceeded):
+        factorize(HARD_128, budget=0.3)
+
+
+def _pairs_of_64_bit_curves_on_a_prime():
+    assert _primes._ecm_until_split(P64, 205, 25 * 205, time.monotonic() + 0.3, UNLIMITED) == (0, True)
+
+
+@pytest.mark.parametrize("in_kernel", [_factorize_hard_128, _pairs_of_64_bit_curves_on_a_prime])
+def test_kernel_releases_the_gil(in_kernel):
+    """A Python thread keeps counting while the main thread spends 0.3 s in the kernel (the 128-bit ECM; the
+    64-bit one's pairs of curves, which never split a prime).
 
     The control, a builtin that holds the GIL about as long, lets it count only in the
     moments around the call (a few ms at most on a loaded machine).
@@ -427,10 +487,6 @@ def test_kernel_releases_the_gil():
     def count():
         while not stop.is_set():
             counts[0] += 1
-
-    def in_kernel():
-        with pytest.raises(BudgetExceeded):
-            factorize(HARD_128, budget=0.3)
 
     with_gil = _count_during(lambda: sum(range(10_000_000)), counts, count, stop)
     stop.clear()
