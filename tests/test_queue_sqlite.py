@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from grid.errors import ConfigError, QueueError
 from grid.queues import SendEntry, open_broker
 from grid.queues.base import MAX_MESSAGE_BYTES, entry_problem, printable_ascii
-from grid.queues.sqlite import SqliteBroker
+from grid.queues.sqlite import SqliteBroker, waking
 from grid.queues.sqlite.broker import SCHEMA_VERSION
 from helpers import holding_the_write_lock
 
@@ -120,7 +120,15 @@ def test_messages_held_by_a_killed_receiver_come_back(sqlite_url):
 WAITER = """
     import sys
     from grid.queues.sqlite import SqliteBroker, waking
-    waking.POLL_FALLBACK = 600  # only a poke can wake it before the wait ends
+    waking.POLL_FALLBACK = waking.NEW_WAITER_POLL = 600  # only a poke can wake it before the wait ends
+    got = SqliteBroker(sys.argv[1]).queue("tasks").receive(1, wait_seconds=20)
+    print(*(m.body for m in got), flush=True)
+"""
+
+NEW_WAITER = """
+    import sys
+    from grid.queues.sqlite import SqliteBroker, waking
+    waking.POLL_FALLBACK = waking.WAITERS_TTL = 600  # no poke comes: only its polls while it is new can wake it
     got = SqliteBroker(sys.argv[1]).queue("tasks").receive(1, wait_seconds=20)
     print(*(m.body for m in got), flush=True)
 """
@@ -136,6 +144,21 @@ def test_a_send_from_another_process_wakes_a_waiting_receiver(tmp_path):
         queue.send_batch([SendEntry("0", "wake up")])
         out, _ = waiter.communicate(timeout=10)  # well before its 20 s wait could end
     assert out.split() == ["wake", "up"]
+
+
+def test_a_new_waiter_gets_a_send_whose_sender_read_the_waiters_before_it_registered(tmp_path, monkeypatch):
+    monkeypatch.setattr(waking, "WAITERS_TTL", 600)  # this process pokes the waiters it read at its first send
+    path = str(tmp_path / "grid.db")
+    with SqliteBroker(path) as broker:
+        queue = broker.queue("tasks", create=True)
+        queue.send_batch([SendEntry("0", "before")])
+        queue.delete_batch([m.receipt for m in queue.receive(1)])
+        waiter = _child(NEW_WAITER, path)
+        while not broker.execute("SELECT count(*) FROM waiters").fetchone()[0]:
+            assert waiter.poll() is None
+        queue.send_batch([SendEntry("1", "found anyway")])
+        out, _ = waiter.communicate(timeout=10)  # well before its 20 s wait could end
+    assert out.split() == ["found", "anyway"]
 
 
 def test_waiters_of_dead_processes_are_forgotten(sqlite_url):

@@ -343,6 +343,10 @@ class SqliteBroker(Broker):
         """This thread's wake-up socket for `queue`, registered in the database; None where unsupported."""
         return self._state().wake.waiter(queue, self._register)
 
+    def poll_period(self, queue: str) -> float:
+        """Seconds between the polls of this thread's waiter on `queue` (see waking.Wakeups.poll_period)."""
+        return self._state().wake.poll_period(queue)
+
     def poke(self, queue: str) -> None:
         """Wake the receivers waiting on `queue`, after the commit when inside atomic()."""
         local = self._state()

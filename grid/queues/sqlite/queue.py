@@ -122,7 +122,7 @@ class SqliteQueue(Queue):
             waking.drain(sock)
             pause = min(remaining, self._next_visible_in())  # a read: waiting takes no write lock
             if pause > 0:
-                waking.wait(sock, min(pause, waking.POLL_FALLBACK))
+                waking.wait(sock, min(pause, self._broker.poll_period(self.name)))
             else:
                 messages = self._receive_now(max_messages, timeout)
         return messages

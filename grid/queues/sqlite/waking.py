@@ -1,7 +1,8 @@
 """Waking receivers: a receiver that waits binds a Linux abstract UNIX datagram socket, and the broker records its
 address in the database (`waiters`); a sender pokes the waiters of its queue after its commit. A receiver also wakes
 when the next in-flight or delayed message becomes visible, and polls every POLL_FALLBACK seconds in case a poke was
-lost (or where abstract sockets do not exist)."""
+lost (or where abstract sockets do not exist); every NEW_WAITER_POLL seconds while it is new, since a sender trusts
+the list of waiters it read for WAITERS_TTL."""
 from __future__ import annotations
 
 import select
@@ -12,6 +13,8 @@ from collections.abc import Callable
 
 POLL_FALLBACK = 0.25  # seconds between polls of a waiting receiver when no poke arrives
 WAITERS_TTL = 0.5  # seconds a sender trusts its list of waiters; a newer waiter polls meanwhile
+NEW_WAITER_POLL = 0.005  # seconds between polls of a waiter for WAITERS_TTL after it registered: a sender may poke
+# from a list read before it (a thread's first wait, e.g. the collector's at the end of a run, waited POLL_FALLBACK)
 WAITER_PREFIX = b"\0grid-queue-"
 
 
@@ -23,6 +26,7 @@ class Wakeups:
         self._sockets: dict[str, socket.socket] = {}
         self._addresses: dict[str, bytes] = {}
         self._known: dict[str, tuple[list[bytes], float]] = {}  # queue -> its waiters' addresses, when looked up
+        self._registered: dict[str, float] = {}  # queue -> when this thread's waiter registered
         self._poker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._poker.setblocking(False)
 
@@ -40,7 +44,14 @@ class Wakeups:
             sock.setblocking(False)
             register(address, queue)
             self._sockets[queue], self._addresses[queue] = sock, address
+            self._registered[queue] = time.monotonic()
         return self._sockets[queue]
+
+    def poll_period(self, queue: str) -> float:
+        """Seconds between the polls of this thread's waiter on `queue`: NEW_WAITER_POLL until every sender's list of
+        waiters may hold it, then POLL_FALLBACK."""
+        new = time.monotonic() - self._registered.get(queue, -WAITERS_TTL) < WAITERS_TTL
+        return NEW_WAITER_POLL if new else POLL_FALLBACK
 
     def poke(self, queue: str, waiting: Callable[[str], list[bytes]], forget: Callable[[list[bytes]], None]) -> None:
         """Wake the receivers waiting on `queue` (their addresses from `waiting(queue)`, trusted for WAITERS_TTL);
