@@ -319,13 +319,15 @@ def test_a_pair_of_64_bit_curves_answers_as_one_of_its_two_curves_would(bits, b1
     assert seen & {(False, True), (True, False)}  # one lane alone splits n
 
 
-@pytest.mark.parametrize("bits, b1, b2", PAIR_BOUNDS)
+@pytest.mark.parametrize("bits, b1, b2", PAIR_BOUNDS + [(40, 7, 3000)])
 def test_a_pair_s_stage_2_meets_the_primes_its_curves_meet(bits, b1, b2):
     """The pair's stage 2 (baby and giant steps made z = 1, a giant step of 120 where its curves' is 60 below
     B2 = 20,000, 210 above) meets the same primes of (b1, b2] as its two curves: their answers differ only where
     a point's order is a composite beside such a prime (vD +- u), which the two giant steps pair differently.
-    With the bounds of ecm64_b1 and their plans, bounds with no plan (100, 3000), and the 210 step's (1000). Where
-    they agree, the pair answers as one of its curves would; both curves splitting n occurs, and one of them."""
+    With the bounds of ecm64_b1 and their plans, bounds with no plan (100, 3000), the 210 step's (1000) and a B1 of 7,
+    whose points' small orders (11 to 23) can put a giant step at infinity (its z not invertible: the two-product
+    stage 2 takes over). Where they agree, the pair answers as one of its curves would; both curves splitting n occurs, and
+    one of them."""
     cases, differ, seen = 0, 0, set()
     for n, d, (one, two) in _pairs_and_their_curves(bits, b1, b2):
         cases += 1
