@@ -135,30 +135,29 @@ NEW_WAITER = """
 
 
 def test_a_send_from_another_process_wakes_a_waiting_receiver(tmp_path):
-    path = str(tmp_path / "grid.db")
-    with SqliteBroker(path) as broker:
-        queue = broker.queue("tasks", create=True)
-        waiter = _child(WAITER, path)
-        while not broker.execute("SELECT count(*) FROM waiters").fetchone()[0]:
-            assert waiter.poll() is None
-        queue.send_batch([SendEntry("0", "wake up")])
-        out, _ = waiter.communicate(timeout=10)  # well before its 20 s wait could end
-    assert out.split() == ["wake", "up"]
+    assert what_a_waiter_got(tmp_path, WAITER, "wake up") == ["wake", "up"]
 
 
 def test_a_new_waiter_gets_a_send_whose_sender_read_the_waiters_before_it_registered(tmp_path, monkeypatch):
     monkeypatch.setattr(waking, "WAITERS_TTL", 600)  # this process pokes the waiters it read at its first send
+    assert what_a_waiter_got(tmp_path, NEW_WAITER, "found anyway", sent_before=True) == ["found", "anyway"]
+
+
+def what_a_waiter_got(tmp_path, waiter_code: str, body: str, sent_before: bool = False) -> list[str]:
+    """The words a waiting receiver (a process running `waiter_code`) got of `body`, sent once it registered; with
+    `sent_before`, this process sent (and read the waiters) before it started."""
     path = str(tmp_path / "grid.db")
     with SqliteBroker(path) as broker:
         queue = broker.queue("tasks", create=True)
-        queue.send_batch([SendEntry("0", "before")])
-        queue.delete_batch([m.receipt for m in queue.receive(1)])
-        waiter = _child(NEW_WAITER, path)
+        if sent_before:
+            queue.send_batch([SendEntry("0", "before")])
+            queue.delete_batch([m.receipt for m in queue.receive(1)])
+        waiter = _child(waiter_code, path)
         while not broker.execute("SELECT count(*) FROM waiters").fetchone()[0]:
             assert waiter.poll() is None
-        queue.send_batch([SendEntry("1", "found anyway")])
+        queue.send_batch([SendEntry("1", body)])
         out, _ = waiter.communicate(timeout=10)  # well before its 20 s wait could end
-    assert out.split() == ["found", "anyway"]
+    return out.split()
 
 
 def test_waiters_of_dead_processes_are_forgotten(sqlite_url):
