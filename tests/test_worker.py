@@ -21,7 +21,8 @@ from grid.queues import open_broker
 from grid.queues.base import BatchResult, Message, SendEntry
 from grid.daemons.heartbeat import Heartbeat
 from grid.daemons import worker
-from grid.daemons.worker import InHand, Worker, _split
+from grid.daemons.answers import InHand
+from grid.daemons.worker import Worker, _split
 from helpers import record_statsd_before_waiting, slowed
 
 
