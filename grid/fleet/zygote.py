@@ -80,7 +80,6 @@ class Zygote:
             log.warning("the zygote (pid %d) is gone (%s): starting the %s as a new process", self.pid, e, argv[0])
             return new_process(argv, env, output, self.stop_with_parent)
 
-
     def close(self) -> None:
         """End the zygote: it ends its spares and names them, each reaped here (they are this process's children),
         then exits. Later forks start new interpreters."""
