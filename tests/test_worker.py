@@ -588,25 +588,3 @@ def test_a_pipelined_worker_answers_every_task_once_on_every_backend_and_gives_b
     assert counts.in_flight == 0 and counts.visible == 2 and w.metrics.counts["released"] == 2
     assert len(answered) == 200 and set(answered) < {f"t{n}" for n in numbers}
     assert all(len(rs) == 1 and rs[0].factors == expected_factors(int(rs[0].n)) for rs in answered.values())
-
-
-def test_answers_on_the_network_land_their_results_before_their_deletes_are_made(sqlite_broker):
-    """Off the daemon's thread (the queue's calls wait) the results commit on their own: the collector has them a
-    call's wait sooner than in one commit with the deletes, whose wait would come first."""
-    w = started(sqlite_broker, worker_cfg("landfirst", pipeline_depth=2, batch_size=1))
-    send(w.tasks, [encode_tasks([Task(n=n, id=f"m{k}-{n}") for n in range(6, 16)]) for k in range(3)])
-    seen_at_delete: list[int] = []
-    delete_batch = w.tasks.delete_batch
-
-    def delete_seeing(receipts):  # what another process sees: another connection, in a thread of its own
-        looker = threading.Thread(target=lambda: seen_at_delete.append(w.results.counts().visible))
-        looker.start()
-        looker.join()
-        return delete_batch(receipts)
-
-    w.tasks.delete_batch = delete_seeing
-    run_until_idle(w)
-    w.request_stop()
-    w.teardown()
-    assert seen_at_delete and all(seen >= 1 for seen in seen_at_delete)
-    assert w.tasks.counts().total == 0 and len(results_by_task(drain(w.results))) == 30

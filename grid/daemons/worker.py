@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 
 from grid import primes
 from grid.errors import MessageError, QueueError
@@ -108,7 +107,7 @@ class Worker(lifecycle.Daemon):
         if depth == 1:
             self._count(*self._answer(batch, ahead))
         else:
-            self._answering.append(self.network.submit(self._answer, batch, ahead, False))
+            self._answering.append(self.network.submit(self._answer, batch, ahead))
             self._collect(wait=len(self._answering) >= self._answers_at_once(depth))
         return True
 
@@ -379,13 +378,11 @@ class Worker(lifecycle.Daemon):
                       tasks.submitted_at[i], started, completed)
 
     # -- answer ------------------------------------------------------------------------------------------------
-    def _answer(self, batch: Sequence[InHand], ahead: bool,
-                together: bool = True) -> tuple[Sequence[InHand], list[InHand]]:
+    def _answer(self, batch: Sequence[InHand], ahead: bool) -> tuple[Sequence[InHand], list[InHand]]:
         """Send the results, delete what was answered and, if `ahead` (an expected receive, at depth 1), take the next
-        batch. `together` (at depth 1, where calls take a fraction of a ms): in one commit on the embedded queue. Else
-        each call commits on its own, so the results land a call's wait before the deletes, not with them (as on SQS,
-        which groups nothing; batches ahead come by `_prefetch` there). Runs in the daemon's thread or on a network
-        thread; returns the batch and the messages deleted, for `_count` in the daemon's thread."""
+        batch, in one commit on the embedded queue (where calls wait, batches ahead are received on their own, by
+        `_prefetch`). Runs in the daemon's thread or on a network thread; returns the batch and the messages deleted,
+        for `_count` in the daemon's thread."""
         since = clocks()
         self.heartbeat.release(h.message.receipt for h in batch)  # the beats' third of the timeout covers what is left
         try:
@@ -394,7 +391,7 @@ class Worker(lifecycle.Daemon):
                 self._release(released)
             answered = [h for h in batch if not h.skipped]
             outgoing, unsent = result_messages(answered, self.worker_id, self.log)
-            with self.metrics.timer("send_time"), self.broker.atomic() if together else nullcontext():
+            with self.metrics.timer("send_time"), self.broker.atomic():
                 unsent |= self._send_results(outgoing)
                 done = [h for h in answered if not h.faults and id(h) not in unsent]
                 with self.metrics.timer("delete_time"):
