@@ -100,6 +100,83 @@ def sprp2(n):
     return False
 
 
+def _strong_pseudoprimes(low, count):
+    """The first `count` n = p (2p - 1) >= low that pass the base-2 strong test (p and 2p - 1 prime; 2 a square
+    mod 2p - 1 makes most of them Fermat pseudoprimes, and some strong ones): composites that only Lucas rejects."""
+    out, p = [], sympy.nextprime(math.isqrt(low // 2) + 1)
+    while len(out) < count:
+        if sympy.isprime(2 * p - 1) and sprp2(p * (2 * p - 1)):
+            out.append(p * (2 * p - 1))
+        p = sympy.nextprime(p)
+    return out
+
+
+def _pair_cases():
+    """Numbers for the tests side by side: both sides of 2^32 (the table), 2^60 (pairs, lazy doublings) and 2^62,
+    257^2 (the screen's end), small numbers and primes, the table's pseudoprimes and strong pseudoprimes above 2^32."""
+    cases = [0, 1, 2, 3, 4, 5, 9, 61, 63, 64, 65, 251, 257, 65537, 257**2, 257**2 + 2, 257 * 263, 2**61 - 1, P64]
+    for bound in (2**32, 2**60, 2**62):
+        cases += [bound + k for k in range(-40, 41)] + [sympy.prevprime(bound), sympy.nextprime(bound)]
+    cases += list(_primes._SPSP2_32[::97]) + _strong_pseudoprimes(2**33, 3) + _strong_pseudoprimes(2**59, 3)
+    return [n for n in cases if 0 <= n < U64]
+
+
+def test_strong_pseudoprimes_above_2_32_pass_base_2_and_are_composite():
+    for low in (2**33, 2**59):
+        for n in _strong_pseudoprimes(low, 3):
+            assert n > low and sprp2(n) and not sympy.isprime(n) and not is_prime(n)
+
+
+def test_two_primality_tests_side_by_side_answer_as_each_alone():
+    """is_prime64_pair: both base-2 tests at once when both n pass the small primes and lie below 2^60, each
+    ending in the table or Lucas; otherwise each alone. Every pair of the cases, in both orders."""
+    cases = _pair_cases()
+    truth = {n: sympy.isprime(n) for n in cases}
+    rng = random.Random(14)
+    for a in cases:
+        for b in rng.sample(cases, 25) + [a]:
+            assert _primes._is_prime_pair(a, b) == (truth[a], truth[b]), (a, b)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.integers(2**19, 2**60 + 2**20), st.integers(2**19, 2**60 + 2**20))
+def test_two_primality_tests_side_by_side_match_sympy(a, b):
+    assert _primes._is_prime_pair(a | 1, b | 1) == (sympy.isprime(a | 1), sympy.isprime(b | 1))
+
+
+def test_factor_run_answers_runs_of_primes_composites_and_pseudoprimes_two_at_a_time():
+    """factor_run tests its numbers two at a time: runs of every length and phase, ending in a number that stops
+    it at each place (an even or odd index: the second of a pair, or the first)."""
+    from grid.primes import factor_run
+
+    cases = _pair_cases()[:200] + [15, 7, 2**64 - 1, 1, 4294967291 * 4294967279]
+    cases = [n for n in cases if n >= 1]
+    rng = random.Random(7)
+    for length in range(0, 12):
+        for stop in (None, 0, 2**64, "15", 1.0):
+            numbers = [rng.choice(cases) for _ in range(length)]
+            end = numbers + ([] if stop is None else [stop, 15])
+            factors, started, completed, over = factor_run(end, 60.0, 0.0)
+            assert over is None and factors == [expected(n) for n in numbers], end
+            assert len(started) == len(completed) == length and started[1:] == completed[:-1]
+
+
+def test_factor_takes_exact_ints_and_others_alike():
+    """factor reads an exact int below 2^64 without a compare of objects; an int's subclass, a bool and the ints
+    past 2^64 take the path of before; its list of factors is left out of the collector's sight as factor_run's."""
+    import gc
+
+    class Int(int):
+        pass
+
+    for n in (15, 2**64 - 1, 2**64, 2**64 + 1, P64, P64 * 3, 2**61 - 1):
+        found, rest = _primes.factor(n, math.inf, UNLIMITED)
+        assert sorted(found) == expected(n) and rest == 1
+        assert sorted(_primes.factor(Int(n), math.inf, UNLIMITED)[0]) == expected(n)
+    assert _primes.factor(True, math.inf, UNLIMITED) == ([], 1)
+    assert not gc.is_tracked(_primes.factor(2**64 - 1, math.inf, UNLIMITED)[0])
+
+
 def test_sprp2_reference_knows_the_first_strong_pseudoprimes():
     odd_composites = [n for n in range(3, 50_000, 2) if not sympy.isprime(n)]
     assert [n for n in odd_composites if sprp2(n)] == [2047, 3277, 4033, 4681, 8321, 15841, 29341, 42799,
@@ -350,6 +427,31 @@ def test_pairs_of_64_bit_curves_stop_on_their_budget():
     assert _primes._ecm_until_split(P64, 205, 25 * 205, math.inf, 1_000_000) == (0, True)
     began = time.monotonic()
     assert _primes._ecm_until_split(P64, 205, 25 * 205, began + 0.05, UNLIMITED) == (0, True)
+
+
+@pytest.mark.parametrize("bits, b1, twin", [(44, 47, 48), (52, 85, 86), (58, 125, 126), (60, 165, 166),
+                                            (64, 205, 206)])
+def test_stage_1_on_a_plan_s_chunks_from_z_1_meets_what_the_ladder_over_the_primes_meets(bits, b1, twin):
+    """With a plan (the B1 of ecm64_b1), stage 1 runs its odd chunks, the first from the curve's start point with
+    z = 1 (one product a bit fewer), then its power of 2 by doublings; with a B1 of no plan, the ladders over the
+    prime powers in turn. `twin` is no prime power, so lcm(1..twin) = lcm(1..b1): each curve (and pair) gives the
+    same answer both ways, the stage 2 of the same primes (its masks made on the spot for the twin) included."""
+    for n in _semiprimes(bits, 6, b1):
+        for c in range(1, 40):
+            for b2 in (1, 25 * b1):
+                for pair in (False, True):
+                    assert (_primes._ecm64(n, c, b1, b2, UNLIMITED, pair)
+                            == _primes._ecm64(n, c, twin, b2, UNLIMITED, pair)), (n, c, b2, pair)
+
+
+def test_single_64_bit_curves_stop_on_their_budget():
+    """A curve's stage 1 on its plan charges 6 steps a bit of lcm(1..b1) (chunks and doublings), its stage 2 more:
+    past the budget the answer is (0, True), and once a budget suffices every larger one gives the same answer."""
+    n = next(n for n in _semiprimes(52, 20, 5) if _primes._ecm64(n, 1, 85, 25 * 85, UNLIMITED, False)[0] == 1)
+    answers = [_primes._ecm64(n, 1, 85, 25 * 85, steps, False) for steps in range(50, 3000, 50)]
+    first = answers.index((1, False))
+    assert set(answers[:first]) == {(0, True)} and set(answers[first:]) == {(1, False)}
+    assert 50 * (first + 1) > 6 * 123  # lcm(1..85) has 123 bits
 
 
 def test_semiprimes_just_below_2_64():
