@@ -453,6 +453,29 @@ def test_where_only_answers_wait_the_worker_keeps_one_batch_ahead_and_many_answe
     assert w.tasks.counts().total == 0 and len(results_by_task(drain(w.results))) == 500
 
 
+def test_once_a_receive_comes_short_the_results_commit_before_their_deletes(sqlite_broker, tmp_path):
+    """While receives come full, an answer's sends and deletes commit together (the embedded queue's lock once); once
+    one came short, these may be the run's last answers, and their results commit first: a collector reading another
+    connection has them before the deletes are made, a call's round trip sooner."""
+    w = started(sqlite_broker, worker_cfg("short", batch_size=2))
+    # a full receive, then a short one (of messages too big to be taken more at once)
+    send(w.tasks, [encode_tasks([Task(n=n, id=f"s{k}-{n}") for n in range(6, 106)]) for k in range(3)])
+    with open_broker(f"sqlite://{tmp_path}/grid.db") as other:
+        results = other.queue(w.cfg.results_queue_name)
+        seen, delete = [], w.tasks.delete_batch
+
+        def delete_seen(receipts):
+            seen.append(results.counts().visible)  # the result messages committed when the delete is made
+            return delete(receipts)
+
+        w.tasks.delete_batch = delete_seen
+        run_until_idle(w)
+        assert seen == [0, results.counts().visible]  # together (none yet); then every result, this answer's too
+    w.request_stop()
+    w.teardown()
+    assert w.tasks.counts().total == 0 and len(results_by_task(drain(w.results))) == 300
+
+
 def test_small_messages_are_taken_a_hundred_a_step_the_next_batch_ahead_and_given_back_on_stop(sqlite_broker):
     w = started(sqlite_broker, worker_cfg("ahead", concurrency=1))
     send(w.tasks, [encode_tasks([Task(n=n, id=f"t{n}")]) for n in range(6, 121)])
