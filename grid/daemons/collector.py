@@ -27,7 +27,7 @@ LATENCY_SAMPLES = 100  # latency timings sent per step at most, evenly spread ov
 # percentiles of a live view, where a timing per result cost CPU the workers need (docs/benchmarks.md)
 RECEIVES_AHEAD = 2  # receives on their way while the queue's calls wait (SQS) and results come fast: while one's
 # request travels, the other waits in its long poll, so the last results of a run come at once, not a round trip later
-# (benchmarks/phases.py at 50 ms: the drain 0.094 -> 0.064 s; one ahead came to ~0.0003 fewer requests a task)
+# (benchmarks/phases.py at 50 ms: the drain 0.094 -> 0.064 s; harness 1 at 20 ms: ~0.0003 more requests a task)
 
 
 class Collector(lifecycle.Daemon):
