@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import array
 import collections
+import importlib.util
 import json
 import os
 import shutil
@@ -25,23 +26,25 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PATCH_DIR = os.path.join(HERE, "latency")
-TAIL = "lognormal:0.015:0.080"  # as benchmarks/sqs.py's
+_spec = importlib.util.spec_from_file_location("bench_sqs", os.path.join(HERE, "sqs.py"))  # the patch's settings
+bench_sqs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_sqs)
 FIGURES = ("first task starts", "workers' last computing apart", "last computing to the end", "run")
 
 
 def run(tree: str, delay: str, tasks: int) -> dict[str, float]:
     """One `grid local` from `tree` at `delay` (ms or tail): its figures."""
     calls, folder = tempfile.mkdtemp(prefix="phases-calls-"), tempfile.mkdtemp(prefix="phases-run-")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([PATCH_DIR, tree]), "SQSBENCH_PATCH": "queue",
-           "SQSBENCH_DELAY": TAIL if delay == "tail" else str(float(delay) / 1000), "SQSBENCH_COUNTS": calls}
+    env = {**os.environ, **bench_sqs.patched_env("queue", delay, calls),
+           "PYTHONPATH": os.pathsep.join([bench_sqs.PATCH_DIR, tree])}
     try:
         subprocess.run([sys.executable, "-P", "-m", "grid.cli", "local", "--dir", folder, "--tasks", str(tasks),
                         "--bits", "20:30", "--seed", "1", "--max-workers", "2", "--interval", "5"],
                        env=env, cwd=tree, stdout=subprocess.DEVNULL, check=True)
         with open(os.path.join(folder, "report.json")) as f:
             report = json.load(f)
-        start = _first_call(calls, "python") - report["samples"][0]["t"]
+        recorded = bench_sqs.Calls(calls)
+        start = min(map(recorded.first, recorded.pids(["python"]))) - report["samples"][0]["t"]
         first, last = _spans(os.path.join(folder, "results.db"))
         ends = sorted(last.values())
         return dict(zip(FIGURES, (first - start, ends[-1] - ends[0], start + report["drained_at"] - ends[-1],
@@ -49,12 +52,6 @@ def run(tree: str, delay: str, tasks: int) -> dict[str, float]:
     finally:
         shutil.rmtree(calls)
         shutil.rmtree(folder)
-
-
-def _first_call(folder: str, process: str) -> float:
-    """Epoch seconds of the first call the patch recorded from the processes named `process`."""
-    return min(float(line.split()[3]) for name in os.listdir(folder) if name.partition(".")[2] == process
-               for line in open(os.path.join(folder, name)))
 
 
 def _spans(store: str) -> tuple[float, dict[str, float]]:
