@@ -23,7 +23,7 @@ from grid.errors import ConfigError, GridError, InvalidTask, JobTimeout, StoreEm
 from grid.queues import Broker, open_broker
 from grid.queues.base import MAX_BATCH, Queue, SendEntry
 from grid.store import DEFAULT_PERCENTILES, Store, format_seconds, open_store
-from grid.wire import MAX_INPUT_DIGITS, Code, Result, Tasks, pack_tasks
+from grid.wire import FORMAT_VERSION, MAX_INPUT_DIGITS, Code, Result, Tasks, pack_tasks
 
 SEND_ATTEMPTS = 5  # tries per message body before sending gives up on it
 POLL_FIRST, POLL_MAX = 0.001, 1.0  # seconds between reads of the result store while waiting (docs/benchmarks.md)
@@ -78,7 +78,7 @@ class Client:
             raise ConfigError("submit: no numbers given; give at least one integer >= 1")
         job = new_job_id() if job is None else job
         try:
-            bodies = task_bodies(checked, job, self.config.tasks_per_message)
+            bodies = task_bodies(checked, job, self.config.tasks_per_message, version=self.config.format_version)
         except ValueError as e:
             raise InvalidTask(f"job {job!r}: {e}", Code.BAD_INPUT) from None
         send_all(self._tasks_queue(), bodies)
@@ -286,11 +286,13 @@ def _shown(value: object) -> str:
 
 
 def task_bodies(numbers: Iterable[int], job: str, per_message: int, *, first: int = 1,
-                now: float | None = None) -> list[str]:
+                now: float | None = None, version: int = FORMAT_VERSION) -> list[str]:
     """The task messages of `numbers` as tasks `{job}-{first}`, `{job}-{first + 1}`, ... of `job`, submitted `now`
-    (default: now), up to `per_message` tasks each. ValueError for a task the wire format refuses (a bad job id)."""
+    (default: now), up to `per_message` tasks each, compact bundles of format `version`. ValueError for a task the
+    wire format refuses (a bad job id)."""
     submitted = time.time() if now is None else now
-    return [body for body, _ in pack_tasks(Tasks.numbered(job, first, list(numbers), submitted), per_message)]
+    tasks = Tasks.numbered(job, first, list(numbers), submitted)
+    return [body for body, _ in pack_tasks(tasks, per_message, version)]
 
 
 def send_all(queue: Queue, bodies: list[str]) -> None:

@@ -22,6 +22,7 @@ from grid.fleet.asg import SCALE_MODES
 from grid.logs import LEVELS
 from grid.queues.url import broker_region, parse_broker_url
 from grid.store import parse_store_location
+from grid.wire import FORMAT_VERSION, OLDEST_WRITTEN
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,11 @@ _DECLARATIONS = [
              "prime factors in each task's number (1: a prime, as the original sent)", min=1, max=8),
     _declare(("producer",), "tasks_per_message", int, 1,
              "tasks bundled in one message (1: the original's one number per message)", min=1, max=1000),
+    _declare(("producer", "worker"), "format_version", int, FORMAT_VERSION,
+             f"version of the task (producer) or result (worker) bundles written: {FORMAT_VERSION}, a column's "
+             f"numbers as one text; {OLDEST_WRITTEN}, a list of them, which grids before version {FORMAT_VERSION} "
+             f"read (while a rollout from one runs, {OLDEST_WRITTEN} until every worker and collector reads "
+             f"{FORMAT_VERSION})", min=OLDEST_WRITTEN, max=FORMAT_VERSION),
     _declare(("worker",), "work_budget", float, 60.0,
              "seconds of computation a task may take before it is answered with error 422", min=0.001, max=43200),
     _declare(("worker",), "concurrency", int, 0, "kernel threads per worker (0: one per CPU)", min=0, max=1024),

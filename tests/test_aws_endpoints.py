@@ -81,7 +81,7 @@ def test_submit_sends_to_the_queue_through_the_standard_endpoint(aws):
     submitted = aws.grid("submit", "15", "21", "--tasks-queue-name", queue, "--tasks-per-message", "2")
     assert submitted.returncode == 0, submitted.stderr
     [message] = aws.client("sqs").receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
-    assert json.loads(message["Body"])["inputs"] == ["15", "21"]
+    assert json.loads(message["Body"])["inputs"] == "15,21"
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from moto import mock_aws
 
 from grid import config
 from grid.errors import ConfigError, MessageError
-from grid.wire import (MAX_INPUT_DIGITS, Code, Rejected, Result, Results, Task, Tasks, decode_results, decode_tasks,
-                       encode_results, encode_tasks)
+from grid.wire import (FORMAT_VERSION, MAX_INPUT_DIGITS, OLDEST_WRITTEN, Code, Rejected, Result, Results, Task, Tasks,
+                       decode_results, decode_tasks, encode_results, encode_tasks)
 
 FUZZ = settings.get_profile("grid-fuzz")
 KEYS = ("input", "type", "id", "job", "submitted_at", "v", "tasks", "results", "output", "error", "factors", "code",
@@ -39,8 +39,11 @@ ok = st.builds(Result, task_id=names, job=st.none() | names, n=st.none() | numbe
                factors=st.lists(numbers, max_size=4).map(tuple), worker=st.none() | names, completed_at=times)
 failed = st.builds(Result, task_id=names, job=st.none() | names, n=st.none(), factors=st.none(),
                    error_code=st.sampled_from(list(Code)), error_message=st.text(max_size=30))
-task_docs = (tasks | numbered).map(lambda t: json.loads(encode_tasks(t)))
-result_docs = st.lists(ok | failed, min_size=1, max_size=5).map(lambda r: json.loads(encode_results(r)))
+versions = st.sampled_from([OLDEST_WRITTEN, FORMAT_VERSION])
+task_docs = st.builds(lambda t, v: json.loads(encode_tasks(t, v)), tasks | numbered, versions)
+result_docs = st.builds(lambda r, v: json.loads(encode_results(r, v)), st.lists(ok | failed, min_size=1, max_size=5),
+                        versions)
+TEXT_COLUMNS = ("inputs", "factors")  # a compact bundle's columns that travel as one text (format version 3)
 
 
 @st.composite
@@ -48,6 +51,13 @@ def near(draw, docs) -> dict:
     """A valid document with a few of its fields (or its items' fields, or its lists' items) changed or removed."""
     doc = draw(docs)
     for _ in range(draw(st.integers(1, 3))):
+        texts = [key for key in TEXT_COLUMNS if isinstance(doc.get(key), str)]
+        if texts and draw(st.booleans()):  # a text column's characters: one changed, added or removed
+            key = draw(st.sampled_from(texts))
+            at = draw(st.integers(0, len(doc[key])))
+            doc[key] = doc[key][:at] + draw(st.sampled_from(["", ",", "*", "0", "-", "x", "9" * 1001])) + \
+                doc[key][at + draw(st.integers(0, 1)):]
+            continue
         lists = [value for value in doc.values() if isinstance(value, list) and value]
         objects = [doc] + [item for items in lists for item in items if isinstance(item, dict)]
         if lists and draw(st.booleans()):

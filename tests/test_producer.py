@@ -91,6 +91,18 @@ def test_any_count_bundle_and_batch_size_sends_each_task_once(sqlite_broker, cou
     assert len(messages) >= math.ceil(count / per_message)
 
 
+@pytest.mark.parametrize("version, inputs", [(3, str), (2, list)])
+def test_the_bundles_are_written_in_the_configured_format_version(sqlite_broker, version, inputs):
+    cfg = producer_cfg(f"format{version}", tasks_per_message=5, format_version=version)
+    sqlite_broker.queue(cfg.tasks_queue_name, create=True)
+    p = make(sqlite_broker, cfg, count=10, seed=0)
+    p.run()
+    messages = p.tasks.receive(10, wait_seconds=0)
+    assert [(json.loads(m.body)["v"], type(json.loads(m.body)["inputs"])) for m in messages] == [(version, inputs)] * 2
+    tasks = [t for m in messages for t in decode_tasks(m.body, default_id=m.message_id)]
+    assert sorted(t.id for t in tasks) == sorted(f"{p.job}-{i}" for i in range(1, 11))
+
+
 class RefuseFirst:
     """A queue that refuses the first entry of the first send_batch call."""
 

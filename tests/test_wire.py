@@ -28,7 +28,7 @@ from grid.wire import (
     pack_tasks,
     split_id,
 )
-from grid.wire.fields import plain_texts
+from grid.wire.fields import plain_factor_text, plain_input_text, plain_texts
 from grid.wire.jsontext import parse_json
 
 
@@ -224,7 +224,7 @@ def test_a_rejected_item_becomes_an_error_result():
     ('["15"]', 400, "must be a JSON object, got an array"),
     ('"15"', 400, "must be a JSON object, got a string"),
     ("null", 400, "got null"),
-    ('{"v": 3, "input": "15"}', 400, "version"),
+    ('{"v": 4, "input": "15"}', 400, "version"),
     ('{"v": "1", "input": "15"}', 400, "version"),
     ('{"tasks": []}', 400, "non-empty JSON array"),
     ('{"tasks": {"input": "15"}}', 400, "non-empty JSON array"),
@@ -348,7 +348,7 @@ def test_tasks_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, start
     # A prefix ending in a digit has other readings ("1" + "9", "1" + "10" is no run of "" + n): see the test above.
     tasks = [Task(n, f"{prefix}{start + i}", job, submitted_at) for i, n in enumerate(ns)]
     body = encode_tasks(tasks)
-    assert json.loads(body)["inputs"] == [str(n) for n in ns]
+    assert json.loads(body)["inputs"] == ",".join(map(str, ns))
     assert tasks_of(body, default_id="m") == tasks
 
 
@@ -362,12 +362,15 @@ def test_results_numbered_from_a_prefix_travel_as_the_compact_bundle(prefix, sta
                       started_at=started, completed_at=completed)
                for i, (n, factors, started, completed) in enumerate(items)]
     body = encode_results(results)
-    assert "inputs" in json.loads(body)
+    doc = json.loads(body)
+    assert (doc["v"], doc["inputs"]) == (3, ",".join(str(n) for n, *_ in items))
+    assert doc["factors"] == ",".join("*".join(map(str, factors)) for _, factors, *_ in items)
     assert results_of(body) == results
 
 
-def test_a_bad_item_of_a_compact_bundle_gets_its_own_answer():
-    body = json.dumps({"v": 2, "id_prefix": "j-", "id_start": 7, "inputs": ["15", "x", "0", 21, ""]})
+@pytest.mark.parametrize("v, inputs", [(3, "15,x,0,21,"), (2, ["15", "x", "0", 21, ""])])
+def test_a_bad_item_of_a_compact_bundle_gets_its_own_answer(v, inputs):
+    body = json.dumps({"v": v, "id_prefix": "j-", "id_start": 7, "inputs": inputs})
     items = tasks_of(body, default_id="m")
     assert [type(i).__name__ for i in items] == ["Task", "Rejected", "Rejected", "Task", "Rejected"]
     assert [i.id for i in items] == ["j-7", "j-8", "j-9", "j-10", "j-11"]
@@ -383,11 +386,47 @@ def test_a_bad_item_of_a_compact_bundle_gets_its_own_answer():
     ({"completed_at": [2.0, "later"]}, "completed_at"),
     ({"worker": ""}, "worker"),
 ])
-def test_a_bad_compact_result_bundle_is_a_message_error(change, words):
+def test_a_bad_compact_result_bundle_of_version_2_is_a_message_error(change, words):
     doc = {"v": 2, "id_prefix": "j-", "id_start": 1, "inputs": ["15", "21"], "factors": [["3", "5"], ["3", "7"]],
            "started_at": [1.0, 1.0], "completed_at": [2.0, 2.0], "worker": "w"}
     with pytest.raises(MessageError, match=words):
         results_of(json.dumps({**doc, **change}))
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"id_start": -1}, "id_start"),
+    ({"inputs": ["15", "21"]}, "'inputs' of a version 3 bundle must be a non-empty string"),
+    ({"inputs": ""}, "non-empty string"),
+    ({"started_at": [1.0]}, "as many items"),
+    ({"factors": "3*5"}, "a string of as many results' factors"),
+    ({"factors": [["3", "5"], ["3", "7"]]}, "a string of as many results' factors"),
+    ({"factors": "3*5,3*-7"}, "positive"),
+    ({"factors": "3*5,3**7"}, "'factor' is not a decimal integer: \"\""),
+    ({"completed_at": [2.0, "later"]}, "completed_at"),
+    ({"worker": ""}, "worker"),
+])
+def test_a_bad_compact_result_bundle_is_a_message_error(change, words):
+    doc = {"v": 3, "id_prefix": "j-", "id_start": 1, "inputs": "15,21", "factors": "3*5,3*7",
+           "started_at": [1.0, 1.0], "completed_at": [2.0, 2.0], "worker": "w"}
+    assert results_of(json.dumps(doc)) == [Result("j-1", None, "15", (3, 5), None, None, "w", None, 1.0, 2.0),
+                                           Result("j-2", None, "21", (3, 7), None, None, "w", None, 1.0, 2.0)]
+    with pytest.raises(MessageError, match=re.escape(words)):
+        results_of(json.dumps({**doc, **change}))
+
+
+def test_the_compact_bundle_of_version_2_still_reads():
+    tasks = {"v": 2, "id_prefix": "j-", "id_start": 1, "inputs": ["15", "21"], "job": "a", "submitted_at": 5.0}
+    assert tasks_of(json.dumps(tasks), default_id="m") == [Task(15, "j-1", "a", 5.0), Task(21, "j-2", "a", 5.0)]
+    results = {**tasks, "factors": [["3", "5"], ["3", "7"]], "started_at": [6.0, 6.0], "completed_at": [7.0, 8.0]}
+    assert results_of(json.dumps(results)) == [Result("j-1", "a", "15", (3, 5), None, None, None, 5.0, 6.0, 7.0),
+                                               Result("j-2", "a", "21", (3, 7), None, None, None, 5.0, 6.0, 8.0)]
+
+
+def test_a_result_without_factors_travels_in_the_factor_text():
+    tasks = Tasks(Ids("job-", 0, 3), [1, 15, 1], Same("job", 3), Same(5.0, 3))
+    body = encode_results(Results.answers(tasks, [[], [3, 5], []], [6.0] * 3, [7.0] * 3, "w"))
+    assert json.loads(body)["factors"] == ",3*5,"
+    assert [r.factors for r in results_of(body)] == [(), (3, 5), ()]
 
 
 @settings(max_examples=60, deadline=None)
@@ -412,7 +451,7 @@ def test_columns_encode_as_the_items_they_hold():
     tasks = Tasks(Ids("job-", 7, 3), [15, 21, 35], Same("job", 3), Same(5.0, 3))
     assert tasks_of(encode_tasks(tasks), default_id="m") == [Task(15, "job-7", "job", 5.0), Task(21, "job-8", "job", 5.0),
                                                              Task(35, "job-9", "job", 5.0)]
-    assert json.loads(encode_tasks(tasks))["inputs"] == ["15", "21", "35"]
+    assert json.loads(encode_tasks(tasks))["inputs"] == "15,21,35"
     answers = Results.answers(tasks, [[3, 5], [3, 7], [5, 7]], [6.0] * 3, [7.0] * 3, "w")
     assert results_of(encode_results(answers)) == [Result(f"job-{7 + i}", "job", str(n), f, None, None, "w", 5.0, 6.0,
                                                           7.0) for i, (n, f) in enumerate([(15, (3, 5)), (21, (3, 7)),
@@ -433,6 +472,10 @@ def test_a_compact_bundle_with_an_unusual_value_reads_item_by_item():
     results = json.dumps({"v": 2, "id_prefix": "t-", "id_start": 0, "inputs": ["15"], "factors": [[3, 5]],
                           "started_at": [1.0], "completed_at": [2.0]})
     assert results_of(results) == [Result("t-0", None, "15", (3, 5), started_at=1.0, completed_at=2.0)]
+    results = json.dumps({"v": 3, "id_prefix": "t-", "id_start": 0, "inputs": "15,x", "factors": "3*5,0007",
+                          "started_at": [1.0, 1.0], "completed_at": [2.0, 2.0]})
+    assert results_of(results) == [Result("t-0", None, "15", (3, 5), started_at=1.0, completed_at=2.0),
+                                   Result("t-1", None, "x", (7,), started_at=1.0, completed_at=2.0)]
 
 
 def _converted(texts: list) -> list[int] | None:
@@ -449,6 +492,17 @@ def _converted(texts: list) -> list[int] | None:
                 max_size=6))
 def test_the_check_of_decimal_texts_on_the_strings_agrees_with_converting_them(texts):
     assert plain_texts(texts) == (_converted(texts) is not None)
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet="0123456789,* a\u0663", max_size=12) | st.sampled_from(["9" * 1001, "1" * 1000 + ",2"]),
+       st.integers(1, 4))
+def test_the_checks_of_a_text_column_agree_with_splitting_and_converting_it(text, count):
+    inputs = text.split(",")
+    assert plain_input_text(text, count) == (len(inputs) == count and _converted(inputs) is not None)
+    factors = [f.split("*") if f else [] for f in inputs]
+    assert plain_factor_text(text, count) == (len(factors) == count
+                                              and _converted([f for fs in factors for f in fs]) is not None)
 
 
 @settings(max_examples=500)

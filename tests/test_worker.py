@@ -362,9 +362,17 @@ def test_a_compact_bundle_is_answered_with_one_compact_body(sqlite_broker):
     assert w.run_once()
     [message] = drain(w.results)
     body = json.loads(message.body)
-    assert (body["v"], body["id_prefix"], body["id_start"], body["factors"]) == (2, "r", 0, [["2", "3"], ["2", "5"],
-                                                                                          ["2", "7"]])
+    assert (body["v"], body["id_prefix"], body["id_start"], body["factors"]) == (3, "r", 0, "2*3,2*5,2*7")
     assert w.metrics.counts["tps"] == 3
+
+
+def test_a_worker_of_format_version_2_answers_as_grids_before_version_3_read(sqlite_broker):
+    w = started(sqlite_broker, worker_cfg("compact2", format_version=2))
+    send(w.tasks, [encode_tasks(run_tasks([6, 10, 14]))])
+    assert w.run_once()
+    [message] = drain(w.results)
+    body = json.loads(message.body)
+    assert (body["v"], body["inputs"], body["factors"]) == (2, ["6", "10", "14"], [["2", "3"], ["2", "5"], ["2", "7"]])
 
 
 def test_a_heartbeat_beats_for_what_is_held_and_never_after_release():
@@ -536,14 +544,14 @@ def test_a_hundred_one_task_messages_make_result_messages_whose_request_ids_fit_
 
 def test_runs_whose_joined_answer_is_over_the_size_limit_are_answered_in_parts(sqlite_broker):
     w = started(sqlite_broker, worker_cfg("huge", concurrency=1))
-    n = 2**1200  # 362 digits in, 1200 factors "2" out: an answer far larger than its task
+    n = 2**2000  # 603 digits in, 2000 factors "2" out: an answer far larger than its task
     bodies = [encode_tasks(Tasks(Ids("h", 40 * k, 40), [n] * 40, Same("j", 40), Same(1.0, 40))) for k in range(2)]
     send(w.tasks, bodies)
     assert w.run_once()
     messages = drain(w.results)
     found = results_by_task(messages)
     assert len(messages) >= 2 and sorted(found) == sorted(f"h{k}" for k in range(80))
-    assert all(rs[0].factors == (2,) * 1200 for rs in found.values()) and w.tasks.counts().total == 0
+    assert all(rs[0].factors == (2,) * 2000 for rs in found.values()) and w.tasks.counts().total == 0
 
 
 def test_a_task_over_its_budget_in_the_loop_in_c_is_answered_422_and_the_others_ok(sqlite_broker, monkeypatch):

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from grid.errors import MessageError
 from grid.queues.base import Message, SendEntry
-from grid.wire import (ATTRIBUTE_ALLOWANCE, REQUEST_MESSAGE_ID, Ids, Result, Results, Tasks, id_run, pack_results,
-                       split_id)
+from grid.wire import (ATTRIBUTE_ALLOWANCE, FORMAT_VERSION, REQUEST_MESSAGE_ID, Ids, Result, Results, Tasks, id_run,
+                       pack_results, split_id)
 
 # What a result message's requestMessageId may hold: the attribute's share of the message size limit.
 _REQUEST_IDS_ROOM = ATTRIBUTE_ALLOWANCE - len(REQUEST_MESSAGE_ID) - len("String")
@@ -66,29 +67,32 @@ class InHand:
         return Results.joined([answers, Results.of(self.rejected)]) if self.rejected else answers
 
 
-def result_messages(hands: Sequence[InHand], worker: str,
-                    log: logging.Logger) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:
+def result_messages(hands: Sequence[InHand], worker: str, log: logging.Logger,
+                    version: int = FORMAT_VERSION) -> tuple[list[tuple[SendEntry, list[InHand]]], set[int]]:
     """The result messages of `hands`, each with the hands it answers, and the ids of hands that cannot be
     answered. Results whose ids continue one another are sent together, in as few messages as the size limit and
     requestMessageId (their message ids, comma-separated) allow. A task that came without an id (the original's
-    shape) is answered alone: its result has no id either, and requestMessageId names its message."""
+    shape) is answered alone: its result has no id either, and requestMessageId names its message. Compact bundles
+    are written in format `version`."""
     unsent: set[int] = set()
     answered = [hand for hand in hands if hand.answers]
-    out = [body for hand in answered if hand.alone for body in _bodies([hand], worker, unsent, log)]
+    pack = partial(pack_results, version=version)
+    out = [body for hand in answered if hand.alone for body in _bodies([hand], worker, unsent, log, pack)]
     for group in _groups([hand for hand in answered if not hand.alone]):
-        out += _bodies(group, worker, unsent, log)
+        out += _bodies(group, worker, unsent, log, pack)
     entries = [(SendEntry(str(i), body, {REQUEST_MESSAGE_ID: ",".join(h.message.message_id for h in group)}),
                 group) for i, (body, group) in enumerate(out)]
     return entries, unsent
 
 
-def _bodies(group: list[InHand], worker: str, unsent: set[int], log: logging.Logger) -> list[tuple[str, list[InHand]]]:
-    """The bodies of the results of `group`, each with the hands whose results it holds."""
+def _bodies(group: list[InHand], worker: str, unsent: set[int], log: logging.Logger,
+            pack: Callable) -> list[tuple[str, list[InHand]]]:
+    """The bodies of the results of `group` (`pack` packs them), each with the hands whose results it holds."""
     try:
-        packed = pack_results(_results(group, worker))
+        packed = pack(_results(group, worker))
     except MessageError as e:  # one result over the size limit: nothing to send, so keep its message
         if len(group) > 1:
-            return [out for hand in group for out in _bodies([hand], worker, unsent, log)]
+            return [out for hand in group for out in _bodies([hand], worker, unsent, log, pack)]
         log.error("results of message %s cannot be encoded: %s", group[0].message.message_id, e)
         unsent.add(id(group[0]))
         return []

@@ -141,7 +141,7 @@ class Producer(lifecycle.Daemon):
             numbers = primes.task_numbers(self._batch_tasks(), cfg.prime_min_bits, cfg.prime_max_bits,
                                           cfg.factors_per_task, self.rng)
         self.generated += len(numbers)
-        bodies = pack_tasks(Tasks.numbered(job, first, numbers, now), cfg.tasks_per_message)
+        bodies = pack_tasks(Tasks.numbered(job, first, numbers, now), cfg.tasks_per_message, cfg.format_version)
         self._pace.computed((time.monotonic() - began) * cfg.batch_size / len(bodies))  # per batch of messages
         return bodies
 

@@ -391,7 +391,7 @@ class Worker(lifecycle.Daemon):
             if released:
                 self._release(released)
             answered = [h for h in batch if not h.skipped]
-            outgoing, unsent = result_messages(answered, self.worker_id, self.log)
+            outgoing, unsent = result_messages(answered, self.worker_id, self.log, self.cfg.format_version)
             with self.metrics.timer("send_time"), self._answer_commit():
                 unsent |= self._send_results(outgoing)
                 done = [h for h in answered if not h.faults and id(h) not in unsent]

@@ -18,7 +18,7 @@ import orjson
 from grid import sqlite
 from grid.errors import ConfigError
 from grid.store.base import DEFAULT_PERCENTILES, Added, Span, Store, StoreCounts, percentile, spans
-from grid.wire import Code, Decimals, Ids, Result, Results, Same, factor_texts
+from grid.wire import Code, Decimals, Ids, Result, Results, Same, factor_text
 
 BUSY_TIMEOUT = 10.0  # seconds: a reader (grid results, the live view) may hold the file briefly
 
@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS spans (
     error_code INTEGER,        -- NULL: all answers; else the row is one result, this error
     error_message TEXT,
     inputs TEXT,               -- the numbers as sent, comma-separated (one row of one result: its input as sent)
-    factors TEXT,              -- JSON: each result's factors as decimal strings, [["3", "5"], ...]; NULL: an error
+    factors TEXT,              -- each result's factors as decimal strings, as the wire's compact bundle has them:
+                               -- "3*5,3*7" ('*' between one result's, ',' between results'); NULL: an error.
+                               -- Rows of an older grid: JSON, [["3", "5"], ["3", "7"]]
     submitted_at BLOB,         -- float64 each, NaN where unknown
     started_at BLOB,
     completed_at BLOB
@@ -217,7 +219,7 @@ class _Spans:
 
 def _row(span: Span) -> tuple:
     r = span.results
-    factors = None if span.error_code is not None else orjson.dumps(factor_texts(r.factors)).decode()
+    factors = None if span.error_code is not None else factor_text(r.factors)
     inputs = r.inputs[0] if span.count == 1 else ",".join(r.inputs)
     return (span.prefix, span.start, span.stop, r.jobs[0], r.workers[0], span.error_code, r.error_messages[0],
             inputs, factors, _blob(r.submitted_at), _blob(r.started_at), _blob(r.completed_at))
@@ -228,9 +230,13 @@ def _results(row: tuple) -> Results:
     count = stop - start
     ids = Ids(prefix, start, count) if start >= 0 else [prefix]
     return Results(ids, [inputs] if count == 1 else inputs.split(","),
-                   [None] if factors is None else Decimals(orjson.loads(factors)),
+                   [None] if factors is None else _factors(factors),
                    Same(code, count), Same(message, count), Same(job, count), Same(worker, count),
                    _optional(_times(submitted)), _optional(_times(started)), _optional(_times(completed)))
+
+
+def _factors(text: str) -> Decimals:
+    return Decimals(orjson.loads(text)) if text.startswith("[") else Decimals(text=text)  # "[": an older grid's row
 
 
 def _blob(column: Sequence[float | None]) -> bytes:

@@ -4,10 +4,11 @@ but MessageError."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from grid.errors import MessageError
 from grid.wire.bundles import decode_result_bundle, decode_task_bundle, results_doc, tasks_doc, tasks_of
-from grid.wire.jsontext import V1, dump, load
+from grid.wire.jsontext import FORMAT_VERSION, OLDEST_WRITTEN, V1, dump, load
 from grid.wire.model import Result, Results, Task, Tasks
 from grid.wire.original import decode_result, decode_task, result_item, task_item
 
@@ -22,16 +23,17 @@ def decode_tasks(body: str | bytes, *, default_id: str, sent_at: float | None = 
     return tasks if tasks is not None else tasks_of([decode_task(doc, {}, default_id, sent_at)])
 
 
-def encode_tasks(tasks: Tasks | Sequence[Task]) -> str:
-    """1 task: the original's shape plus the grid's fields; more: a bundle. MessageError (413) when over the size
-    limit."""
+def encode_tasks(tasks: Tasks | Sequence[Task], version: int = FORMAT_VERSION) -> str:
+    """1 task: the original's shape plus the grid's fields; more: a bundle (a compact one of format `version`).
+    MessageError (413) when over the size limit."""
+    _check_version(version)
     tasks = _as_tasks(tasks)
     count = len(tasks.numbers)
     if count == 0:
         raise ValueError("encode_tasks needs at least one task")
     if count == 1:
         return _one_task(tasks.ids[0], tasks.numbers[0], tasks.jobs[0], tasks.submitted_at[0])
-    return dump(tasks_doc(tasks), count, "tasks")
+    return dump(tasks_doc(tasks, version), count, "tasks")
 
 
 def _one_task(task_id: str, n: int, job: str | None, submitted_at: float | None) -> str:
@@ -48,9 +50,11 @@ def decode_results(body: str | bytes, *, default_id: str | None = None) -> Resul
     return results if results is not None else Results.of_rows([decode_result(doc, {}, default_id)])
 
 
-def encode_results(results: Results | Sequence[Result]) -> str:
+def encode_results(results: Results | Sequence[Result], version: int = FORMAT_VERSION) -> str:
     """1 result: the original's `{"output": {"factors": [...]}, "type": "Decimal", ...}` or `{"error": {...}}`
-    plus the grid's fields; more: a bundle. MessageError (413) when over the size limit."""
+    plus the grid's fields; more: a bundle (a compact one of format `version`). MessageError (413) when over the
+    size limit."""
+    _check_version(version)
     results = _as_results(results)
     if not len(results):
         raise ValueError("encode_results needs at least one result")
@@ -58,23 +62,29 @@ def encode_results(results: Results | Sequence[Result]) -> str:
         doc = result_item(results.row(0))
         doc["v"] = V1
     else:
-        doc = results_doc(results)
+        doc = results_doc(results, version)
     return dump(doc, len(results), "results")
 
 
-def pack_tasks(tasks: Tasks | Sequence[Task], per_message: int) -> list[tuple[str, int]]:
+def pack_tasks(tasks: Tasks | Sequence[Task], per_message: int, version: int = FORMAT_VERSION) -> list[tuple[str, int]]:
     """(body, task count) of at most `per_message` tasks each, split further where one would exceed the size
     limit. One task a message is the original's shape, which the original's workers read."""
     tasks = _as_tasks(tasks)
     if per_message == 1:  # the original's producer's shape: each task its own body, no column sliced for it
         return [(_one_task(*row), 1) for row in zip(tasks.ids, tasks.numbers, tasks.jobs, tasks.submitted_at)]
-    return _pack(tasks, len(tasks.numbers), per_message, encode_tasks)
+    return _pack(tasks, len(tasks.numbers), per_message, partial(encode_tasks, version=version))
 
 
-def pack_results(results: Results | Sequence[Result], per_message: int = 10_000) -> list[tuple[str, int]]:
+def pack_results(results: Results | Sequence[Result], per_message: int = 10_000,
+                 version: int = FORMAT_VERSION) -> list[tuple[str, int]]:
     """(body, result count) for `results`, as few as the size limit allows (at most `per_message` results each)."""
     results = _as_results(results)
-    return _pack(results, len(results), per_message, encode_results)
+    return _pack(results, len(results), per_message, partial(encode_results, version=version))
+
+
+def _check_version(version: int) -> None:
+    if not OLDEST_WRITTEN <= version <= FORMAT_VERSION:
+        raise ValueError(f"a bundle is written in format version {OLDEST_WRITTEN}..{FORMAT_VERSION}, not {version!r}")
 
 
 def _as_tasks(tasks: Tasks | Sequence[Task]) -> Tasks:

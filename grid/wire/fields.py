@@ -126,16 +126,35 @@ def plain_texts(texts: list) -> bool:
         return True
     if not (all_of_type(texts, str) and all(texts)):
         return False
-    joined = ",".join(texts)
-    if not joined.isascii():
+    return plain_input_text(",".join(texts), len(texts))
+
+
+def plain_input_text(text: str, count: int) -> bool:
+    """Whether `text` is `count` positive decimal numbers within the digit limit, joined by commas."""
+    raw = _ascii(text)
+    return (bool(raw) and raw.count(b",") == count - 1 and not raw.startswith(b",") and not raw.endswith(b",")
+            and b",," not in raw and _plain_digits(raw, b","))
+
+
+def plain_factor_text(text: str, count: int) -> bool:
+    """Whether `text` is the factors of `count` results as the compact bundle writes them: positive decimal numbers
+    within the digit limit, '*' between one result's, ',' between results' (which may have none: "3*5,,7")."""
+    raw = _ascii(text)
+    return (raw is not None and raw.count(b",") == count - 1 and not raw.startswith(b"*") and not raw.endswith(b"*")
+            and not any(pair in raw for pair in (b"**", b"*,", b",*")) and _plain_digits(raw, b"*,"))
+
+
+def _ascii(text: str) -> bytes | None:
+    return text.encode("ascii") if type(text) is str and text.isascii() else None
+
+
+def _plain_digits(raw: bytes, separators: bytes) -> bool:
+    """Whether `raw`'s numbers between `separators` are digits only, none over the digit limit, none zero."""
+    if raw.translate(None, _ASCII_DIGITS + separators) or _TOO_MANY_DIGITS in raw.translate(DIGITS_AS_ZEROS):
         return False
-    raw = joined.encode("ascii")
-    if raw.translate(None, _ASCII_DIGITS + b",") or raw.count(b",") != len(texts) - 1:  # not a digit; a comma in an item
-        return False
-    if _TOO_MANY_DIGITS in raw.translate(DIGITS_AS_ZEROS):
-        return False
-    leading_zero = raw.startswith(b"0") or b",0" in raw  # rare: only then convert, to tell "007" from "00"
-    return not leading_zero or min(map(int, texts)) >= 1
+    leading_zero = raw.startswith(b"0") or any(separator + b"0" in raw for separator in
+                                               (separators[i:i + 1] for i in range(len(separators))))
+    return not leading_zero or min(int(n) for n in re.split(rb"[*,]", raw) if n) >= 1  # rare: tell "007" from "00"
 
 
 def all_of_type(items: list, kind_: type) -> bool:

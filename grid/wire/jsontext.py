@@ -10,8 +10,10 @@ from grid.errors import MessageError
 from grid.queues.base import MAX_MESSAGE_BYTES
 from grid.wire.fields import DIGITS_AS_ZEROS, MAX_BODY_BYTES, MAX_INPUT_DIGITS, Code, Oversized, kind, short
 
-FORMAT_VERSION = 2  # the newest this grid reads and writes (the compact bundle); the other shapes are written as 1
+FORMAT_VERSION = 3  # the newest this grid reads and writes (the compact bundle); the other shapes are written as 1
 V1 = 1
+TEXT_COLUMNS = 3  # from this version on, a compact bundle's numbers travel as one text a column, not a list
+OLDEST_WRITTEN = 2  # the oldest compact bundle a writer may be asked for (config's format_version)
 # orjson reads integer literals past 64 bits as floats: a body with a run of digits that long goes to the stdlib.
 _LONG_RUNS = (b"0" * 20, b"-" + b"0" * 19)  # past 2**64 - 1, or below -2**63, may need that many digits
 
@@ -95,8 +97,9 @@ def put_optional(doc: dict, **values) -> None:
             doc[key] = value
 
 
-def bundle_items(doc: dict, key: str, single_keys: tuple[str, ...]) -> list | None:
-    """The bundle's item list under `key`, or None when `doc` is a single item."""
+def bundle_items(doc: dict, key: str, single_keys: tuple[str, ...], text: bool = False) -> list | str | None:
+    """The bundle's item list under `key` (with `text`, the string of its items joined by commas), or None when
+    `doc` is a single item."""
     if key not in doc:
         return None
     for single_key in single_keys:
@@ -104,6 +107,9 @@ def bundle_items(doc: dict, key: str, single_keys: tuple[str, ...]) -> list | No
             raise MessageError(f"message has both {key!r} (a bundle) and {single_key!r} (a single item)",
                                Code.BAD_INPUT)
     items = doc[key]
-    if not isinstance(items, list) or not items:
+    if text and (type(items) is not str or not items):
+        raise MessageError(f"{key!r} of a version {TEXT_COLUMNS} bundle must be a non-empty string of decimal numbers "
+                           f"joined by commas, got {kind(items)} {short(items)}", Code.BAD_INPUT)
+    if not text and (not isinstance(items, list) or not items):
         raise MessageError(f"{key!r} must be a non-empty JSON array, got {kind(items)}", Code.BAD_INPUT)
     return items

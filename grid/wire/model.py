@@ -135,16 +135,31 @@ class Same(Sequence):
 
 
 class Decimals(Sequence):
-    """Factors as a message carries them, decimal strings (checked): texts[i] lists the factors of result i. An item
-    is a tuple of ints; `factor_texts` hands the strings on as they came, to an encoder or a store, unconverted."""
+    """Factors as a message carries them, decimal strings (checked): texts[i] lists the factors of result i, `text`
+    is all of them as the compact bundle writes them ("3*5,,3*7": '*' between a result's factors, ',' between
+    results). Whichever one it was made from, the other is made only when asked: a collector hands the text from the
+    wire to its store unsplit. An item is a tuple of ints."""
 
-    __slots__ = ("texts",)
+    __slots__ = ("_texts", "_text", "_count")
 
-    def __init__(self, texts: list[list[str]]):
-        self.texts = texts
+    def __init__(self, texts: list[list[str]] | None = None, *, text: str | None = None):
+        self._texts, self._text = texts, text
+        self._count = len(texts) if texts is not None else text.count(",") + 1
+
+    @property
+    def texts(self) -> list[list[str]]:
+        if self._texts is None:
+            self._texts = [factors.split("*") if factors else [] for factors in self._text.split(",")]
+        return self._texts
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = ",".join(map("*".join, self._texts))
+        return self._text
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return self._count
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -158,7 +173,7 @@ class Decimals(Sequence):
         return isinstance(other, Sequence) and len(other) == len(self) and list(self) == list(other)
 
     def __repr__(self) -> str:
-        return f"Decimals({self.texts!r})"
+        return f"Decimals(text={self.text!r})"
 
 
 def factor_texts(column: Sequence[Sequence[int] | None]) -> list[list[str] | None]:
@@ -166,6 +181,13 @@ def factor_texts(column: Sequence[Sequence[int] | None]) -> list[list[str] | Non
     if isinstance(column, Decimals):
         return column.texts
     return [None if factors is None else [str(f) for f in factors] for factors in column]
+
+
+def factor_text(column: Sequence[Sequence[int]]) -> str:
+    """A column of factors, none None, as one text: Decimals.text's shape."""
+    if isinstance(column, Decimals):
+        return column.text
+    return ",".join(["*".join(map(str, factors)) for factors in column])
 
 
 def split_id(task_id: str) -> tuple[str, int] | None:
@@ -226,7 +248,7 @@ def join(columns: Sequence[Sequence]) -> Sequence:
         if all(c.value == value for c in columns):
             return Same(value, sum(c.count for c in columns))
     if kind is Decimals:
-        return Decimals([texts for c in columns for texts in c.texts])
+        return Decimals(text=",".join(c.text for c in columns))
     return list(chain.from_iterable(columns))
 
 
