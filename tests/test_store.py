@@ -125,6 +125,21 @@ def test_a_run_is_one_row_of_the_file(tmp_path):
         assert db.execute("SELECT count(*) FROM spans").fetchone()[0] == 1 + 100 + 1
 
 
+def test_factors_stored_as_the_wire_has_them_and_as_an_older_grid_wrote_them_read_back_the_same(tmp_path):
+    stored = [run(0, 3), ok("t-9")]
+    with ResultStore(tmp_path / "results.db") as store:
+        store.add(stored)
+        expected = list(store.results())
+    with sqlite3.connect(tmp_path / "results.db") as db:
+        texts = [factors for (factors,) in db.execute("SELECT factors FROM spans ORDER BY seq")]
+        assert texts == [",".join("*".join(map(str, r.factors)) for r in expected[:3]), "3*5"]
+        for seq, text in db.execute("SELECT seq, factors FROM spans").fetchall():  # JSON, as before wire format 3
+            older = json.dumps([factors.split("*") if factors else [] for factors in text.split(",")])
+            db.execute("UPDATE spans SET factors = ? WHERE seq = ?", (older, seq))
+    with ResultStore(tmp_path / "results.db") as store:
+        assert list(store.results()) == expected and [r.task_id for r in expected] == ["t-0", "t-1", "t-2", "t-9"]
+
+
 @pytest.mark.parametrize("table", ["results", "runs"])
 def test_a_store_of_an_older_layout_is_named_not_read(tmp_path, table):
     path = tmp_path / "old.db"
