@@ -30,6 +30,7 @@ from grid.wire import (
 )
 from grid.wire.fields import plain_factor_text, plain_input_text, plain_texts
 from grid.wire.jsontext import parse_json
+from grid.wire.model import decimal_text, factor_text
 
 
 
@@ -503,6 +504,14 @@ def test_the_checks_of_a_text_column_agree_with_splitting_and_converting_it(text
     factors = [f.split("*") if f else [] for f in inputs]
     assert plain_factor_text(text, count) == (len(factors) == count
                                               and _converted([f for fs in factors for f in fs]) is not None)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.lists(st.integers(1, 2**64 - 1) | st.integers(2**64, 2**70), max_size=4), min_size=1, max_size=6))
+def test_the_texts_of_int_columns_are_their_decimals_joined(column):
+    assert factor_text(column) == ",".join("*".join(str(f) for f in factors) for factors in column)
+    numbers = [f for factors in column for f in factors] or [1]
+    assert decimal_text(numbers) == ",".join(map(str, numbers))
 
 
 @settings(max_examples=500)

@@ -20,8 +20,8 @@ from grid.wire.fields import (MAX_ID_CHARS, MAX_INPUT_DIGITS, MAX_SECONDS, TYPE_
                               parse_name, parse_time, parse_type, plain_factor_text, plain_input_text, plain_texts,
                               short)
 from grid.wire.jsontext import TEXT_COLUMNS, V1, bundle_items, put_optional
-from grid.wire.model import (Decimals, Ids, Rejected, Results, Same, Tasks, factor_text, factor_texts, has_none,
-                             id_run, single)
+from grid.wire.model import (Decimals, Ids, Rejected, Results, Same, Tasks, decimal_text, factor_text, factor_texts,
+                             has_none, id_run, single)
 from grid.wire.original import decode_result, decode_task, result_item, task_item
 
 TASK_SHARED = ("job", "submitted_at", "type")
@@ -39,8 +39,7 @@ def tasks_doc(tasks: Tasks, version: int) -> dict:
     if run is not None and same_job and same_time:
         doc = {"v": version, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
         put_optional(doc, job=job, submitted_at=submitted_at)
-        inputs = list(map(str, tasks.numbers))
-        doc["inputs"] = ",".join(inputs) if version >= TEXT_COLUMNS else inputs
+        doc["inputs"] = decimal_text(tasks.numbers) if version >= TEXT_COLUMNS else list(map(str, tasks.numbers))
         return doc
     items = [task_item(*values) for values in zip(tasks.ids, tasks.numbers, tasks.jobs, tasks.submitted_at)]
     for item in items:
