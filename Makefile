@@ -7,7 +7,8 @@ EXT    := grid/_primes.stamp
 PYC    := grid/__pycache__/.compiled
 
 .PHONY: test test-fast test-python test-packer test-security audit lock test-ops lint-ops test-terraform test-terraform-static \
-	terraform-exports chaos fuzz demo bench bench-kernel bench-queues bench-grid bench-client bench-sqs wheel clean FORCE
+	terraform-exports chaos fuzz demo bench bench-kernel bench-queues bench-formats bench-grid bench-client bench-sqs wheel \
+	clean FORCE
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,13 +88,17 @@ fuzz: $(STAMP) $(EXT) $(PYC)
 demo: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/grid local
 
-bench: bench-kernel bench-queues bench-grid bench-client bench-sqs
+bench: bench-kernel bench-queues bench-formats bench-grid bench-client bench-sqs
 
 bench-kernel: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/kernel.py
 
 bench-queues: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/queues.py
+
+# The wire's compact bundle, format 2 against 3: CPU per task of each role's packing, decoding and storing.
+bench-formats: $(STAMP) $(EXT) $(PYC)
+	$(BIN)/python -P benchmarks/formats.py
 
 bench-grid: $(STAMP) $(EXT) $(PYC)
 	$(BIN)/python -P benchmarks/grid.py
