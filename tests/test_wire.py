@@ -423,6 +423,15 @@ def test_the_compact_bundle_of_version_2_still_reads():
                                                Result("j-2", "a", "21", (3, 7), None, None, None, 5.0, 6.0, 8.0)]
 
 
+@pytest.mark.parametrize("echo", ["1,2", ""])
+def test_results_whose_inputs_no_text_column_holds_travel_as_lists(echo):
+    results = [Result("t-1", "j", echo, (3, 5), worker="w", started_at=1.0, completed_at=2.0),
+               Result("t-2", "j", "21", (3, 7), worker="w", started_at=1.0, completed_at=2.0)]
+    body = encode_results(results)
+    assert (json.loads(body)["v"], json.loads(body)["inputs"]) == (2, [echo, "21"])
+    assert results_of(body) == results
+
+
 def test_a_result_without_factors_travels_in_the_factor_text():
     tasks = Tasks(Ids("job-", 0, 3), [1, 15, 1], Same("job", 3), Same(5.0, 3))
     body = encode_results(Results.answers(tasks, [[], [3, 5], []], [6.0] * 3, [7.0] * 3, "w"))

@@ -19,7 +19,7 @@ from grid.errors import MessageError
 from grid.wire.fields import (MAX_ID_CHARS, MAX_INPUT_DIGITS, MAX_SECONDS, TYPE_DECIMAL, Code, all_of_type,
                               parse_name, parse_time, parse_type, plain_factor_text, plain_input_text, plain_texts,
                               short)
-from grid.wire.jsontext import TEXT_COLUMNS, V1, bundle_items, put_optional
+from grid.wire.jsontext import OLDEST_WRITTEN, TEXT_COLUMNS, V1, bundle_items, put_optional
 from grid.wire.model import (Decimals, Ids, Rejected, Results, Same, Tasks, decimal_text, factor_text, factor_texts,
                              has_none, id_run, single)
 from grid.wire.original import decode_result, decode_task, result_item, task_item
@@ -118,10 +118,13 @@ def results_doc(results: Results, version: int) -> dict:
     if (run is not None and all(same for same, _ in shared) and shared[0][1] is None
             and not any(has_none(c) for c in (results.inputs, results.started_at, results.completed_at))):
         (_, _), (_, job), (_, worker), (_, submitted_at) = shared
+        inputs = ",".join(results.inputs) if version >= TEXT_COLUMNS else None
+        if inputs is not None and (inputs.count(",") != len(results) - 1 or not all(results.inputs)):
+            version, inputs = OLDEST_WRITTEN, None  # an input as sent that no text column can hold ("", "1,2")
         doc = {"v": version, "type": TYPE_DECIMAL, "id_prefix": run[0], "id_start": run[1]}
         put_optional(doc, job=job, worker=worker, submitted_at=submitted_at)
-        if version >= TEXT_COLUMNS:
-            doc.update(inputs=",".join(results.inputs), factors=factor_text(results.factors))
+        if inputs is not None:
+            doc.update(inputs=inputs, factors=factor_text(results.factors))
         else:
             doc.update(inputs=list(results.inputs), factors=factor_texts(results.factors))
         doc.update(started_at=list(results.started_at), completed_at=list(results.completed_at))
