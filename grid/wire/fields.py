@@ -152,8 +152,7 @@ def _plain_digits(raw: bytes, separators: bytes) -> bool:
     """Whether `raw`'s numbers between `separators` are digits only, none over the digit limit, none zero."""
     if raw.translate(None, _ASCII_DIGITS + separators) or _TOO_MANY_DIGITS in raw.translate(DIGITS_AS_ZEROS):
         return False
-    leading_zero = raw.startswith(b"0") or any(separator + b"0" in raw for separator in
-                                               (separators[i:i + 1] for i in range(len(separators))))
+    leading_zero = raw.startswith(b"0") or any(bytes((separator, ord("0"))) in raw for separator in separators)
     return not leading_zero or min(int(n) for n in re.split(rb"[*,]", raw) if n) >= 1  # rare: tell "007" from "00"
 
 
