@@ -21,6 +21,8 @@ def receive_while_full(broker: Broker, queue: Queue, last: Sequence, batch_size:
     """After `last`, up to `receives` more receives in one write transaction while each comes full (`batch_size`
     messages) and no stop is requested: the messages they took, and whether the last receive came full."""
     more: list[Message] = []
+    if receives <= 0:  # no commit either: its end may checkpoint the WAL (fsyncs), which the worker's compute would wait
+        return more, len(last) == batch_size
     with broker.atomic():  # read once the lock is let go
         while len(last) == batch_size and receives > 0 and not stopping():
             last = queue.receive(batch_size, visibility_timeout=visibility_timeout)
