@@ -205,21 +205,17 @@ class Worker(lifecycle.Daemon):
             )
 
     def _first_receive(self) -> list[Message]:
-        """The worker's first receive, without a long poll, and one more beside it on a network thread. The time of
-        the first is a queue call's wait alone, which sets the pipeline's depth from the first batch; the one beside it
-        brings the batch after, there when the first is computed (at the start of a run on SQS, the next batches would
-        otherwise come a round trip after the first began, and the first answers would hold them up further)."""
+        """The worker's first receive, without a long poll: the time of one that brings messages is a queue call's
+        wait alone, which sets the pipeline's depth from the first batch (at the start of a run, on SQS, the first
+        answers would otherwise hold up the next batches for their round trips)."""
         self._polled = True
-        self._ahead.expect()
-        self.network.submit(self._receive_ahead)
         since = clocks()
         messages = self.tasks.receive(self.cfg.batch_size, visibility_timeout=self.cfg.visibility_timeout)
         if messages:
             waited = wait_since(since)
             for pace in (self._pace, self._receives):
                 pace.waited(waited)
-            return messages
-        return self._ahead.take(wait=True)
+        return messages
 
     def _take_more(self, batch: list[InHand]) -> bool:
         """After a full receive of small messages, more receives in one write transaction while they come full, up to
