@@ -21,7 +21,7 @@ from grid.fleet.processes import ProcessFleet
 from grid.metrics import CLOUDWATCH_DIMENSION, CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE, Metrics
 from grid.metrics import metrics as registry_metrics
 from grid.queues import SendEntry, open_broker
-from grid.daemons.supervisor import READS_IN_FLIGHT, CloudWatchPublisher, Supervisor, main, read_status, status_path
+from grid.daemons.supervisor import CloudWatchPublisher, Supervisor, main, read_status, status_path
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 
@@ -224,28 +224,25 @@ def test_below_max_workers_a_step_follows_the_backlog_long_before_the_metric_int
     assert arriving.reads == 9 and supervisor.scale_out_poll() is None
 
 
-def test_backlog_reads_overlap_where_a_round_trip_is_longer_than_the_poll_interval(embedded):
-    """On SQS a read takes a round trip: a read every poll interval, each on a thread of its own, sees a burst a poll
-    after it came, not a round trip after the last read began; READS_IN_FLIGHT bounds them."""
+def test_backlog_reads_come_every_poll_interval_from_the_start_of_the_last_not_after_its_round_trip(embedded):
+    """On SQS a read takes a round trip: the interval counts it, so a tasks' arrival is seen that much sooner."""
     cfg, broker = embedded
     fast = supervisor_config(cfg.broker_url, metric_interval=3600, scale_out_poll_interval=0.02)
     supervisor = make(fast, broker, MemoryFleet())
-    lock, in_flight, most = threading.Lock(), [0], [0]
+    starts, wakes = [], []
 
     class Slow(Arriving):
         def counts(self):
-            with lock:
-                in_flight[0] += 1
-                most[0] = max(most[0], in_flight[0])
-            time.sleep(0.2)  # ten poll intervals
-            with lock:
-                in_flight[0] -= 1
-                return super().counts()
+            starts.append(time.monotonic())
+            time.sleep(0.03)  # longer than the interval
+            return super().counts()
 
-    supervisor.tasks = slow = Slow(broker.queue("tasks"), {3: 5})  # the step's read, then the second poll's sees them
+    supervisor.tasks = Slow(broker.queue("tasks"), {5: 5})
+    sleep_until = supervisor.sleep_until
+    supervisor.sleep_until = lambda wake: (wakes.append(wake), sleep_until(wake))
     assert run_until_stepped(supervisor, 2) == [0, 1]
-    assert most[0] == READS_IN_FLIGHT and slow.reads >= 3
-    supervisor.teardown()
+    polls = starts[1:4]  # the reads between the steps that found no task; the fifth saw them
+    assert len(wakes) >= 4 and all(start <= wake <= start + 0.02 for start, wake in zip(polls, wakes[1:4]))
 
 
 def test_steps_come_every_metric_interval_from_the_start_of_the_last_not_after_its_calls(embedded):

@@ -22,8 +22,6 @@ import logging
 import math
 import os
 import time
-from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from grid import aws, config
@@ -42,7 +40,6 @@ from grid.queues.url import broker_region, parse_broker_url
 FLEETS = ("auto", "asg", "local")  # auto: an Auto Scaling group on SQS, local worker processes on the embedded queue
 DRAIN_MARGIN = 10.0  # seconds a stopped worker gets beyond its task's work budget before SIGKILL
 SPARE_WORKERS = 2  # local worker processes forked ahead at most: the first of a scale-out start at once
-READS_IN_FLIGHT = 4  # backlog reads on their way at once between steps, at most: a round trip of 4 poll intervals
 STATUS_FILE = "supervisor-status.json"  # next to the embedded queue's database: what `grid status` shows
 
 
@@ -109,7 +106,6 @@ class Supervisor(lifecycle.Daemon):
         self._next_step = 0.0
         self._retrying = False  # the last step failed: wait out its backoff, don't read the backlog in between
         self._errors = lifecycle.Outage(self.log, lifecycle.ERROR_MIN, max(lifecycle.ERROR_MAX, cfg.metric_interval))
-        self._readers = ThreadPoolExecutor(READS_IN_FLIGHT, thread_name_prefix="grid-backlog")  # made when used
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -176,49 +172,25 @@ class Supervisor(lifecycle.Daemon):
 
     def _wait_for_step(self) -> None:
         """Until the next step is due, or sooner once the backlog needs more workers than the last step asked for: a
-        read every `poll` seconds, each on a thread of its own, so that reads overlap where a round trip takes longer
-        than `poll` (SQS; `grid local` at latency: 20 ms against 50) and a burst is seen a poll after it came, not a
-        round trip."""
+        read every `poll` seconds from the start of the last (on SQS a read's round trip is part of the period)."""
         poll = self.scale_out_poll()
         if poll is None:
             self.sleep_until(self._next_step)
             return
-        reads: list[Future[QueueCounts | None]] = []
-        try:
-            while not self.stopping and time.monotonic() < self._next_step:
-                wake = min(self._next_step, time.monotonic() + poll)
-                if len(reads) < READS_IN_FLIGHT:
-                    reads.append(self._readers.submit(self._read_backlog))
-                while not self.stopping and time.monotonic() < wake:
-                    if self._saw_more(reads):
-                        return
-                    if reads:
-                        futures.wait(reads, timeout=wake - time.monotonic(), return_when=futures.FIRST_COMPLETED)
-                    else:
-                        self.sleep_until(wake)
-        finally:
-            for read in reads:  # still on its way: older than the step that comes now
-                read.cancel()
+        while not self.stopping and time.monotonic() < self._next_step:
+            began = time.monotonic()
+            if self._needs_more():
+                return
+            self.sleep_until(min(self._next_step, began + poll))
 
-    def _read_backlog(self) -> QueueCounts | None:
-        """The backlog, on a reader thread; None if the read failed (the step meets the error again, and logs and
-        backs off as it does for its own)."""
+    def _needs_more(self) -> bool:
         try:
-            return self.tasks.counts()
-        except QueueError:
-            return None
-
-    def _saw_more(self, reads: list[Future[QueueCounts | None]]) -> bool:
-        """Whether a read done (taken out of `reads`) needs more workers than the last step asked for, or failed. The
-        step decides on the read that did, not on one of its own: on SQS a round trip sooner."""
-        for read in [read for read in reads if read.done()]:
-            reads.remove(read)
-            counts = read.result()
-            if counts is None or workers_needed(counts.visible, counts.in_flight,
-                                                self.cfg.backlog_per_instance) > self.last.desired:
-                self._seen = counts
-                return True
-        return False
+            counts = self.tasks.counts()
+        except QueueError:  # the step meets it again, and logs and backs off as it does for its own errors
+            return True
+        more = workers_needed(counts.visible, counts.in_flight, self.cfg.backlog_per_instance) > self.last.desired
+        self._seen = counts if more else None  # not read again by the step: on SQS a round trip sooner
+        return more
 
     def step(self) -> Observation:
         """Read the backlog and the fleet, publish, and set the fleet's desired size. The step's time is its start:
@@ -255,7 +227,6 @@ class Supervisor(lifecycle.Daemon):
         return desired, idle if math.isfinite(idle) else None
 
     def teardown(self) -> None:
-        self._readers.shutdown(wait=False, cancel_futures=True)
         if self.fleet is not None:  # after a second signal, don't wait for the workers to drain
             self.fleet.close(wait=not self.forced)
         if self.zygote is not None:
